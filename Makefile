@@ -1,0 +1,31 @@
+# Set-up and everyday commands. Everything goes into a plain venv in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PLUGINS := $(sort $(wildcard plugins/*))
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e core $(addprefix -e ,$(PLUGINS)) -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP)
+
+# Analyse the bundled example photo (scikit-image's astronaut, public domain) with
+# the default pipeline: no S3, no network, nothing from ../shared.
+demo: install
+	mkdir -p build
+	$(BIN)/harerun sample-photo build/astronaut.jpg
+	$(BIN)/harerun analyze build/astronaut.jpg --overlay build/astronaut-overlay.png
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,265 @@
+"""The ``harerun`` command.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input (unreadable photo, invalid
+pipeline, usage), 3 no usable face (none found or quality gate failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harerun.errors import HareRunError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_NO_FACE = 0, 2, 3
+
+
+def _error_json(source: str, exc: HareRunError) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if getattr(exc, "issues", None):
+        err["issues"] = exc.issues
+    return {"input": source, "error": err}
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _overlay_path(base: str, source: str, many: bool) -> Path:
+    out = Path(base)
+    return out.with_name(f"{out.stem}-{Path(source).stem}{out.suffix or '.png'}") if many else out
+
+
+def _table(source: str, result) -> str:
+    face = result.face
+    lines = [f"{source}: pipeline {result.pipeline}" + (f" (variant {result.variant})" if result.variant else "")]
+    lines.append(f"  face {face.box} via {face.backend_used}, confidence {face.confidence:.2f}, faces found {face.count}")
+    issues = ", ".join(result.quality.issues) or "none"
+    lines.append(f"  quality {result.quality.score:.0f}/100, issues: {issues}")
+    lines.append(f"  {'detector':<16}{'status':<12}{'score':>6}  {'severity':<10}zones")
+    for step_id, r in result.results.items():
+        score = "-" if r.score is None else f"{r.score:.1f}"
+        zones = " ".join(f"{z}={s:.0f}" for z, s in r.zones.items())
+        lines.append(f"  {step_id:<16}{r.status:<12}{score:>6}  {(r.severity or '-'):<10}{zones}")
+        if r.message:
+            lines.append(f"  {'':<16}{r.message}")
+    lines.append(f"  total {result.timings_ms.get('total', 0):.1f} ms")
+    return "\n".join(lines)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from harerun.engine import Engine
+    from harerun.overlay import draw_overlay, encode_png
+
+    engine = Engine(pipelines_dir=args.pipelines_dir)
+    worst = EXIT_OK
+    outputs: list[dict[str, Any]] = []
+    many = len(args.images) > 1
+    for source in args.images:
+        try:
+            run = engine.run(source, pipeline=args.pipeline, subject_id=args.subject_id)
+        except HareRunError as exc:
+            code = exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_NO_FACE) else 1
+            worst = max(worst, code)
+            if args.json:
+                outputs.append(_error_json(source, exc))
+            print(f"harerun: {source}: {exc.message}", file=sys.stderr)
+            continue
+        if args.overlay:
+            path = _overlay_path(args.overlay, source, many)
+            path.write_bytes(encode_png(draw_overlay(run)))
+            print(f"overlay written to {path}", file=sys.stderr)
+        if args.json:
+            outputs.append({"input": source, **run.result.model_dump(mode="json")} if many else run.result.model_dump(mode="json"))
+        else:
+            print(_table(source, run.result))
+    if args.json:
+        _print_json(outputs if many else outputs[0])
+    return worst
+
+
+def cmd_faces(args: argparse.Namespace) -> int:
+    from harerun.engine import Engine
+    from harerun.face.stage import detect_faces
+
+    engine = Engine(pipelines_dir=args.pipelines_dir)
+    face_cfg = engine.pipeline(args.pipeline).spec.face
+    if args.backend:
+        face_cfg = face_cfg.model_copy(update={"backend": args.backend})
+    worst = EXIT_OK
+    out = []
+    for source in args.images:
+        try:
+            bgr, info = engine.decode(source)
+            faces, backend_used, warnings = detect_faces(bgr, face_cfg=face_cfg, host=engine.host)
+        except HareRunError as exc:
+            worst = max(worst, exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_NO_FACE) else 1)
+            out.append(_error_json(source, exc))
+            print(f"harerun: {source}: {exc.message}", file=sys.stderr)
+            continue
+        if not faces:
+            worst = max(worst, EXIT_NO_FACE)
+        entry = {
+            "input": source,
+            "image": info.model_dump(),
+            "backend_used": backend_used,
+            "warnings": warnings,
+            "faces": [
+                {
+                    "box": [round(v) for v in f.box],
+                    "score": round(float(f.score), 4),
+                    "landmarks": {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in f.landmarks.items()},
+                }
+                for f in faces
+            ],
+        }
+        out.append(entry)
+        if not args.json:
+            print(f"{source}: {len(faces)} face(s) via {backend_used}")
+            for f in entry["faces"]:
+                print(f"  box {f['box']} score {f['score']:.2f}")
+    if args.json:
+        _print_json(out)
+    return worst
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from harerun.host import PluginHost
+
+    host = PluginHost()
+    rows = []
+    for name, reg in sorted(host.detectors.items()):
+        params = {k: f.default for k, f in reg.cls.Params.model_fields.items()}
+        rows.append({"name": name, "version": reg.cls.version, "package": reg.package, "params": params})
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['name']} {row['version']}  (package {row['package']})")
+        for k, v in row["params"].items():
+            print(f"    {k} = {v!r}")
+    face = ", ".join(f"{n} ({r.package})" for n, r in sorted(host.face_backends.items()))
+    print(f"face backends: {face}")
+    return EXIT_OK
+
+
+def cmd_pipelines_validate(args: argparse.Namespace) -> int:
+    from harerun.errors import PipelineError
+    from harerun.host import PluginHost
+    from harerun.pipeline import load_pipeline_file
+
+    host = PluginHost()
+    worst = EXIT_OK
+    for f in args.files:
+        try:
+            p = load_pipeline_file(f, host)
+        except PipelineError as exc:
+            worst = EXIT_BAD_INPUT
+            print("\n".join(exc.problems), file=sys.stderr)
+            continue
+        print(f"{f}: ok ({p.name}: {', '.join(s.id for s in p.steps)})")
+    return worst
+
+
+def cmd_pipelines_schema(args: argparse.Namespace) -> int:
+    from harerun.host import PluginHost
+    from harerun.pipeline import json_schema
+
+    _print_json(json_schema(PluginHost()))
+    return EXIT_OK
+
+
+def cmd_pipelines_list(args: argparse.Namespace) -> int:
+    from harerun.engine import Engine
+
+    engine = Engine(pipelines_dir=args.pipelines_dir)
+    for name in engine.pipeline_names():
+        p = engine.pipeline(name)
+        print(f"{name}: {p.spec.description}  [{', '.join(s.id for s in p.steps)}]")
+    for name, exp in engine.experiments.experiments.items():
+        variants = ", ".join(f"{v.name}={v.pipeline} ({v.weight:g})" for v in exp.variants)
+        print(f"{name} (experiment): {variants}")
+    return EXIT_OK
+
+
+def cmd_sample_photo(args: argparse.Namespace) -> int:
+    import cv2
+    from skimage import data
+
+    cv2.imwrite(args.out, data.astronaut()[:, :, ::-1])
+    print(args.out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harerun", description="Self-hosted facial skin analysis.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_pipeline(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--pipeline", default="default", help="pipeline or experiment name, or a .yaml file (default: default)")
+        p.add_argument("--pipelines-dir", default=None, help="folder of pipeline files (default: $HARERUN_PIPELINES_DIR or ./pipelines)")
+
+    p = sub.add_parser("analyze", help="analyse photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    with_pipeline(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--overlay", metavar="OUT.png", help="write the photo with findings drawn on it")
+    p.add_argument("--subject-id", help="sticky key for A/B experiments")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("faces", help="list the faces found in photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    with_pipeline(p)
+    p.add_argument("--backend", help="face backend (default: the pipeline's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_faces)
+
+    plugins = sub.add_parser("plugins", help="installed detector plugins").add_subparsers(dest="action", required=True)
+    p = plugins.add_parser("list", help="each detector, its version, package and params")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins_list)
+
+    pipes = sub.add_parser("pipelines", help="pipeline files").add_subparsers(dest="action", required=True)
+    p = pipes.add_parser("validate", help="check pipeline files; every problem is listed")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_pipelines_validate)
+    p = pipes.add_parser("schema", help="print the JSON Schema of pipeline files")
+    p.set_defaults(func=cmd_pipelines_schema)
+    p = pipes.add_parser("list", help="pipelines and experiments in the pipelines folder")
+    p.add_argument("--pipelines-dir", default=None)
+    p.set_defaults(func=cmd_pipelines_list)
+
+    p = sub.add_parser("sample-photo", help="write scikit-image's astronaut photo (public domain) for trying things out")
+    p.add_argument("out", metavar="OUT.jpg")
+    p.set_defaults(func=cmd_sample_photo)
+
+    # Commands of optional parts (model store, HTTP server) add themselves when present.
+    for module in ("harerun.store_cli", "harerun.api.cli"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            importlib.import_module(module).add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except HareRunError as exc:
+        print(f"harerun: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

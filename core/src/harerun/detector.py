@@ -1,0 +1,97 @@
+"""The detector contract: what the engine hands a detector and what it expects back.
+
+A detector is a class with ``name``, ``version``, a pydantic ``Params`` model
+and one method, ``analyze(ctx) -> DetectorResult``. Plugins hand such classes
+to the engine through the ``register_detectors`` hook (see ``hookspecs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from harerun.results import DetectorResult
+
+ZONE_NAMES = ("forehead", "left_cheek", "right_cheek", "nose", "chin", "under_eye_left", "under_eye_right")
+
+
+class DetectorParams(BaseModel):
+    """Base for a detector's ``Params``: unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class FaceContext:
+    """Everything a detector may look at, on the aligned face ROI.
+
+    Attributes
+    ----------
+    image : (S, S, 3) uint8 BGR aligned face ROI.
+    skin_mask : (S, S) uint8, 255 where the pixel is skin.
+    zones : zone name -> (S, S) uint8 mask (255 inside); names from ``ZONE_NAMES``.
+    roi_to_image : (2, 3) affine matrix mapping ROI pixels to original-photo pixels.
+    face_box : [x, y, w, h] of the face in original-photo pixels.
+    landmarks : name -> (x, y) in ROI pixels (``left_eye``, ``right_eye``, ...).
+    px_per_mm : pixels per millimetre on the ROI, estimated from the eye distance
+        (None when the eyes were not found).
+    """
+
+    image: np.ndarray
+    skin_mask: np.ndarray
+    zones: dict[str, np.ndarray]
+    roi_to_image: np.ndarray
+    face_box: list[int]
+    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    px_per_mm: float | None = None
+
+    @cached_property
+    def lab(self) -> np.ndarray:
+        """CIELAB of ``image`` as float32: L* in [0, 100], a*, b* roughly [-128, 127]."""
+        return cv2.cvtColor(self.image.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        return cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
+
+    @cached_property
+    def scale_to_image(self) -> float:
+        """How many original-photo pixels one ROI pixel spans."""
+        return float(np.sqrt(abs(np.linalg.det(self.roi_to_image[:, :2]))))
+
+    def to_image_points(self, points: np.ndarray) -> np.ndarray:
+        """Map (N, 2) ROI points to original-photo pixels."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return pts @ self.roi_to_image[:, :2].T + self.roi_to_image[:, 2]
+
+    def to_image_markers(self, markers: np.ndarray) -> list[list[float]]:
+        """Map (N, 3) ROI circles ``[x, y, r]`` to original-photo circles."""
+        m = np.asarray(markers, dtype=np.float64).reshape(-1, 3)
+        if len(m) == 0:
+            return []
+        xy = self.to_image_points(m[:, :2])
+        r = m[:, 2] * self.scale_to_image
+        return np.column_stack([xy, r]).round(1).tolist()
+
+
+class Detector:
+    """Base class for skin-feature detectors (subclassing is optional).
+
+    Subclasses set ``name``, ``version`` and ``Params`` and implement ``analyze``.
+    The engine builds one instance per pipeline step with validated params.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "0.0.0"
+    Params: ClassVar[type[BaseModel]] = DetectorParams
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    def analyze(self, ctx: FaceContext) -> DetectorResult:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,65 @@
+"""Typed errors. Each carries a reason code, a message that says what to do,
+the HTTP status the API answers with and the CLI exit code."""
+
+from __future__ import annotations
+
+
+class HareRunError(Exception):
+    code = "HARERUN_ERROR"
+    http_status = 500
+    exit_code = 1
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+
+class PluginError(HareRunError):
+    """A plugin failed to load, registered something invalid, or is missing."""
+
+    code = "PLUGIN_ERROR"
+
+
+class PipelineError(HareRunError):
+    """A pipeline file is missing or invalid. ``problems`` lists every problem found."""
+
+    code = "INVALID_PIPELINE"
+    http_status = 400
+    exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, code: str | None = None) -> None:
+        self.problems = problems or [message]
+        full = message if not problems else message + "\n" + "\n".join(f"  {p}" for p in problems)
+        super().__init__(full, code=code)
+
+
+class UnknownPipeline(PipelineError):
+    code = "UNKNOWN_PIPELINE"
+    http_status = 404
+
+
+class ImageError(HareRunError):
+    """The photo cannot be used: ``code`` is UNREADABLE_IMAGE, IMAGE_TOO_LARGE, UNSUPPORTED_FORMAT, EMPTY_IMAGE."""
+
+    code = "UNREADABLE_IMAGE"
+    exit_code = 2
+
+    @property
+    def http_status(self) -> int:  # type: ignore[override]
+        return {"IMAGE_TOO_LARGE": 413, "UNSUPPORTED_FORMAT": 415}.get(self.code, 422)
+
+
+class NoUsableFace(HareRunError):
+    """No face was found, or the quality gate rejected the photo; ``issues`` holds the reason codes."""
+
+    code = "NO_FACE"
+    http_status = 422
+    exit_code = 3
+
+    def __init__(self, message: str, *, code: str = "NO_FACE", issues: list[str] | None = None, result=None) -> None:
+        super().__init__(message, code=code)
+        self.issues = issues or [code]
+        self.result = result

@@ -1,0 +1,139 @@
+"""Typed, JSON-safe result models.
+
+The same models are the CLI's ``--json`` output and the HTTP API's response
+models, so nothing here may hold a numpy scalar or array once serialised:
+validators turn numpy numbers into plain floats and ints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Status = Literal["ok", "error", "skipped", "unavailable"]
+Severity = Literal["none", "mild", "moderate", "severe"]
+
+# Score bands for ``severity``: a score below the first bound is "none", etc.
+SEVERITY_BANDS: tuple[tuple[float, Severity], ...] = (
+    (10.0, "none"),
+    (35.0, "mild"),
+    (65.0, "moderate"),
+)
+
+
+def severity_for(score: float) -> Severity:
+    """Map a 0-100 score (0 = clear skin) to its severity band."""
+    for upper, band in SEVERITY_BANDS:
+        if score < upper:
+            return band
+    return "severe"
+
+
+def to_native(value: Any) -> Any:
+    """Recursively convert numpy values to JSON-native Python values."""
+    if isinstance(value, dict):
+        return {str(k): to_native(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_native(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_native(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if f != f or f in (float("inf"), float("-inf")) else f
+    return value
+
+
+class Evidence(BaseModel):
+    """What a detector found, for overlays.
+
+    ``markers`` are circles ``[x, y, r]`` in original-photo pixels. ``mask`` is
+    an optional uint8 map on the aligned ROI (0 = nothing, 255 = strongest); it
+    is drawn on overlays and never serialised.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    markers: list[list[float]] = Field(default_factory=list)
+    mask: Any = Field(default=None, exclude=True, repr=False)
+
+    @field_validator("markers", mode="before")
+    @classmethod
+    def _markers_native(cls, v: Any) -> Any:
+        return [[round(float(c), 1) for c in m] for m in to_native(v)]
+
+
+class DetectorResult(BaseModel):
+    """One detector's answer for one photo."""
+
+    status: Status = "ok"
+    score: float | None = Field(default=None, ge=0, le=100, description="0 = clear skin, 100 = worst")
+    severity: Severity | None = None
+    zones: dict[str, float] = Field(default_factory=dict, description="per-zone score 0-100")
+    measurements: dict[str, Any] = Field(default_factory=dict, description="raw values, units in the names")
+    evidence: Evidence = Field(default_factory=Evidence)
+    message: str | None = None
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _score_native(cls, v: Any) -> Any:
+        return None if v is None else round(float(np.clip(float(v), 0.0, 100.0)), 2)
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones_native(cls, v: Any) -> Any:
+        return {str(k): round(float(np.clip(float(s), 0.0, 100.0)), 2) for k, s in dict(v).items()}
+
+    @field_validator("measurements", mode="before")
+    @classmethod
+    def _measurements_native(cls, v: Any) -> Any:
+        return to_native(dict(v))
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.status == "ok" and self.score is not None and self.severity is None:
+            self.severity = severity_for(self.score)
+
+
+class FaceInfo(BaseModel):
+    box: list[int] = Field(description="[x, y, w, h] in original-photo pixels")
+    confidence: float
+    landmarks: dict[str, list[float]] = Field(default_factory=dict, description="name -> [x, y] in original pixels")
+    backend_used: str
+    count: int = Field(1, description="faces found in the photo; the largest is analysed")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class QualityReport(BaseModel):
+    score: float = Field(ge=0, le=100)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    issues: list[str] = Field(default_factory=list, description="reason codes")
+    passed: bool = True
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_native(cls, v: Any) -> Any:
+        return to_native(dict(v))
+
+
+class ImageInfo(BaseModel):
+    width: int
+    height: int
+    format: str | None = None
+
+
+class AnalysisResult(BaseModel):
+    """The whole answer for one photo: what ``harerun analyze --json`` prints."""
+
+    pipeline: str
+    variant: str | None = None
+    image: ImageInfo
+    face: FaceInfo | None
+    quality: QualityReport
+    results: dict[str, DetectorResult]
+    timings_ms: dict[str, float]
+    versions: dict[str, str]

@@ -1,0 +1,79 @@
+"""Helpers for detector tests: synthetic skin and a hand-built FaceContext.
+
+Plugin tests use these to draw features of known position, size and contrast
+on skin and check the detector finds exactly those, without running the face
+stage.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from harerun.detector import FaceContext
+
+#: Typical light skin tone in BGR.
+SKIN_BGR = (150, 170, 215)
+
+
+def synthetic_skin(size: int = 512, *, bgr=SKIN_BGR, noise: float = 2.0, seed: int = 0) -> np.ndarray:
+    """A smooth skin-coloured patch with faint low-frequency shading and fine noise."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = bgr
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    shading = 1.0 + 0.04 * np.sin(2 * np.pi * xx) * np.cos(np.pi * yy)
+    img *= shading[..., None]
+    img += rng.normal(0, noise, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def canonical_zones(size: int = 512) -> dict[str, np.ndarray]:
+    """Zone masks for a frontal face filling a ``size`` square ROI, eyes at 38% height."""
+    s = size / 512.0
+
+    def poly(points) -> np.ndarray:
+        m = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(m, [np.round(np.array(points, np.float32) * s).astype(np.int32)], 255)
+        return m
+
+    return {
+        "forehead": poly([(130, 60), (382, 60), (382, 160), (130, 160)]),
+        "under_eye_left": poly([(120, 225), (220, 225), (220, 260), (120, 260)]),
+        "under_eye_right": poly([(292, 225), (392, 225), (392, 260), (292, 260)]),
+        "nose": poly([(225, 200), (287, 200), (300, 330), (212, 330)]),
+        "left_cheek": poly([(90, 270), (205, 270), (205, 380), (110, 380)]),
+        "right_cheek": poly([(307, 270), (422, 270), (402, 380), (307, 380)]),
+        "chin": poly([(190, 420), (322, 420), (322, 490), (190, 490)]),
+    }
+
+
+def make_context(
+    image: np.ndarray,
+    *,
+    skin_mask: np.ndarray | None = None,
+    zones: dict[str, np.ndarray] | None = None,
+    px_per_mm: float | None = 4.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+    scale: float = 1.0,
+) -> FaceContext:
+    """A FaceContext for ``image`` as if it were the aligned ROI.
+
+    The ROI maps to the "original photo" by ``x * scale + offset`` so tests can
+    check that markers come back in original-photo coordinates.
+    """
+    h, w = image.shape[:2]
+    if skin_mask is None:
+        skin_mask = np.full((h, w), 255, np.uint8)
+    if zones is None:
+        zones = canonical_zones(h) if h == w else {"forehead": skin_mask.copy()}
+    m = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
+    return FaceContext(
+        image=image,
+        skin_mask=skin_mask,
+        zones=zones,
+        roi_to_image=m,
+        face_box=[int(offset[0]), int(offset[1]), int(w * scale), int(h * scale)],
+        landmarks={"left_eye": (0.35 * w, 0.38 * h), "right_eye": (0.65 * w, 0.38 * h)},
+        px_per_mm=px_per_mm,
+    )
