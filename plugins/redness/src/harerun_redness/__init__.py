@@ -1,0 +1,1 @@
+"""Hare Run redness detector plugin."""

@@ -1,0 +1,96 @@
+"""The ``redness`` detector: erythema index and red-area percentage per zone."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from harerun import hookimpl
+from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.results import DetectorResult, Evidence
+
+from harerun_redness import algorithm
+
+
+class RednessParams(DetectorParams):
+    baseline_percentile: float = Field(
+        25.0, ge=1.0, le=60.0, description="percentile of the face's EI taken as its normal-skin baseline"
+    )
+    red_delta_ei: float = Field(
+        10.0, ge=1.0, le=50.0, description="EI units above the baseline from which a pixel counts as red"
+    )
+    margin_ei: float = Field(
+        4.0, ge=0.0, le=30.0, description="EI units above the baseline ignored when integrating excess redness"
+    )
+    full_scale_ei: float = Field(
+        12.0, ge=1.0, le=100.0, description="mean excess EI (area x intensity) that scores 100"
+    )
+    smooth_px: int = Field(3, ge=1, le=15, description="box-filter size applied to the EI map")
+    min_blob_area_px: int = Field(6, ge=1, le=10000, description="smallest red region reported as a marker")
+    max_markers: int = Field(100, ge=0, le=1000, description="most red regions reported as markers")
+
+
+def analysis_mask(ctx: FaceContext) -> np.ndarray:
+    """Skin pixels inside any face zone (the whole skin mask when there are no zones)."""
+    if not ctx.zones:
+        return ctx.skin_mask
+    union = np.zeros_like(ctx.skin_mask)
+    for zone in ctx.zones.values():
+        union |= zone
+    return union & ctx.skin_mask
+
+
+class RednessDetector(Detector):
+    """Redness from the erythema index (Dawson et al. 1980) relative to the face's own baseline."""
+
+    name = "redness"
+    version = "0.1.0"
+    Params = RednessParams
+
+    def analyze(self, ctx: FaceContext) -> DetectorResult:
+        p: RednessParams = self.params
+        region = analysis_mask(ctx)
+        n_px = int(np.count_nonzero(region))
+        if n_px == 0:
+            return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
+        ei = algorithm.erythema_index(ctx.image, smooth=p.smooth_px)
+        base = algorithm.redness_baseline(ei, region, percentile=p.baseline_percentile)
+        red = algorithm.red_area_mask(ei, region, baseline=base, delta=p.red_delta_ei)
+
+        def score_of(mask: np.ndarray) -> float:
+            ex = algorithm.excess_erythema(ei, mask, baseline=base, margin=p.margin_ei)
+            return 100.0 * min(1.0, ex / p.full_scale_ei), ex
+
+        score, excess = score_of(region)
+        measurements: dict[str, object] = {
+            "ei_mean": float(ei[region > 0].mean()),
+            "ei_baseline": base,
+            "excess_ei": excess,
+            "red_area_pct": 100.0 * np.count_nonzero(red) / n_px,
+        }
+        zones: dict[str, float] = {}
+        for zname, zmask in ctx.zones.items():
+            zm = zmask & ctx.skin_mask
+            nz = int(np.count_nonzero(zm))
+            if nz == 0:
+                continue
+            zones[zname], zex = score_of(zm)
+            measurements[f"{zname}_ei_mean"] = float(ei[zm > 0].mean())
+            measurements[f"{zname}_excess_ei"] = zex
+            measurements[f"{zname}_red_area_pct"] = 100.0 * np.count_nonzero(red & zm) / nz
+
+        blobs = algorithm.red_blobs(red, min_area=p.min_blob_area_px, max_count=p.max_markers)
+        measurements["red_region_count"] = len(blobs)
+        heat = np.clip((ei - base) * (255.0 / (2.0 * p.red_delta_ei)), 0, 255).astype(np.uint8)
+        heat[region == 0] = 0
+        return DetectorResult(
+            score=score,
+            zones=zones,
+            measurements=measurements,
+            evidence=Evidence(markers=ctx.to_image_markers(blobs), mask=heat),
+        )
+
+
+@hookimpl
+def register_detectors(register):
+    register(RednessDetector)
