@@ -1,0 +1,65 @@
+"""The face stage: find the face, check photo quality, build the aligned ROI.
+
+Modules, one concern each:
+
+* :mod:`harerun.face.backends` - face-detection backends (``haar``, ``yunet``), registered
+  through the ``register_face_detectors`` hook like any plugin's.
+* :mod:`harerun.face.quality` - the quality gate (metrics, 0-100 score, reason codes).
+* :mod:`harerun.face.roi` - alignment (eyes level), crop, resize, the ROI -> photo affine.
+* :mod:`harerun.face.zones` - zone masks on the aligned ROI.
+* :mod:`harerun.face.skin` - the skin-colour classifier and the skin mask.
+* :mod:`harerun.face.stage` - ``detect_faces`` and ``run_face_stage``, which tie them together.
+
+Side convention: ``left_eye``, ``mouth_left``, ``left_cheek``, ``under_eye_left`` are on the
+*image* left (smaller x) as the photo is seen, which is the subject's right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harerun.errors import HareRunError
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass
+class Face:
+    """One detected face in original-photo pixels.
+
+    Attributes
+    ----------
+    box : (x, y, w, h) in pixels.
+    score : detector confidence in [0, 1].
+    landmarks : any of ``LANDMARK_NAMES`` -> (x, y); ``left_*`` is the image left (smaller x).
+    backend : name of the backend that found it.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    backend: str = ""
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2] * self.box[3])
+
+    def mapped(self, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> Face:
+        """This face with every coordinate mapped by ``p * scale + (dx, dy)``."""
+        x, y, w, h = self.box
+        return Face(
+            box=(x * scale + dx, y * scale + dy, w * scale, h * scale),
+            score=self.score,
+            landmarks={k: (px * scale + dx, py * scale + dy) for k, (px, py) in self.landmarks.items()},
+            backend=self.backend,
+        )
+
+
+class ModelMissing(HareRunError):
+    """A face backend's model file is not installed."""
+
+    code = "MODEL_MISSING"
+    http_status = 503
+
+
+__all__ = ["LANDMARK_NAMES", "Face", "ModelMissing"]

@@ -1,0 +1,226 @@
+"""Built-in face-detection backends, registered like any plugin's.
+
+A backend is a class with ``name``, ``version``, a pydantic ``Params`` model and
+``detect(image_bgr) -> list[Face]`` returning faces in the pixels of the image it was
+given. Down-scaling, close-up retries and picking the face to analyse are the face
+stage's job (:mod:`harerun.face.stage`), so a backend stays a thin wrapper.
+
+* ``haar`` - OpenCV's bundled Viola-Jones cascades (no model file needed). The frontal
+  cascade finds faces; the eye cascade, run inside each face, gives eye positions and
+  raises the confidence; the profile cascade (both directions) is a fallback for
+  side views when the frontal cascade finds nothing.
+* ``yunet`` - ``cv2.FaceDetectorYN`` with the YuNet ONNX model (Wu et al., "YuNet: A Tiny
+  Millisecond-level Face Detector", Machine Intelligence Research 2023): box, 5
+  landmarks and a score. Needs ``face_detection_yunet_2023mar.onnx`` (see
+  :func:`yunet_model_path`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from harerun.detector import DetectorParams
+from harerun.face import Face, ModelMissing
+from harerun.hookspecs import hookimpl
+
+YUNET_MODEL_FILE = "face_detection_yunet_2023mar.onnx"
+
+
+def yunet_model_path() -> Path | None:
+    """Where the YuNet model is, or None when it is not installed.
+
+    Looks at ``$HARERUN_YUNET_MODEL`` (an explicit file), then for
+    ``face_detection_yunet_2023mar.onnx`` in ``$HARERUN_MODEL_DIR`` (default ``./models``).
+    """
+    # The model store (harerun.modelstore) will take over this look-up; keep it in one place.
+    explicit = os.environ.get("HARERUN_YUNET_MODEL")
+    if explicit:
+        p = Path(explicit).expanduser()
+        return p if p.is_file() else None
+    try:
+        from harerun import modelstore  # type: ignore[attr-defined]
+
+        found = modelstore.find(YUNET_MODEL_FILE)  # type: ignore[attr-defined]
+        if found:
+            return Path(found)
+    except (ImportError, AttributeError):
+        pass
+    except Exception:  # a broken store must not break the haar fallback
+        pass
+    p = Path(os.environ.get("HARERUN_MODEL_DIR", "models")).expanduser() / YUNET_MODEL_FILE
+    return p if p.is_file() else None
+
+
+# -- haar ---------------------------------------------------------------------------
+
+_CASCADES = {
+    "default": "haarcascade_frontalface_default.xml",
+    "alt": "haarcascade_frontalface_alt.xml",
+    "alt2": "haarcascade_frontalface_alt2.xml",
+}
+
+
+def _load_cascade(file_name: str) -> cv2.CascadeClassifier:
+    path = os.path.join(cv2.data.haarcascades, file_name)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise ModelMissing(
+            f"OpenCV cascade '{path}' could not be loaded; reinstall opencv-python-headless 4.x "
+            f"(OpenCV 5 no longer ships the Haar cascades)."
+        )
+    return cascade
+
+
+class HaarParams(DetectorParams):
+    cascade: Literal["default", "alt", "alt2"] = Field("alt2", description="which bundled frontal-face cascade")
+    scale_factor: float = Field(1.1, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
+    min_neighbors: int = Field(4, ge=0, le=50, description="overlapping hits needed to keep a face")
+    min_size_px: int = Field(20, ge=8, le=1024, description="smallest face side searched, in detection pixels")
+    eyes: bool = Field(True, description="run the eye cascade inside each face (eye positions + confidence)")
+    profile: bool = Field(True, description="try the profile cascade (both sides) when no frontal face is found")
+
+
+class HaarBackend:
+    """OpenCV Haar cascades: frontal faces, eyes inside them, profile fallback.
+
+    Confidence: ``0.35 + 0.25 * min(1, neighbours / (3 * min_neighbors)) + 0.2 * eyes_found``
+    (profile hits score 0.5), so a face with both eyes found scores >= 0.75.
+    """
+
+    name = "haar"
+    version = "1.0.0"
+    Params = HaarParams
+
+    def __init__(self, params: HaarParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self._face = _load_cascade(_CASCADES[self.params.cascade])
+        self._eye = _load_cascade("haarcascade_eye.xml") if self.params.eyes else None
+        self._profile = _load_cascade("haarcascade_profileface.xml") if self.params.profile else None
+        self._lock = threading.Lock()  # CascadeClassifier is not safe to share across threads
+
+    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        gray = image_bgr if image_bgr.ndim == 2 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        gray = cv2.equalizeHist(gray)
+        p = self.params
+        min_size = (p.min_size_px, p.min_size_px)
+        with self._lock:
+            boxes, neighbours = self._face.detectMultiScale2(
+                gray, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size
+            )
+            faces = []
+            for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1)):
+                eyes = self._find_eyes(gray, (x, y, w, h)) if self._eye is not None else {}
+                score = 0.35 + 0.25 * min(1.0, float(n) / max(1.0, 3.0 * p.min_neighbors)) + 0.2 * len(eyes)
+                faces.append(Face((float(x), float(y), float(w), float(h)), min(1.0, score), eyes, self.name))
+            if not faces and self._profile is not None:
+                faces = self._profiles(gray, min_size)
+        return faces
+
+    def _find_eyes(self, gray: np.ndarray, box) -> dict[str, tuple[float, float]]:
+        """Eye centres inside the upper part of a face box (image-left eye = ``left_eye``)."""
+        x, y, w, h = (int(v) for v in box)
+        top = gray[y + int(0.15 * h) : y + int(0.58 * h), x : x + w]
+        if top.size == 0:
+            return {}
+        # Eyes of small faces are below the eye cascade's 20 px window: upscale the strip.
+        scale = max(1.0, 160.0 / w)
+        if scale > 1.0:
+            top = cv2.resize(top, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        tw = top.shape[1]
+        found = self._eye.detectMultiScale(
+            top, scaleFactor=1.1, minNeighbors=3, minSize=(int(0.12 * tw), int(0.12 * tw)), maxSize=(int(0.4 * tw), int(0.4 * tw))
+        )
+        best: dict[str, tuple[float, float, float]] = {}
+        for ex, ey, ew, eh in np.asarray(found).reshape(-1, 4):
+            cx, cy = ex + ew / 2.0, ey + eh / 2.0
+            side = "left_eye" if cx < tw / 2.0 else "right_eye"
+            if side not in best or ew > best[side][2]:
+                best[side] = (cx, cy, ew)
+        return {
+            k: (float(x + cx / scale), float(y + int(0.15 * h) + cy / scale)) for k, (cx, cy, _) in best.items()
+        }
+
+    def _profiles(self, gray: np.ndarray, min_size) -> list[Face]:
+        p = self.params
+        faces = []
+        for flipped in (False, True):
+            img = cv2.flip(gray, 1) if flipped else gray
+            boxes = self._profile.detectMultiScale(img, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size)
+            for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
+                if flipped:
+                    x = gray.shape[1] - x - w
+                faces.append(Face((float(x), float(y), float(w), float(h)), 0.5, {}, self.name))
+        return faces
+
+
+# -- yunet --------------------------------------------------------------------------
+
+
+class YuNetParams(DetectorParams):
+    score_threshold: float = Field(0.7, ge=0.0, le=1.0, description="minimum face score")
+    nms_threshold: float = Field(0.3, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged")
+    top_k: int = Field(100, ge=1, le=5000, description="at most this many candidates before NMS")
+
+
+class YuNetBackend:
+    """``cv2.FaceDetectorYN`` with the YuNet model: box, 5 landmarks, score.
+
+    Raises :class:`harerun.face.ModelMissing` at construction when the model file is absent.
+    """
+
+    name = "yunet"
+    version = "2023mar"
+    Params = YuNetParams
+
+    def __init__(self, params: YuNetParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        path = yunet_model_path()
+        if path is None:
+            raise ModelMissing(
+                f"yunet model '{YUNET_MODEL_FILE}' not found: set HARERUN_YUNET_MODEL to the file, or put it in "
+                f"HARERUN_MODEL_DIR (now '{os.environ.get('HARERUN_MODEL_DIR', 'models')}'), or use face.backend: haar."
+            )
+        self.model_path = path
+        p = self.params
+        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), p.score_threshold, p.nms_threshold, p.top_k)
+        self._size = (320, 320)
+        self._lock = threading.Lock()  # setInputSize + detect must not interleave
+
+    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        if image_bgr.ndim == 2:
+            image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+        h, w = image_bgr.shape[:2]
+        with self._lock:
+            if self._size != (w, h):
+                self._net.setInputSize((w, h))
+                self._size = (w, h)
+            _, rows = self._net.detect(image_bgr)
+        faces = []
+        for r in np.asarray(rows if rows is not None else []).reshape(-1, 15):
+            pts = r[4:14].reshape(5, 2)
+            # YuNet order: right eye, left eye (subject's), nose tip, right and left mouth corner.
+            eyes = sorted([tuple(pts[0]), tuple(pts[1])])
+            mouth = sorted([tuple(pts[3]), tuple(pts[4])])
+            landmarks = {
+                "left_eye": eyes[0],
+                "right_eye": eyes[1],
+                "nose": tuple(pts[2]),
+                "mouth_left": mouth[0],
+                "mouth_right": mouth[1],
+            }
+            landmarks = {k: (float(v[0]), float(v[1])) for k, v in landmarks.items()}
+            faces.append(Face(tuple(float(v) for v in r[:4]), float(r[14]), landmarks, self.name))
+        return faces
+
+
+@hookimpl
+def register_face_detectors(register) -> None:
+    register(HaarBackend)
+    register(YuNetBackend)

@@ -1,0 +1,92 @@
+"""The aligned face ROI: rotate so the eyes are level, crop with a margin, resize.
+
+Every function returns or takes the 2x3 affine ``image_to_roi`` (and its inverse
+``roi_to_image``) so any ROI coordinate maps back to the original photo.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from harerun.face import Face
+
+#: Adult mean inter-pupillary distance (mm), for the pixel-scale estimate.
+MEAN_EYE_DISTANCE_MM = 63.0
+
+#: Where the eyes sit in a face box when no detector gave them, as fractions of (w, h).
+#: Matches both OpenCV's frontal cascades and YuNet boxes to within a few percent.
+DEFAULT_EYES = {"left_eye": (0.31, 0.40), "right_eye": (0.69, 0.40)}
+
+
+def roll_angle_deg(left_eye, right_eye) -> float:
+    """Angle of the eye line from horizontal, degrees; positive when the image-right eye is lower."""
+    return math.degrees(math.atan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0]))
+
+
+def alignment_matrix(face: Face, *, padding: float, roi_size: int, level_eyes: bool = True) -> np.ndarray:
+    """2x3 affine mapping original-photo pixels to the aligned square ROI.
+
+    The face-box centre goes to the ROI centre, the box side plus ``padding`` on each side
+    (as a fraction of the box side) fills the ROI, and when both eyes are known the
+    image is rotated about the box centre so the eye line is horizontal.
+    """
+    x, y, w, h = face.box
+    cx, cy = x + w / 2.0, y + h / 2.0
+    side = max(w, h) * (1.0 + 2.0 * padding)
+    angle = 0.0
+    if level_eyes and "left_eye" in face.landmarks and "right_eye" in face.landmarks:
+        angle = roll_angle_deg(face.landmarks["left_eye"], face.landmarks["right_eye"])
+    m = cv2.getRotationMatrix2D((cx, cy), angle, roi_size / side)
+    m[0, 2] += roi_size / 2.0 - cx
+    m[1, 2] += roi_size / 2.0 - cy
+    return m
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(m, np.float64))
+
+
+def apply_affine(m: np.ndarray, points) -> np.ndarray:
+    """Map (N, 2) points through a 2x3 affine."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    return pts @ np.asarray(m)[:, :2].T + np.asarray(m)[:, 2]
+
+
+def extract_roi(image_bgr: np.ndarray, image_to_roi: np.ndarray, roi_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the photo into the ROI; also return the mask (255) of ROI pixels that come from the photo."""
+    roi = cv2.warpAffine(
+        image_bgr, image_to_roi, (roi_size, roi_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    h, w = image_bgr.shape[:2]
+    corners = apply_affine(image_to_roi, [(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)])
+    valid = np.zeros((roi_size, roi_size), np.uint8)
+    cv2.fillConvexPoly(valid, np.round(corners).astype(np.int32), 255)
+    return roi, valid
+
+
+def roi_landmarks(face: Face, image_to_roi: np.ndarray) -> dict[str, tuple[float, float]]:
+    """The face's landmarks in ROI pixels."""
+    out = {}
+    for k, p in face.landmarks.items():
+        q = apply_affine(image_to_roi, [p])[0]
+        out[k] = (float(q[0]), float(q[1]))
+    return out
+
+
+def estimated_eyes(face: Face, image_to_roi: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Eye positions in ROI pixels: the detector's when known, else the box-based default."""
+    x, y, w, h = face.box
+    out = {}
+    for k, (fx, fy) in DEFAULT_EYES.items():
+        p = face.landmarks.get(k, (x + fx * w, y + fy * h))
+        q = apply_affine(image_to_roi, [p])[0]
+        out[k] = (float(q[0]), float(q[1]))
+    return out
+
+
+def px_per_mm_from_eyes(left_eye, right_eye) -> float:
+    """Pixel scale from the eye distance, assuming the adult mean of 63 mm."""
+    return float(math.dist(left_eye, right_eye) / MEAN_EYE_DISTANCE_MM)

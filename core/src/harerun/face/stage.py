@@ -1,0 +1,258 @@
+"""The face stage: detect -> quality gate -> aligned ROI -> zones -> skin mask.
+
+``detect_faces`` picks the backend (``auto``: yunet when its model is installed, else
+haar; a missing yunet model falls back to haar with a warning), runs it on a copy whose
+long side is at most ``face.detect_max_side`` and, when nothing is found, on copies padded
+with a neutral grey border (close-ups fill the frame and detectors miss them). All
+coordinates come back in original-photo pixels.
+
+``run_face_stage`` analyses the largest face and builds the :class:`FaceContext` that
+detectors see. Whether a failed quality gate rejects the photo is the engine's call
+(``quality.reject``); this stage only reports.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from harerun.detector import FaceContext
+from harerun.errors import PipelineError
+from harerun.face import Face, ModelMissing
+from harerun.face.backends import yunet_model_path
+from harerun.face.config import FaceConfig, QualityConfig
+from harerun.face.quality import assess_quality, colour_cast, face_patch, image_metrics, no_face_report
+from harerun.face.roi import (
+    alignment_matrix,
+    estimated_eyes,
+    extract_roi,
+    invert_affine,
+    px_per_mm_from_eyes,
+    roi_landmarks,
+    roll_angle_deg,
+)
+from harerun.face.skin import skin_mask
+from harerun.face.zones import face_zones, feature_masks
+from harerun.results import FaceInfo, QualityReport
+
+#: Border added around the photo for the close-up retries, as fractions of its size.
+CLOSE_UP_PADS = (0.3, 0.6)
+#: Grey of that border (neutral: no edges, no skin colour).
+NEUTRAL_GREY = (127, 127, 127)
+
+_instances: dict[tuple[Any, ...], Any] = {}
+_instances_lock = threading.Lock()
+
+
+@dataclass
+class FaceStage:
+    """What the face stage found in one photo."""
+
+    faces: list[Face]
+    face: FaceInfo | None
+    quality: QualityReport
+    ctx: FaceContext | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+# -- backends -----------------------------------------------------------------------
+
+
+def backend_instance(cls: type, params: dict[str, Any] | None = None) -> Any:
+    """A cached instance of backend ``cls`` with ``params`` (creating cascades/nets is slow).
+
+    Raises :class:`harerun.face.ModelMissing` when the backend's model is not installed, and
+    :class:`harerun.errors.PipelineError` when ``params`` do not fit the backend's ``Params``.
+    """
+    params = params or {}
+    key = (cls, repr(sorted(params.items())), str(yunet_model_path()) if cls.name == "yunet" else "")
+    with _instances_lock:
+        inst = _instances.get(key)
+        if inst is None:
+            try:
+                p = cls.Params(**params)
+            except Exception as exc:  # pydantic ValidationError: say where to fix it
+                raise PipelineError(f"face.backend_params.{cls.name}: {exc}") from exc
+            inst = cls(p)
+            _instances[key] = inst
+        return inst
+
+
+def resolve_backend(face_cfg: FaceConfig, host) -> tuple[Any, str, list[str]]:
+    """(backend instance, backend name used, warnings) for ``face_cfg.backend``."""
+    name = face_cfg.backend
+    warnings: list[str] = []
+    if name == "auto":
+        name = "yunet" if "yunet" in host.face_backends and yunet_model_path() is not None else "haar"
+    reg = host.face_backend(name)
+    try:
+        return backend_instance(reg.cls, face_cfg.backend_params.get(name)), name, warnings
+    except ModelMissing as exc:
+        if name == "haar":
+            raise
+        warnings.append(f"{name} model not found; fell back to haar ({exc.message})")
+        reg = host.face_backend("haar")
+        return backend_instance(reg.cls, face_cfg.backend_params.get("haar")), "haar", warnings
+
+
+def _detect_scaled(backend, image_bgr: np.ndarray, max_side: int) -> list[Face]:
+    h, w = image_bgr.shape[:2]
+    scale = min(1.0, max_side / float(max(h, w)))
+    small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return [f.mapped(1.0 / scale) for f in backend.detect(small)]
+
+
+def _clip_to_image(face: Face, w: int, h: int) -> Face | None:
+    x, y, bw, bh = face.box
+    x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
+    if x1 - x0 < 0.5 * bw or y1 - y0 < 0.5 * bh:  # mostly on the padding: not this photo's face
+        return None
+    return Face((x0, y0, x1 - x0, y1 - y0), face.score, face.landmarks, face.backend)
+
+
+def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
+    """Every face in the photo, largest first, in original-photo pixels.
+
+    Returns ``(faces, backend_used, warnings)``.
+    """
+    backend, used, warnings = resolve_backend(face_cfg, host)
+    faces = _detect_scaled(backend, image_bgr, face_cfg.detect_max_side)
+    if not faces and face_cfg.close_up_retry:
+        h, w = image_bgr.shape[:2]
+        for frac in CLOSE_UP_PADS:
+            px, py = int(round(frac * w)), int(round(frac * h))
+            padded = cv2.copyMakeBorder(image_bgr, py, py, px, px, cv2.BORDER_CONSTANT, value=NEUTRAL_GREY)
+            found = _detect_scaled(backend, padded, face_cfg.detect_max_side)
+            faces = [c for f in found if (c := _clip_to_image(f.mapped(1.0, -px, -py), w, h)) is not None]
+            if faces:
+                break
+    faces.sort(key=lambda f: f.area, reverse=True)
+    return faces, used, warnings
+
+
+# -- the stage ----------------------------------------------------------------------
+
+
+def _face_info(face: Face, used: str, count: int, warnings: list[str]) -> FaceInfo:
+    return FaceInfo(
+        box=[int(round(v)) for v in face.box],
+        confidence=round(float(face.score), 4),
+        landmarks={k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in face.landmarks.items()},
+        backend_used=used,
+        count=count,
+        warnings=warnings,
+    )
+
+
+def _mouth(lm: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
+    if "mouth_left" in lm and "mouth_right" in lm:
+        (ax, ay), (bx, by) = lm["mouth_left"], lm["mouth_right"]
+        return ((ax + bx) / 2.0, (ay + by) / 2.0)
+    return None
+
+
+def build_context(image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, level_eyes: bool = True, features: bool = True):
+    """Aligned ROI, zones and skin mask for ``face``.
+
+    Returns ``(ctx, valid, timings_ms)`` where ``valid`` masks the ROI pixels that come
+    from the photo.
+    """
+    t0 = time.perf_counter()
+    size = face_cfg.roi_size
+    m = alignment_matrix(face, padding=face_cfg.padding, roi_size=size, level_eyes=level_eyes)
+    roi, valid = extract_roi(image_bgr, m, size)
+    lm = roi_landmarks(face, m)
+    eyes = estimated_eyes(face, m)
+    has_eyes = "left_eye" in lm and "right_eye" in lm
+    t1 = time.perf_counter()
+    mouth = _mouth(lm)
+    zones = face_zones(size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, valid=valid)
+    t2 = time.perf_counter()
+    exclude = None
+    if features:
+        feats = feature_masks(size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose"))
+        exclude = feats["eyes"] | feats["brows"] | feats["lips"] | feats["nostrils"]
+    reference = zones["left_cheek"] | zones["right_cheek"] | zones["nose"] if features else None
+    centre = lm.get("nose", (size / 2.0, size / 2.0)) if features else None
+    skin = skin_mask(roi, reference=reference, exclude=exclude, valid=valid, centre=centre)
+    t3 = time.perf_counter()
+    ctx = FaceContext(
+        image=roi,
+        skin_mask=skin,
+        zones=zones,
+        roi_to_image=invert_affine(m),
+        face_box=[int(round(v)) for v in face.box],
+        landmarks=lm,
+        px_per_mm=px_per_mm_from_eyes(lm["left_eye"], lm["right_eye"]) if has_eyes else None,
+    )
+    timings = {"roi": (t1 - t0) * 1e3, "zones": (t2 - t1) * 1e3, "skin_mask": (t3 - t2) * 1e3}
+    return ctx, valid, timings
+
+
+def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: QualityConfig) -> FaceStage:
+    """``face.mode: skip``: the whole photo is the skin region, letterboxed into the ROI."""
+    h, w = image_bgr.shape[:2]
+    size = face_cfg.roi_size
+    cfg = face_cfg.model_copy(update={"padding": 0.0})
+    whole = Face((0.0, 0.0, float(w), float(h)), 1.0, {}, "skip")
+    ctx, valid, timings = build_context(image_bgr, whole, face_cfg=cfg, level_eyes=False, features=False)
+    # Canonical eye positions put the zones where they are on a frontal face filling the ROI.
+    left, right = (0.35 * size, 0.38 * size), (0.65 * size, 0.38 * size)
+    t0 = time.perf_counter()
+    ctx.zones = face_zones(size, left_eye=left, right_eye=right, valid=valid)
+    ctx.landmarks = {}
+    metrics = image_metrics(cv2.resize(ctx.image, (256, 256), interpolation=cv2.INTER_AREA),
+                            valid=cv2.resize(valid, (256, 256), interpolation=cv2.INTER_NEAREST))
+    metrics.update(face_px=float(min(w, h)), face_fraction=1.0, roll_deg=None, eyes_found=0,
+                   colour_cast=colour_cast(image_bgr), face_count=1)
+    quality = assess_quality(metrics, quality_cfg=quality_cfg, face_cfg=face_cfg)
+    timings["quality"] = (time.perf_counter() - t0) * 1e3
+    info = FaceInfo(box=[0, 0, w, h], confidence=1.0, backend_used="skip", count=1)
+    return FaceStage([whole], info, quality, ctx, timings)
+
+
+def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: QualityConfig, host) -> FaceStage:
+    """Find the face, check quality and build the aligned face context.
+
+    When no face is found: ``face`` and ``ctx`` are None and the quality report says
+    ``NO_FACE`` (``passed`` False).
+    """
+    if face_cfg.mode == "skip":
+        return _skip_stage(image_bgr, face_cfg, quality_cfg)
+    t0 = time.perf_counter()
+    faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host)
+    timings = {"face_detect": (time.perf_counter() - t0) * 1e3}
+    if not faces:
+        t1 = time.perf_counter()
+        quality = no_face_report(image_bgr)
+        timings["quality"] = (time.perf_counter() - t1) * 1e3
+        return FaceStage([], None, quality, None, timings)
+
+    face = faces[0]
+    count = 1 + sum(1 for f in faces[1:] if min(f.box[2], f.box[3]) >= face_cfg.min_face_px)
+    if count > 1:
+        warnings = [*warnings, "MULTIPLE_FACES"]
+    ctx, valid, roi_timings = build_context(image_bgr, face, face_cfg=face_cfg)
+    timings.update(roi_timings)
+
+    t1 = time.perf_counter()
+    h, w = image_bgr.shape[:2]
+    eyes_found = sum(k in face.landmarks for k in ("left_eye", "right_eye"))
+    roll = roll_angle_deg(face.landmarks["left_eye"], face.landmarks["right_eye"]) if eyes_found == 2 else None
+    metrics = image_metrics(face_patch(ctx.image, face_cfg.padding), valid=face_patch(valid, face_cfg.padding))
+    metrics.update(
+        face_px=float(min(face.box[2], face.box[3])),
+        face_fraction=float(face.area / (w * h)),
+        roll_deg=None if roll is None else round(roll, 2),
+        eyes_found=eyes_found,
+        colour_cast=colour_cast(image_bgr),
+        face_count=count,
+    )
+    quality = assess_quality(metrics, quality_cfg=quality_cfg, face_cfg=face_cfg, face_count=count)
+    timings["quality"] = (time.perf_counter() - t1) * 1e3
+    return FaceStage(faces, _face_info(face, used, count, warnings), quality, ctx, timings)
