@@ -1,0 +1,1 @@
+"""Hare Run pigmentation detector plugin."""

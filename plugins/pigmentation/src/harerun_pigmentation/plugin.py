@@ -1,0 +1,132 @@
+"""The ``pigmentation`` detector: ITA° and band per zone, melanin index, evenness.
+
+The score is *unevenness* (0 = even tone): the spread of ITA° across zones plus
+blotchiness (local L* variation) inside them. Skin colour itself is reported,
+never scored.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from harerun import hookimpl
+from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.results import DetectorResult, Evidence
+
+from harerun_pigmentation import algorithm
+
+
+class PigmentationParams(DetectorParams):
+    ita_spread_full_deg: float = Field(
+        12.0, ge=0.5, le=90.0, description="standard deviation of zone ITA° across zones that scores 100"
+    )
+    ita_deviation_full_deg: float = Field(
+        20.0, ge=0.5, le=90.0, description="a zone's ITA° distance from the face median that scores 100 for that zone"
+    )
+    mottle_floor_l: float = Field(
+        0.8, ge=0.0, le=20.0, description="mean local L* variation treated as even skin (noise, fine texture)"
+    )
+    mottle_full_l: float = Field(
+        5.0, ge=0.1, le=50.0, description="mean local L* variation above the floor that scores 100"
+    )
+    mottle_sigma_px: float = Field(
+        16.0, ge=4.0, le=64.0, description="size (ROI px) of the low-pass that blotches are measured against"
+    )
+
+
+def analysis_mask(ctx: FaceContext) -> np.ndarray:
+    """Skin pixels inside any face zone (the whole skin mask when there are no zones)."""
+    if not ctx.zones:
+        return ctx.skin_mask
+    union = np.zeros_like(ctx.skin_mask)
+    for zone in ctx.zones.values():
+        union |= zone
+    return union & ctx.skin_mask
+
+
+_SCALE = 4  # mottling and the evidence map are computed on a 1/4 grid
+
+
+class PigmentationDetector(Detector):
+    """ITA° (Chardon et al. 1991) per zone, melanin index (Dawson et al. 1980) and tone evenness."""
+
+    name = "pigmentation"
+    version = "0.1.0"
+    Params = PigmentationParams
+
+    def analyze(self, ctx: FaceContext) -> DetectorResult:
+        p: PigmentationParams = self.params
+        region = analysis_mask(ctx)
+        if not region.any():
+            return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
+        lab = ctx.lab
+        l_star, b_star = lab[..., 0], lab[..., 2]
+        mi = algorithm.melanin_index(ctx.image)
+        mottle = algorithm.mottling(l_star, scale=_SCALE, sigma=p.mottle_sigma_px / _SCALE)
+        small_size = (mottle.shape[1], mottle.shape[0])
+
+        def small(mask: np.ndarray) -> np.ndarray:
+            return cv2.resize(mask, small_size, interpolation=cv2.INTER_NEAREST) > 0
+
+        m = region > 0
+        face_l, face_b = float(np.median(l_star[m])), float(np.median(b_star[m]))
+        face_ita = float(algorithm.ita_degrees(face_l, face_b))
+        measurements: dict[str, object] = {
+            "l_star": face_l,
+            "b_star": face_b,
+            "ita_deg": face_ita,
+            "ita_band": algorithm.ita_band(face_ita),
+            "melanin_index": float(mi[m].mean()),
+        }
+        zone_ita: dict[str, float] = {}
+        zone_l: dict[str, float] = {}
+        zone_mottle: dict[str, float] = {}
+        for zname, zmask in ctx.zones.items():
+            zm = (zmask & ctx.skin_mask) > 0
+            if not zm.any():
+                continue
+            zl, zb = float(np.median(l_star[zm])), float(np.median(b_star[zm]))
+            zone_l[zname] = zl
+            zone_ita[zname] = float(algorithm.ita_degrees(zl, zb))
+            zs = small(zm.astype(np.uint8))
+            zone_mottle[zname] = float(mottle[zs].mean()) if zs.any() else 0.0
+            measurements[f"{zname}_l_star"] = zl
+            measurements[f"{zname}_b_star"] = zb
+            measurements[f"{zname}_ita_deg"] = zone_ita[zname]
+            measurements[f"{zname}_ita_band"] = algorithm.ita_band(zone_ita[zname])
+            measurements[f"{zname}_melanin_index"] = float(mi[zm].mean())
+            measurements[f"{zname}_mottle_l"] = zone_mottle[zname]
+
+        itas = np.array(list(zone_ita.values())) if zone_ita else np.array([face_ita])
+        ita_sd = float(itas.std())
+        l_sd = float(np.std(list(zone_l.values()))) if zone_l else 0.0
+        rs = small(region)
+        mottle_mean = float(mottle[rs].mean()) if rs.any() else 0.0
+        ref_ita = float(np.median(itas))
+
+        def blotch(value: float) -> float:
+            return max(0.0, value - p.mottle_floor_l) / p.mottle_full_l
+
+        zones = {
+            z: 100.0 * min(1.0, abs(ita - ref_ita) / p.ita_deviation_full_deg + blotch(zone_mottle[z]))
+            for z, ita in zone_ita.items()
+        }
+        score = 100.0 * min(1.0, ita_sd / p.ita_spread_full_deg + blotch(mottle_mean))
+        measurements.update(
+            {"ita_spread_deg": ita_sd, "l_star_spread": l_sd, "mottle_l": mottle_mean, "zone_count": len(zone_ita)}
+        )
+
+        # evidence: how far each spot's ITA° is from the face's, on the coarse grid
+        sl = cv2.resize(l_star, small_size, interpolation=cv2.INTER_AREA)
+        sb = cv2.resize(b_star, small_size, interpolation=cv2.INTER_AREA)
+        dev = np.abs(algorithm.ita_degrees(sl, sb) - face_ita) * (255.0 / p.ita_deviation_full_deg)
+        heat = cv2.resize(np.clip(dev, 0, 255).astype(np.uint8), region.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        heat[~m] = 0
+        return DetectorResult(score=score, zones=zones, measurements=measurements, evidence=Evidence(mask=heat))
+
+
+@hookimpl
+def register_detectors(register):
+    register(PigmentationDetector)
