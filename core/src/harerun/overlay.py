@@ -37,6 +37,8 @@ def draw_overlay(run: Run) -> np.ndarray:
             for c in contours:
                 pts = ctx.to_image_points(c.reshape(-1, 2)).round().astype(np.int32)
                 cv2.polylines(out, [pts], True, ZONE_COLOUR, thick, cv2.LINE_AA)
+                if face is None or face.box[2] < 250:
+                    continue  # labels would hide a small face
                 x, y = pts.min(axis=0)
                 cv2.putText(out, name, (int(x) + 2, int(y) + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
                             0.35 * thick, ZONE_COLOUR, 1, cv2.LINE_AA)

@@ -98,6 +98,10 @@ def _loc(parts: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def _num(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     got = err.get("input")
@@ -109,7 +113,7 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     }
     if kind in bounds:
         sign, key = bounds[kind]
-        return f"must be {sign} {ctx.get(key)} (got {got!r})"
+        return f"must be {sign} {_num(ctx.get(key))} (got {got!r})"
     if kind == "extra_forbidden":
         allowed = sorted(model.model_fields) if model is not None else []
         hint = did_you_mean(str(err["loc"][-1]), allowed)

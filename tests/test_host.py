@@ -1,0 +1,111 @@
+"""Plugin host: registration, duplicates, invalid plugins, blocking, lifecycle hooks."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from pydantic import Field
+
+from harerun import hookimpl
+from harerun.detector import Detector, DetectorParams
+from harerun.errors import PluginError
+from harerun.host import PluginHost
+from harerun.results import DetectorResult
+
+
+class Bright(Detector):
+    name = "bright"
+    version = "1.2.3"
+
+    class Params(DetectorParams):
+        level: float = Field(0.5, ge=0, le=1, description="how bright")
+
+    def analyze(self, ctx):
+        return DetectorResult(score=100 * self.params.level)
+
+
+def plugin_module(name: str, *classes) -> types.ModuleType:
+    mod = types.ModuleType(name)
+
+    @hookimpl
+    def register_detectors(register):
+        for cls in classes:
+            register(cls)
+
+    mod.register_detectors = register_detectors
+    return mod
+
+
+def test_registered_detector_is_listed_with_its_package():
+    host = PluginHost(autoload=False, plugins=[plugin_module("pkg_a", Bright)])
+    reg = host.detector("bright")
+    assert reg.cls is Bright and reg.package == "pkg_a"
+    assert {"haar", "yunet"} <= set(host.face_backends)  # built-in face backends
+
+
+def test_duplicate_names_fail_naming_both_packages():
+    with pytest.raises(PluginError) as info:
+        PluginHost(autoload=False, plugins=[plugin_module("pkg_a", Bright), plugin_module("pkg_b", Bright)])
+    msg = str(info.value)
+    assert "'bright'" in msg and "pkg_a" in msg and "pkg_b" in msg
+
+
+def test_invalid_detector_class_is_refused_with_reasons():
+    class NoName:
+        version = "1"
+
+    with pytest.raises(PluginError) as info:
+        PluginHost(autoload=False, plugins=[plugin_module("pkg_bad", NoName)])
+    msg = str(info.value)
+    assert "pkg_bad" in msg and "'name'" in msg and "Params" in msg and "analyze" in msg
+
+
+def test_unknown_detector_suggests_a_name():
+    host = PluginHost(autoload=False, plugins=[plugin_module("pkg_a", Bright)])
+    with pytest.raises(PluginError) as info:
+        host.detector("brigth")
+    assert "did you mean 'bright'?" in str(info.value) and "plugin may not be installed" in str(info.value)
+
+
+def test_blocked_plugins_are_not_registered(monkeypatch):
+    mod = plugin_module("pkg_a", Bright)
+    host = PluginHost(autoload=False, plugins=[mod], blocked=["pkg_a"])
+    assert "bright" not in host.detectors
+    monkeypatch.setenv("HARERUN_BLOCKED_PLUGINS", "pkg_a, other")
+    assert "bright" not in PluginHost(autoload=False, plugins=[mod]).detectors
+
+
+def test_autoload_finds_the_installed_builtin_plugins(monkeypatch):
+    monkeypatch.delenv("HARERUN_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    host = PluginHost()
+    for name in ("acne", "redness", "dark_spots", "texture", "pores", "wrinkles", "pigmentation"):
+        assert host.detectors[name].package == f"harerun-{name.replace('_', '-')}", name
+    monkeypatch.setenv("HARERUN_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "acne" not in PluginHost().detectors
+    monkeypatch.setenv("HARERUN_DISABLE_PLUGIN_AUTOLOAD", "0")
+    monkeypatch.setenv("HARERUN_BLOCKED_PLUGINS", "acne")
+    assert "acne" not in PluginHost().detectors and "redness" in PluginHost().detectors
+
+
+def test_lifecycle_hooks_fire_with_keyword_arguments():
+    calls = []
+
+    class Recorder:
+        @hookimpl
+        def before_detector_run(self, detector_id):  # takes fewer arguments than the spec
+            calls.append(("before", detector_id))
+
+        @hookimpl
+        def after_detector_run(self, detector_id, result, elapsed_ms):
+            calls.append(("after", detector_id, result.score, elapsed_ms >= 0))
+
+        @hookimpl
+        def on_detector_error(self, detector_id, error):
+            calls.append(("error", detector_id, str(error)))
+
+    host = PluginHost(autoload=False, plugins=[Recorder()])
+    host.before_detector_run("x", None, None)
+    host.after_detector_run("x", None, DetectorResult(score=5), 1.0)
+    host.on_detector_error("x", None, ValueError("boom"))
+    assert calls == [("before", "x"), ("after", "x", 5.0, True), ("error", "x", "boom")]
