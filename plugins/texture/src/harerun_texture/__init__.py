@@ -1,0 +1,1 @@
+"""Hare Run texture detector plugin."""
