@@ -85,12 +85,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_faces(args: argparse.Namespace) -> int:
     from harerun.engine import Engine
+    from harerun.face.config import FaceConfig
     from harerun.face.stage import detect_faces
 
     engine = Engine(pipelines_dir=args.pipelines_dir)
-    face_cfg = engine.pipeline(args.pipeline).spec.face
-    if args.backend:
-        face_cfg = face_cfg.model_copy(update={"backend": args.backend})
+    # With --backend the pipeline is not needed (nor its detectors installed).
+    face_cfg = FaceConfig(backend=args.backend) if args.backend else engine.pipeline(args.pipeline).spec.face
     worst = EXIT_OK
     out = []
     for source in args.images:

@@ -1,0 +1,105 @@
+"""The `harerun` command: output, overlays and exit codes (0 ok, 2 bad input, 3 no usable face)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = """schema_version: 1
+name: clitest
+face: {backend: haar}
+detectors:
+  - {id: acne, plugin: acne}
+  - {id: redness, plugin: redness}
+"""
+
+
+def harerun(*args, cwd=REPO):
+    env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
+    return subprocess.run([sys.executable, "-m", "harerun.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, astronaut_bgr):
+    d = tmp_path_factory.mktemp("cli")
+    cv2.imwrite(str(d / "astronaut.jpg"), astronaut_bgr)
+    cv2.imwrite(str(d / "grey.png"), np.full((300, 300, 3), 120, np.uint8))
+    (d / "notes.jpg").write_text("not a photo")
+    (d / "fast.yaml").write_text(FAST)
+    (d / "bad.yaml").write_text(FAST.replace("plugin: redness", "plugin: rednes"))
+    return d
+
+
+def test_analyze_json_and_overlay(files):
+    out = harerun("analyze", files / "astronaut.jpg", "--pipeline", files / "fast.yaml", "--json",
+                  "--overlay", files / "ov.png")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["pipeline"] == "clitest" and doc["results"]["acne"]["status"] == "ok"
+    assert doc["face"]["backend_used"] == "haar"
+    overlay = cv2.imread(str(files / "ov.png"))
+    assert overlay.shape == (512, 512, 3)
+
+
+def test_analyze_table_is_the_default(files):
+    out = harerun("analyze", files / "astronaut.jpg", "--pipeline", files / "fast.yaml")
+    assert out.returncode == 0, out.stderr
+    assert "acne" in out.stdout and "redness" in out.stdout and "quality" in out.stdout
+
+
+def test_exit_codes_for_bad_input_and_no_face(files):
+    bad = harerun("analyze", files / "notes.jpg", "--pipeline", files / "fast.yaml")
+    assert bad.returncode == 2 and "notes.jpg" in bad.stderr and "JPEG, PNG" in bad.stderr
+    noface = harerun("analyze", files / "grey.png", "--pipeline", files / "fast.yaml")
+    assert noface.returncode == 3 and "no face found" in noface.stderr
+    missing = harerun("analyze", files / "nope.jpg", "--pipeline", files / "fast.yaml")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_many_photos_give_a_json_list_and_the_worst_exit_code(files):
+    out = harerun("analyze", files / "astronaut.jpg", files / "grey.png", "--pipeline", files / "fast.yaml", "--json")
+    assert out.returncode == 3
+    docs = json.loads(out.stdout)
+    assert docs[0]["results"]["acne"]["status"] == "ok"
+    assert docs[1]["error"]["code"] == "NO_FACE"
+
+
+def test_invalid_pipeline_lists_problems(files):
+    out = harerun("analyze", files / "astronaut.jpg", "--pipeline", files / "bad.yaml")
+    assert out.returncode == 2
+    assert "bad.yaml: detectors[1].plugin: detector 'rednes' is not registered; did you mean 'redness'?" in out.stderr
+    out = harerun("pipelines", "validate", files / "bad.yaml", files / "fast.yaml")
+    assert out.returncode == 2 and "fast.yaml: ok" in out.stdout and "rednes" in out.stderr
+
+
+def test_shipped_pipelines_validate_and_schema_exports():
+    out = harerun("pipelines", "validate", *sorted(p for p in (REPO / "pipelines").glob("*.yaml") if p.name != "experiments.yaml"))
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(harerun("pipelines", "schema").stdout)
+    assert "acne" in schema["$defs"]["DetectorStep"]["properties"]["plugin"]["enum"]
+
+
+def test_faces_lists_every_face(files):
+    out = harerun("faces", files / "astronaut.jpg", files / "grey.png", "--backend", "haar", "--json")
+    assert out.returncode == 3  # the grey image has none
+    docs = json.loads(out.stdout)
+    assert len(docs[0]["faces"]) == 1 and docs[1]["faces"] == []
+    x, y, w, h = docs[0]["faces"][0]["box"]
+    assert 150 < x < 230 and 40 < y < 120
+
+
+def test_dogs_photo_has_no_face(shared, files, monkeypatch):
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(shared / "models"))
+    (files / "auto.yaml").write_text(FAST.replace("backend: haar", "backend: auto"))
+    out = harerun("analyze", shared / "data/faces/dlib_examples/dogs.jpg", "--pipeline", files / "auto.yaml", "--json")
+    assert out.returncode == 3
+    assert json.loads(out.stdout)["error"]["issues"] == ["NO_FACE"]
