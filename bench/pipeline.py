@@ -48,7 +48,7 @@ def main() -> int:
         except HareRunError:
             pass
     for _ in range(args.repeat):
-        for photo, data in zip(photos, datas):
+        for photo, data in zip(photos, datas, strict=True):
             try:
                 timings = engine.run(data, pipeline=args.pipeline).result.timings_ms
             except HareRunError as exc:

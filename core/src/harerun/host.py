@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 from pydantic import BaseModel
