@@ -1,0 +1,1 @@
+"""Hare Run wrinkles detector plugin."""

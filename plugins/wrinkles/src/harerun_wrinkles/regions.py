@@ -1,0 +1,132 @@
+"""Where each wrinkle type is looked for, from the eye (and optional nose / mouth) landmarks.
+
+Geometry, in units of the inter-eye distance ``d`` from the eye midpoint
+``m``, with ``u`` along the eye line (towards the image-right eye) and ``v``
+perpendicular to it (downwards). Face zones from the engine are used where
+they exist (forehead, under-eye); the rest is derived here:
+
+=================  ===========================================  ===================
+type               region                                       line prior
+=================  ===========================================  ===================
+forehead           ``zones["forehead"]`` minus the glabella      horizontal (0 deg)
+                   (fallback ``|u| <= 0.8, -1.0 <= v <= -0.35``)
+glabella           ``|u| <= 0.18, -0.55 <= v <= -0.05``           vertical (90 deg)
+crows_feet_<side>  ``0.70 <= |u| <= 1.05, -0.25 <= v <= 0.30``    horizontal, wide tolerance
+                   on the outer side of that eye                 (the lines fan out)
+under_eye_<side>   ``zones["under_eye_<side>"]``                  horizontal
+                   (fallback ``0.2 <= |u| <= 0.8, 0.2 <= v <= 0.45``)
+nasolabial_<side>  band of width ``0.22 d`` from the nose wing    along the band
+                   to below the mouth corner
+=================  ===========================================  ===================
+
+Nose wing: ``nose`` landmark + ``(±0.28, 0.05)``, else ``m + (±0.30, 0.75)``;
+band end: ``mouth_<side>`` + ``(±0.10, 0.15)``, else ``m + (±0.45, 1.30)``
+(a typical frontal face: nose tip ~0.7 d, mouth ~1.15 d below the eyes).
+Without eye landmarks the eyes are put where the aligned ROI puts them:
+``(0.35 S, 0.38 S)`` and ``(0.65 S, 0.38 S)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from harerun_wrinkles.algorithm import line_angle
+
+
+@dataclass
+class WrinkleRegion:
+    name: str
+    mask: np.ndarray  # uint8 on the ROI, 255 inside
+    prior_deg: float
+    tolerance_deg: float
+
+
+def _eyes(landmarks: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
+    if "left_eye" in landmarks and "right_eye" in landmarks:
+        a, b = np.array(landmarks["left_eye"], float), np.array(landmarks["right_eye"], float)
+        if np.linalg.norm(b - a) > 1:
+            return (a, b) if a[0] <= b[0] else (b, a)
+    return np.array([0.35 * size, 0.38 * size]), np.array([0.65 * size, 0.38 * size])
+
+
+def wrinkle_regions(
+    size: int,
+    landmarks: dict,
+    zones: dict[str, np.ndarray],
+    *,
+    tolerance_deg: float = 20.0,
+    crows_feet_tolerance_deg: float = 35.0,
+    shrink: int = 1,
+) -> list[WrinkleRegion]:
+    """The wrinkle regions of a ``size`` x ``size`` ROI (see the module docstring).
+
+    With ``shrink`` > 1 the masks are drawn on the ROI shrunk by that factor
+    (zones are subsampled), for filters that run at reduced resolution.
+    """
+    eye_a, eye_b = _eyes(landmarks, size)  # image-left eye, image-right eye
+    mid = 0.5 * (eye_a + eye_b)
+    d = float(np.linalg.norm(eye_b - eye_a))
+    ex = (eye_b - eye_a) / d
+    ey = np.array([-ex[1], ex[0]])
+    roll = line_angle(eye_a, eye_b)
+    if roll > 90:
+        roll -= 180.0
+
+    k = int(shrink)
+    out_size = size // k
+    wanted = ("forehead", "under_eye_left", "under_eye_right")
+    zones = {n: np.ascontiguousarray(zones[n][k // 2 :: k, k // 2 :: k][:out_size, :out_size]) for n in wanted if n in zones}
+
+    def to_out(p: np.ndarray) -> np.ndarray:
+        return (p + 0.5) / k - 0.5
+
+    def full(u: float, v: float) -> np.ndarray:
+        return mid + d * (u * ex + v * ey)
+
+    def pt(u: float, v: float) -> np.ndarray:
+        return to_out(full(u, v))
+
+    def quad(u0: float, u1: float, v0: float, v1: float) -> np.ndarray:
+        m = np.zeros((out_size, out_size), np.uint8)
+        poly = np.array([pt(u0, v0), pt(u1, v0), pt(u1, v1), pt(u0, v1)])
+        cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 255)
+        return m
+
+    def band(p0: np.ndarray, p1: np.ndarray, width: float) -> np.ndarray:
+        m = np.zeros((out_size, out_size), np.uint8)
+        p0, p1 = to_out(p0), to_out(p1)
+        cv2.line(m, tuple(int(round(c)) for c in p0), tuple(int(round(c)) for c in p1), 255, max(1, int(round(width / k))))
+        return m
+
+    horizontal = roll % 180.0
+    vertical = (roll + 90.0) % 180.0
+    glabella = quad(-0.18, 0.18, -0.55, -0.05)
+    forehead = zones.get("forehead")
+    forehead = quad(-0.8, 0.8, -1.0, -0.35) if forehead is None else forehead.copy()
+    forehead[glabella > 0] = 0
+    regions = [
+        WrinkleRegion("forehead", forehead, horizontal, tolerance_deg),
+        WrinkleRegion("glabella", glabella, vertical, tolerance_deg),
+    ]
+    for side, sign in (("left", -1.0), ("right", 1.0)):
+        regions.append(
+            WrinkleRegion(
+                f"crows_feet_{side}",
+                quad(sign * 0.70, sign * 1.05, -0.25, 0.30),
+                horizontal,
+                crows_feet_tolerance_deg,
+            )
+        )
+        under = zones.get(f"under_eye_{side}")
+        if under is None:
+            under = quad(sign * 0.2, sign * 0.8, 0.2, 0.45)
+        regions.append(WrinkleRegion(f"under_eye_{side}", under, horizontal, tolerance_deg))
+        nose = landmarks.get("nose")
+        wing = np.array(nose, float) + d * (sign * 0.28 * ex + 0.05 * ey) if nose is not None else full(sign * 0.30, 0.75)
+        mouth = landmarks.get(f"mouth_{side}")
+        end = np.array(mouth, float) + d * (sign * 0.10 * ex + 0.15 * ey) if mouth is not None else full(sign * 0.45, 1.30)
+        regions.append(WrinkleRegion(f"nasolabial_{side}", band(wing, end, 0.22 * d), line_angle(wing, end), tolerance_deg))
+    return regions

@@ -1,0 +1,136 @@
+"""Wrinkles detector: drawn lines of known orientation and length, priors, regions, real photo, discovery."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pydantic
+import pytest
+
+from harerun.testing import make_context, synthetic_skin
+from harerun_wrinkles import algorithm
+from harerun_wrinkles.plugin import WrinklesDetector
+from harerun_wrinkles.regions import wrinkle_regions
+
+
+def lined_skin(segments, depth: float = 30.0, thickness: int = 2, seed: int = 0) -> np.ndarray:
+    """Synthetic skin with dark anti-aliased lines ``((x0, y0), (x1, y1))`` ``depth`` grey levels deep."""
+    img = synthetic_skin(512, noise=0.0, seed=seed).astype(np.float32)
+    m = np.zeros((512, 512), np.float32)
+    for p0, p1 in segments:
+        cv2.line(m, p0, p1, 1.0, thickness, cv2.LINE_AA)
+    img -= depth * cv2.GaussianBlur(m, (0, 0), 0.8)[..., None]
+    img += np.random.default_rng(seed).normal(0, 2.0, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def forehead_lines(n: int, length: int = 170, y0: int = 70, gap: int = 12):
+    return [((171, y0 + gap * i), (171 + length, y0 + gap * i)) for i in range(n)]
+
+
+def test_valley_filter_direction_and_pits():
+    img = np.full((64, 64), 150, np.uint8)
+    cv2.line(img, (8, 40), (56, 40), 110, 2)  # horizontal dark line
+    strength, angle = algorithm.valley_filter(img, sigmas=(1.0, 2.0))
+    assert strength[40, 32] > 5  # grey levels, scale-normalised
+    assert min(angle[40, 32], 180 - angle[40, 32]) < 5
+    vert = np.ascontiguousarray(img.T)
+    s2, a2 = algorithm.valley_filter(vert, sigmas=(1.0, 2.0))
+    assert abs(a2[32, 40] - 90) < 5
+    pit = np.full((64, 64), 150, np.uint8)
+    cv2.circle(pit, (32, 32), 2, 110, -1)  # a round pore is not a line
+    assert algorithm.valley_filter(pit, sigmas=(1.0, 2.0))[0].max() < 0.5 * strength[40, 32]
+    assert algorithm.line_angle((0, 0), (10, 10)) == pytest.approx(45.0)
+
+
+def test_clean_skin_scores_zero():
+    res = WrinklesDetector().analyze(make_context(synthetic_skin(512)))
+    assert res.status == "ok"
+    assert res.score < 2 and res.measurements["line_count"] == 0
+
+
+@pytest.mark.parametrize("length", [60, 120, 170])
+def test_forehead_lines_found_with_their_length(length):
+    n = 3
+    res = WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n, length))))
+    m = res.measurements
+    assert m["forehead_count"] == n
+    assert m["forehead_length_px"] / n == pytest.approx(length, rel=0.2)
+    assert m["forehead_length_mm"] == pytest.approx(m["forehead_length_px"] / 4.0)
+    assert all(v == 0 for k, v in res.zones.items() if k != "forehead"), res.zones
+
+
+def test_more_lines_score_higher():
+    scores = [WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).score for n in range(5)]
+    assert scores[0] == 0 and all(b > a for a, b in zip(scores, scores[1:])), scores
+    sev = [WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).measurements["forehead_severity"]
+           for n in (0, 4)]
+    assert sev[0] == "none" and sev[1] in ("moderate", "severe")
+
+
+def test_orientation_prior_prefers_expected_direction():
+    horizontal = WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(3, 80))))
+    vertical = WrinklesDetector().analyze(
+        make_context(lined_skin([((180 + 30 * i, 62), (180 + 30 * i, 105)) for i in range(3)]))
+    )
+    assert horizontal.zones["forehead"] > 20
+    assert vertical.zones["forehead"] < 0.25 * horizontal.zones["forehead"]
+    # the same vertical strokes between the brows are glabellar lines
+    glabella = WrinklesDetector().analyze(make_context(lined_skin([((245, 120), (245, 175)), ((267, 120), (267, 175))])))
+    assert glabella.measurements["glabella_count"] == 2
+    assert glabella.zones["glabella"] > 20 and glabella.zones["forehead"] == 0
+
+
+def test_crows_feet_and_nasolabial_regions():
+    # eyes at (179, 195) and (333, 195): crow's feet fan out beside the image-left eye
+    fan = [((140, 195), (112, 185)), ((140, 200), (110, 205)), ((140, 205), (115, 222))]
+    res = WrinklesDetector().analyze(make_context(lined_skin(fan, depth=35)))
+    assert res.measurements["crows_feet_left_count"] >= 2
+    assert res.zones["crows_feet_left"] > res.zones["crows_feet_right"]
+    # a fold along the right nasolabial band (nose wing -> below the mouth corner)
+    regions = {r.name: r for r in wrinkle_regions(512, make_context(synthetic_skin(64)).landmarks, {})}
+    assert "nasolabial_right" in regions
+    fold = [((302, 310), (325, 395))]
+    res = WrinklesDetector().analyze(make_context(lined_skin(fold, depth=35)))
+    assert res.measurements["nasolabial_right_count"] == 1
+    assert res.measurements["nasolabial_right_length_px"] == pytest.approx(np.hypot(23, 85), rel=0.25)
+    assert res.measurements["nasolabial_left_count"] == 0
+
+
+def test_markers_in_original_coordinates_and_fallback_geometry():
+    img = lined_skin(forehead_lines(1, 170, y0=80))
+    res = WrinklesDetector().analyze(make_context(img, offset=(40, 60), scale=3.0))
+    x, y, r = res.evidence.markers[0]
+    assert abs(x - (256 * 3 + 40)) < 6 and abs(y - (80 * 3 + 60)) < 6
+    assert r == pytest.approx(85 * 3, rel=0.2)
+    assert res.evidence.mask.shape == (512, 512) and res.evidence.mask[80, 256] > 100
+    ctx = make_context(img)
+    ctx.landmarks = {}
+    assert WrinklesDetector().analyze(ctx).zones == WrinklesDetector().analyze(make_context(img)).zones
+
+
+def test_params_are_validated():
+    with pytest.raises(pydantic.ValidationError):
+        WrinklesDetector.Params(tolerance_deg=1)
+    with pytest.raises(pydantic.ValidationError):
+        WrinklesDetector.Params(sigma=2)
+
+
+@pytest.mark.shared
+def test_real_acne_photo_in_range(shared):
+    rows = list(csv.DictReader(open(shared / "data/acne/labels.csv")))
+    img = cv2.resize(cv2.imread(str(shared / "data/acne/images" / rows[10]["image"])), (512, 512))
+    res = WrinklesDetector().analyze(make_context(img))
+    assert res.status == "ok" and 0 <= res.score <= 100
+    assert {"forehead", "glabella", "crows_feet_left", "nasolabial_right"} <= set(res.zones)
+    assert all(0 <= v <= 100 for v in res.zones.values())
+
+
+def test_discovered_through_entry_point():
+    from harerun.host import PluginHost
+
+    reg = PluginHost(autoload=True).detectors["wrinkles"]
+    assert reg.cls is WrinklesDetector
+    assert reg.package == "harerun-wrinkles"
