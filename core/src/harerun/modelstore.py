@@ -208,7 +208,7 @@ class ModelStore:
         self.s3_endpoint_url = s3_endpoint_url or None
         if manifests is None:
             manifests = [p / MANIFEST_NAME for p in (self.model_dir, _REPO_MODELS) if p is not None]
-        self.manifest_paths = [Path(p) for p in manifests]
+        self.manifest_paths = list(dict.fromkeys(Path(p).absolute() for p in manifests))
         self._entries: list[ManifestEntry] | None = None
         self._client = None
         self._locks: dict[str, threading.Lock] = {}
@@ -226,7 +226,7 @@ class ModelStore:
         model_dir = env.get("HARERUN_MODEL_DIR")
         if not model_dir:
             model_dir = Path("models") if Path("models").is_dir() else (_REPO_MODELS if _REPO_MODELS.is_dir() else None)
-        model_dir = Path(model_dir).expanduser() if model_dir else None
+        model_dir = Path(model_dir).expanduser().absolute() if model_dir else None
         manifests = [Path(env["HARERUN_MODEL_MANIFEST"])] if env.get("HARERUN_MODEL_MANIFEST") else []
         manifests += [p / MANIFEST_NAME for p in (model_dir, _REPO_MODELS) if p is not None]
         return cls(
