@@ -1,0 +1,119 @@
+"""Prometheus metrics: requests by route and status, detector latency, A/B assignments.
+
+Each app has its own registry (several apps in one test process never collide).
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``harerun serve --workers N``), ``/metrics``
+adds up every worker process's values.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from harerun import hookimpl
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+DETECTOR_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "harerun_http_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "harerun_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.detector_latency = Histogram(
+            "harerun_detector_duration_seconds",
+            "time one detector took on one photo",
+            ["detector"],
+            buckets=DETECTOR_BUCKETS,
+            registry=r,
+        )
+        self.detector_errors = Counter(
+            "harerun_detector_errors_total", "detector runs that raised", ["detector"], registry=r
+        )
+        self.variants = Counter(
+            "harerun_ab_assignments_total", "analyses per A/B experiment variant", ["experiment", "variant"], registry=r
+        )
+        self.analyses = Counter(
+            "harerun_analyses_total", "analyses by pipeline and outcome code", ["pipeline", "outcome"], registry=r
+        )
+        self.rejected = Counter(
+            "harerun_rejected_total", "requests refused for load (OVERLOADED, TIMEOUT)", ["reason"], registry=r
+        )
+        self.in_flight = Gauge(
+            "harerun_analyses_in_flight", "photos being analysed or queued", registry=r, multiprocess_mode="livesum"
+        )
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged)
+        return generate_latest(self.registry)
+
+    def record_variant(self, variant: str | None) -> None:
+        if variant and ":" in variant:
+            experiment, name = variant.split(":", 1)
+            self.variants.labels(experiment, name).inc()
+
+
+class DetectorTimer:
+    """A pluggy plugin on the engine's host: per-detector latency and errors."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    @hookimpl
+    def after_detector_run(self, detector_id: str, detector: Any, elapsed_ms: float) -> None:
+        name = getattr(detector, "name", None) or detector_id
+        self.metrics.detector_latency.labels(name).observe(float(elapsed_ms) / 1000.0)
+
+    @hookimpl
+    def on_detector_error(self, detector_id: str, detector: Any) -> None:
+        self.metrics.detector_errors.labels(getattr(detector, "name", None) or detector_id).inc()
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or (
+                "static" if scope.get("path", "").startswith("/static/") else "unmatched"
+            )
+            labels = (path, scope.get("method", "GET"), str(status[0]))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - t0)

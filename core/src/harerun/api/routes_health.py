@@ -1,0 +1,60 @@
+"""GET /health (liveness), GET /ready (pipelines loaded, models warm), GET /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+import harerun
+from harerun.api.errors import ErrorResponse, error_response
+from harerun.api.schemas import Health, Readiness
+from harerun.api.service import Service
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health, summary="Liveness: the process answers")
+async def health() -> Health:
+    return Health(version=harerun.__version__)
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    summary="Readiness: pipelines loaded and models warmed",
+    responses={503: {"model": ErrorResponse, "description": "still starting, or start-up failed"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is None or not service.ready:
+        reason = service.not_ready_reason if service else "starting up"
+        return error_response(503, "NOT_READY", f"not ready: {reason}", headers={"Retry-After": "1"})
+    body = Readiness(
+        ready=True,
+        pipelines=list(service.pipelines),
+        experiments=service.experiment_names(),
+        warm_up_ms=service.warm_up_ms,
+        in_flight=service.pool.in_flight,
+        capacity=service.pool.capacity,
+        problems=service.pipeline_errors,
+    )
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+def _service(request: Request) -> Service | None:
+    return getattr(request.app.state, "service", None)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+async def metrics(request: Request) -> Response:
+    m = request.app.state.metrics
+    service = _service(request)
+    if service is not None:
+        m.in_flight.set(service.pool.in_flight)
+    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,189 @@
+"""What the routes share: the engine, the worker pool, metrics, and the start-up state.
+
+Built once per app in its lifespan (:func:`Service.start`): pipelines are loaded and
+every pipeline is run once on a sample photo so models are in memory before the
+first request.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from harerun.api.errors import ServiceUnavailable
+from harerun.api.metrics import DetectorTimer, Metrics
+from harerun.api.settings import Settings
+from harerun.api.workers import WorkerPool
+from harerun.engine import Engine
+from harerun.errors import HareRunError, UnknownPipeline
+from harerun.host import did_you_mean
+from harerun.pipeline import Pipeline
+
+log = logging.getLogger("harerun.api")
+
+#: Face backends whose model comes from the model store, and the spec they use.
+BACKEND_MODELS = {"auto": "yunet@2023mar", "yunet": "yunet@2023mar"}
+
+
+def sample_photo() -> np.ndarray:
+    """scikit-image's bundled astronaut photo (public domain), BGR: a real face for warm-up."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def pipeline_models(pipe: Pipeline) -> list[str]:
+    """Model specs a pipeline uses: its face backend's and any detector's ``model`` param."""
+    specs = []
+    if pipe.spec.face.mode != "skip" and pipe.spec.face.backend in BACKEND_MODELS:
+        specs.append(BACKEND_MODELS[pipe.spec.face.backend])
+    for step in pipe.steps:
+        model = getattr(getattr(step.detector, "params", None), "model", None)
+        if isinstance(model, str) and model:
+            specs.append(model)
+    return specs
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engine: Engine
+    pool: WorkerPool
+    metrics: Metrics
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    pipeline_errors: dict[str, str] = field(default_factory=dict)
+    warm_up_ms: dict[str, float] = field(default_factory=dict)
+    ready: bool = False
+    not_ready_reason: str = "starting up"
+
+    @classmethod
+    def create(cls, settings: Settings, metrics: Metrics | None = None) -> Service:
+        engine = Engine(
+            pipelines_dir=settings.pipelines_dir,
+            experiments_file=settings.experiments_file,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+        )
+        metrics = metrics or Metrics()
+        engine.host.pm.register(DetectorTimer(metrics), name="harerun-api-metrics")
+        pool = WorkerPool(settings.analysis_threads, settings.queue_size, retry_after_s=settings.retry_after_s)
+        return cls(settings=settings, engine=engine, pool=pool, metrics=metrics)
+
+    # -- start-up ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load every pipeline, check the default, warm up. Raises if the default cannot be used."""
+        for name in self.engine.pipeline_names():
+            try:
+                self.pipelines[name] = self.engine.pipeline(name)
+            except HareRunError as exc:
+                self.pipeline_errors[name] = exc.message
+                log.error("pipeline %s cannot be used: %s", name, exc.message)
+        experiments = self.engine.experiments.experiments  # raises on a broken experiments file
+        for exp_name, exp in experiments.items():
+            for v in exp.variants:
+                if v.pipeline not in self.pipelines:
+                    self.pipeline_errors[f"{exp_name}:{v.name}"] = (
+                        f"experiment {exp_name} variant {v.name} uses pipeline '{v.pipeline}', which is not loaded"
+                    )
+        default = self.settings.default_pipeline
+        self.resolve(default)  # raises UnknownPipeline with the choices
+        if default in self.pipeline_errors:
+            raise HareRunError(f"the default pipeline '{default}' cannot be used: {self.pipeline_errors[default]}")
+        if self.settings.warm_up:
+            self.warm_up()
+        if self.pipeline_errors:
+            self.not_ready_reason = "some pipelines cannot be used: " + "; ".join(
+                f"{k}: {v.splitlines()[0]}" for k, v in self.pipeline_errors.items()
+            )
+        self.ready = True
+
+    def warm_up(self) -> None:
+        photo = sample_photo()
+        for name in self.pipelines:
+            t0 = time.perf_counter()
+            try:
+                self.engine.run(photo, pipeline=name)
+            except HareRunError as exc:  # a strict quality gate may refuse the sample; models are loaded anyway
+                log.info("warm-up of %s: %s", name, exc.message)
+            self.warm_up_ms[name] = round((time.perf_counter() - t0) * 1000.0, 1)
+
+    # -- requests --------------------------------------------------------------------
+
+    def experiment_names(self) -> list[str]:
+        return list(self.engine.experiments.experiments)
+
+    def resolve(self, name: str | None) -> str:
+        """A pipeline or experiment name a client may use; never a file path."""
+        name = name or self.settings.default_pipeline
+        if name in self.pipelines or name in self.engine.experiments.experiments:
+            return name
+        if name in self.pipeline_errors:
+            raise UnknownPipeline(
+                f"pipeline '{name}' is configured but cannot be used: {self.pipeline_errors[name].splitlines()[0]}"
+            )
+        choices = [*self.pipelines, *self.experiment_names()]
+        raise UnknownPipeline(
+            f"pipeline '{name[:128]}' not found{did_you_mean(name, choices)} "
+            f"(available: {', '.join(choices) or 'none'}; GET /api/pipelines lists them)"
+        )
+
+    def check_ready(self) -> None:
+        if not self.ready:
+            raise ServiceUnavailable(
+                f"not ready: {self.not_ready_reason}", code="NOT_READY", retry_after_s=self.settings.retry_after_s
+            )
+
+    def analyze_job(
+        self, data: bytes, pipeline: str, subject_id: str | None, include_overlay: bool | None
+    ) -> dict[str, Any]:
+        """Runs on a pool thread: the analysis JSON, plus the overlay when asked."""
+        from harerun.overlay import draw_overlay, encode_png
+
+        run = self.engine.run(data, pipeline=pipeline, subject_id=subject_id)
+        payload = run.result.model_dump(mode="json")
+        want = include_overlay
+        if want is None:
+            want = self.engine.pipeline(run.result.pipeline).spec.output.overlay
+        if want:
+            image = draw_overlay(run)
+            h, w = image.shape[:2]
+            scale = self.settings.overlay_max_side / max(h, w)
+            if scale < 1.0:
+                image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            payload["overlay_png"] = base64.b64encode(encode_png(image)).decode("ascii")
+        return payload
+
+    def detect_job(self, data: bytes, pipeline: str) -> dict[str, Any]:
+        """Runs on a pool thread: the faces, the largest face's quality report and the photo size."""
+        from harerun.face.stage import run_face_stage
+
+        t0 = time.perf_counter()
+        pipe, _ = self.engine.choose(pipeline, None)
+        bgr, info = self.engine.decode(data)
+        stage = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=self.engine.host)
+        faces = [
+            {
+                "box": [int(round(v)) for v in f.box],
+                "confidence": round(float(f.score), 4),
+                "landmarks": {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in f.landmarks.items()},
+            }
+            for f in stage.faces
+        ]
+        timings = {k: round(float(v), 2) for k, v in stage.timings_ms.items()}
+        timings["total"] = round((time.perf_counter() - t0) * 1000.0, 2)
+        return {
+            "face_detected": stage.face is not None,
+            "face": None if stage.face is None else stage.face.model_dump(mode="json"),
+            "faces": faces,
+            "quality": stage.quality.model_dump(mode="json"),
+            "image": info.model_dump(mode="json"),
+            "pipeline": pipe.name,
+            "timings_ms": timings,
+        }

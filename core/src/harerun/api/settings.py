@@ -1,0 +1,66 @@
+"""Server settings, read from the environment (prefix ``HARERUN_``) by pydantic-settings.
+
+Every field is an environment variable: ``max_upload_bytes`` is ``HARERUN_MAX_UPLOAD_BYTES``.
+The model-store fields are the same variables the CLI and the model store read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HARERUN_", extra="ignore")
+
+    # -- pipelines -----------------------------------------------------------------
+    pipelines_dir: Path | None = Field(
+        None, description="folder of pipeline files (default: ./pipelines or the repository's)"
+    )
+    default_pipeline: str = Field("default", description="pipeline or experiment used when a request names none")
+    experiments_file: Path | None = Field(
+        None, description="A/B experiments file (default: <pipelines_dir>/experiments.yaml)"
+    )
+
+    # -- model store (same variables as `harerun models`) ---------------------------
+    model_dir: Path | None = Field(None, description="local models folder (HARERUN_MODEL_DIR)")
+    cache_dir: Path | None = Field(None, description="model cache folder (HARERUN_CACHE_DIR)")
+    s3_bucket: str | None = Field(None, description="S3 bucket holding models (HARERUN_S3_BUCKET)")
+    s3_prefix: str = Field("models", description="key prefix of models in the bucket")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto)")
+
+    # -- limits -------------------------------------------------------------------------
+    max_upload_bytes: int = Field(
+        10 * MB, ge=1, description="largest photo accepted, in bytes (a base64 body may be 4/3 of it)"
+    )
+    max_pixels: int = Field(40_000_000, ge=1, description="largest photo accepted, in pixels (width x height)")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="reading the body plus analysing it must finish within this"
+    )
+    analysis_threads: int = Field(2, ge=1, le=64, description="photos analysed at once per server process")
+    queue_size: int = Field(4, ge=0, le=1000, description="photos waiting for a thread; beyond that requests get 503")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 answers")
+    overlay_max_side: int = Field(1600, ge=64, le=10000, description="overlay PNGs are downscaled to this long side")
+
+    # -- start-up and HTTP --------------------------------------------------------------
+    warm_up: bool = Field(True, description="run each pipeline once on a sample photo at start-up")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed by CORS, comma-separated (default: none)"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest request body read: base64 text of the largest photo plus room for the other fields."""
+        return -(-self.max_upload_bytes * 4 // 3) + 64 * 1024

@@ -1,0 +1,237 @@
+"""Reading a photo out of a request: multipart upload, JSON with base64, or a raw image body.
+
+The body is read as a stream and counted as it arrives: a request stops being read as
+soon as it passes the limit, whatever its Content-Length says. The photo's own checks
+(format, pixel limit) are the engine's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from harerun.api.errors import BadRequest, BodyTooLarge, UnsupportedMediaType
+
+MAX_NAME = 128
+MAX_SUBJECT = 256
+#: Bytes past the limit that are still read (and thrown away) so the client sees the 413.
+DRAIN_FACTOR = 4
+
+_DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
+
+
+class AnalyzeJSON(BaseModel):
+    """JSON request body: the photo as base64 (or a data URL) and optional fields."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...",
+                    "pipeline": "default",
+                    "subject_id": "user-42",
+                }
+            ]
+        },
+    )
+
+    image: str = Field(description="the photo: base64 of a JPEG/PNG/WebP/BMP/TIFF file, or a data: URL")
+    pipeline: str | None = Field(None, max_length=MAX_NAME, description="pipeline or experiment name")
+    subject_id: str | None = Field(None, max_length=MAX_SUBJECT, description="sticky key for A/B experiments")
+    include_overlay: bool | None = Field(None, description="also return the overlay as base64 PNG")
+
+
+@dataclass
+class ImageRequest:
+    data: bytes
+    pipeline: str | None = None
+    subject_id: str | None = None
+    include_overlay: bool | None = None
+
+
+def request_body_openapi(with_overlay: bool) -> dict[str, Any]:
+    """``openapi_extra`` describing the three accepted bodies (FastAPI cannot infer them)."""
+    props: dict[str, Any] = {
+        "image": {"type": "string", "format": "binary", "description": "the photo file"},
+        "pipeline": {"type": "string", "maxLength": MAX_NAME, "description": "pipeline or experiment name"},
+        "subject_id": {"type": "string", "maxLength": MAX_SUBJECT, "description": "sticky A/B key"},
+    }
+    json_schema = AnalyzeJSON.model_json_schema()
+    if with_overlay:
+        props["include_overlay"] = {"type": "boolean", "description": "also return the overlay PNG"}
+    else:
+        json_schema["properties"].pop("include_overlay", None)
+        json_schema["properties"].pop("subject_id", None)
+        props.pop("subject_id")
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The photo as a multipart upload (field `image`), as JSON with base64, or as the raw "
+            "body with an image/* content type.",
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": props}},
+                "application/json": {"schema": json_schema},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(
+        f"the request is larger than {limit} bytes; send a smaller photo "
+        f"(downscale it or raise HARERUN_MAX_UPLOAD_BYTES)"
+    )
+
+
+async def _drain(request: Request, budget: int) -> None:
+    """Read and drop up to ``budget`` more bytes so a client still sending gets the answer."""
+    try:
+        async for chunk in _raw(request):
+            budget -= len(chunk)
+            if budget < 0:
+                return
+    except ClientDisconnect:
+        return
+
+
+async def _raw(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        yield chunk
+
+
+async def _counted(request: Request, limit: int) -> AsyncIterator[bytes]:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            n = int(declared)
+        except ValueError:
+            raise BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
+        if n > limit:
+            if n <= DRAIN_FACTOR * limit:
+                await _drain(request, n)
+            raise _too_large(limit)
+    total = 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                await _drain(request, DRAIN_FACTOR * limit)
+                raise _too_large(limit)
+            yield chunk
+    except ClientDisconnect:
+        raise BadRequest("the client closed the connection before the body was sent") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    parts = [chunk async for chunk in _counted(request, limit)]
+    return b"".join(parts)
+
+
+def decode_base64(text: str) -> bytes:
+    """Bytes of a base64 string or data URL (standard or URL-safe alphabet, padding optional)."""
+    s = text.strip()
+    m = _DATA_URL.match(s)
+    if m:
+        s = s[m.end() :]
+    elif s.startswith("data:"):
+        raise BadRequest("`image` is a data URL without ';base64,'; send base64 data")
+    s = re.sub(r"\s+", "", s)
+    if not s:
+        return b""
+    s += "=" * (-len(s) % 4)
+    try:
+        alphabet = b"-_" if ("-" in s or "_" in s) else None
+        return base64.b64decode(s, altchars=alphabet, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("`image` is not valid base64; send the file's bytes base64-encoded or as a data URL") from None
+
+
+def parse_bool(value: str, field: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise BadRequest(f"`{field}` must be true or false (got {value[:40]!r})")
+
+
+def _text_field(form: Any, name: str, max_len: int) -> str | None:
+    value = form.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"`{name}` must be a text field, not a file")
+    if len(value) > max_len:
+        raise BadRequest(f"`{name}` is longer than {max_len} characters")
+    return value
+
+
+async def read_image_request(request: Request, *, max_upload_bytes: int, max_body_bytes: int) -> ImageRequest:
+    """The photo and fields of a request; raises 400/413/415 errors from :mod:`harerun.api.errors`."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+
+    if media == "multipart/form-data":
+        limit = max_upload_bytes + 64 * 1024
+        try:
+            form = await MultiPartParser(
+                request.headers, _counted(request, limit), max_files=2, max_fields=16, max_part_size=64 * 1024
+            ).parse()
+        except MultiPartException as exc:
+            raise BadRequest(f"malformed multipart body: {exc.message}") from None
+        try:
+            upload = form.get("image")
+            if upload is None:
+                raise BadRequest("no `image` field in the form; upload the photo as the `image` file field")
+            if not isinstance(upload, UploadFile):
+                raise BadRequest("`image` must be a file field (multipart file upload), not text")
+            data = await upload.read(max_upload_bytes + 1)
+            overlay = form.get("include_overlay")
+            return ImageRequest(
+                data=data,
+                pipeline=_text_field(form, "pipeline", MAX_NAME),
+                subject_id=_text_field(form, "subject_id", MAX_SUBJECT),
+                include_overlay=None if overlay is None else parse_bool(str(overlay), "include_overlay"),
+            )
+        finally:
+            await form.close()
+
+    if media == "application/json" or media.endswith("+json"):
+        body = await read_body(request, max_body_bytes)
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise BadRequest(f"the body is not valid JSON ({exc})"[:300]) from None
+        try:
+            req = AnalyzeJSON.model_validate(payload)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+            raise BadRequest(f'malformed JSON body: {problems}; expected {{"image": "<base64>", ...}}') from None
+        data = decode_base64(req.image)
+        return ImageRequest(data, req.pipeline, req.subject_id, req.include_overlay)
+
+    if media.startswith("image/") or media == "application/octet-stream":
+        return ImageRequest(await read_body(request, max_upload_bytes))
+
+    if not media:
+        raise UnsupportedMediaType(
+            "no Content-Type; send multipart/form-data with an `image` file, "
+            "application/json with base64 `image`, or an image/* body"
+        )
+    raise UnsupportedMediaType(
+        f"Content-Type {media[:80]!r} is not accepted; send multipart/form-data with an "
+        f"`image` file, application/json with base64 `image`, or an image/* body"
+    )
