@@ -33,12 +33,16 @@ class Face:
     score : detector confidence in [0, 1].
     landmarks : any of ``LANDMARK_NAMES`` -> (x, y); ``left_*`` is the image left (smaller x).
     backend : name of the backend that found it.
+    angle : in-plane rotation (degrees, counter-clockwise as seen) of the copy the face was
+        found on; the face is upright in a copy rotated by ``angle``. Used for alignment
+        when the eyes are unknown. 0 for faces found on the photo as it is.
     """
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
     backend: str = ""
+    angle: float = 0.0
 
     @property
     def area(self) -> float:
@@ -52,6 +56,7 @@ class Face:
             score=self.score,
             landmarks={k: (px * scale + dx, py * scale + dy) for k, (px, py) in self.landmarks.items()},
             backend=self.backend,
+            angle=self.angle,
         )
 
 

@@ -78,24 +78,81 @@ def _load_cascade(file_name: str) -> cv2.CascadeClassifier:
     return cascade
 
 
+_shared_eye_cascade: cv2.CascadeClassifier | None = None
+#: Guards the shared eye cascade (a CascadeClassifier must not run in two threads at once).
+EYE_CASCADE_LOCK = threading.Lock()
+
+
+def shared_eye_cascade() -> cv2.CascadeClassifier:
+    """One eye cascade for the face stage's eye-line check (loading it takes a while)."""
+    global _shared_eye_cascade
+    if _shared_eye_cascade is None:
+        _shared_eye_cascade = _load_cascade("haarcascade_eye.xml")
+    return _shared_eye_cascade
+
+
+def find_eyes(gray: np.ndarray, box, cascade: cv2.CascadeClassifier) -> dict[str, tuple[float, float]]:
+    """Eye centres inside the upper part of a face box, with OpenCV's eye cascade.
+
+    ``gray`` is an 8-bit grey image (histogram-equalised works best), ``box`` the face
+    (x, y, w, h) in its pixels. Returns ``left_eye`` (image left) and/or ``right_eye``:
+    the largest hit on each half of the box.
+    """
+    x, y, w, h = (int(round(v)) for v in box)
+    x0, y0 = max(0, x), max(0, y + int(0.15 * h))
+    top = gray[y0 : max(y0, y + int(0.6 * h)), x0 : max(x0, x + w)]
+    if top.size == 0 or w < 8:
+        return {}
+    # The eye cascade's window is 20 px: bring the strip to ~160 px (small faces up, big ones down).
+    scale = 160.0 / w
+    top = cv2.resize(top, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    found = cascade.detectMultiScale(top, scaleFactor=1.15, minNeighbors=3, minSize=(20, 20), maxSize=(64, 64))
+    mid = (x + w / 2.0 - x0) * scale
+    best: dict[str, tuple[float, float, float]] = {}
+    for ex, ey, ew, eh in np.asarray(found).reshape(-1, 4):
+        cx, cy = ex + ew / 2.0, ey + eh / 2.0
+        side = "left_eye" if cx < mid else "right_eye"
+        if side not in best or ew > best[side][2]:
+            best[side] = (cx, cy, ew)
+    return {k: (float(x0 + cx / scale), float(y0 + cy / scale)) for k, (cx, cy, _) in best.items()}
+
+
+def skin_fraction(image_bgr: np.ndarray, box) -> float:
+    """Share of skin-coloured pixels (Chai & Ngan box) in the central half of ``box``;
+    1.0 for grey-scale photos, where colour says nothing."""
+    from harerun.face.skin import classify_skin_pixels
+
+    x, y, w, h = (int(round(v)) for v in box)
+    crop = image_bgr[max(0, y + h // 4) : max(0, y + 3 * h // 4), max(0, x + w // 4) : max(0, x + 3 * w // 4)]
+    if crop.size == 0:
+        return 0.0
+    if image_bgr.ndim == 2 or float(np.ptp(crop.astype(np.int16), axis=2).mean()) < 3.0:
+        return 1.0
+    return float(np.count_nonzero(classify_skin_pixels(crop)) / (crop.shape[0] * crop.shape[1]))
+
+
 class HaarParams(DetectorParams):
-    cascade: Literal["default", "alt", "alt2"] = Field("alt2", description="which bundled frontal-face cascade")
-    scale_factor: float = Field(1.1, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
+    cascade: Literal["default", "alt", "alt2"] = Field("default", description="which bundled frontal-face cascade")
+    scale_factor: float = Field(1.15, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
     min_neighbors: int = Field(4, ge=0, le=50, description="overlapping hits needed to keep a face")
-    min_size_px: int = Field(20, ge=8, le=1024, description="smallest face side searched, in detection pixels")
+    min_size_px: int = Field(24, ge=8, le=1024, description="smallest face side searched, in detection pixels")
+    max_side_px: int = Field(480, ge=64, le=4096, description="the cascade runs on a copy with at most this long side")
     eyes: bool = Field(True, description="run the eye cascade inside each face (eye positions + confidence)")
     profile: bool = Field(True, description="try the profile cascade (both sides) when no frontal face is found")
+    profile_min_skin: float = Field(
+        0.3, ge=0.0, le=1.0, description="a profile hit needs this share of skin-coloured pixels (rejects fur, walls)"
+    )
 
 
 class HaarBackend:
     """OpenCV Haar cascades: frontal faces, eyes inside them, profile fallback.
 
     Confidence: ``0.35 + 0.25 * min(1, neighbours / (3 * min_neighbors)) + 0.2 * eyes_found``
-    (profile hits score 0.5), so a face with both eyes found scores >= 0.75.
+    (profile hits score 0.5), so a frontal face with both eyes found scores >= 0.75.
     """
 
     name = "haar"
-    version = "1.0.0"
+    version = "1.1.0"
     Params = HaarParams
 
     def __init__(self, params: HaarParams | None = None) -> None:
@@ -103,49 +160,28 @@ class HaarBackend:
         self._face = _load_cascade(_CASCADES[self.params.cascade])
         self._eye = _load_cascade("haarcascade_eye.xml") if self.params.eyes else None
         self._profile = _load_cascade("haarcascade_profileface.xml") if self.params.profile else None
-        self._lock = threading.Lock()  # CascadeClassifier is not safe to share across threads
+        self._lock = threading.Lock()  # a CascadeClassifier must not be used by two threads at once
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
-        gray = image_bgr if image_bgr.ndim == 2 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-        gray = cv2.equalizeHist(gray)
         p = self.params
+        h, w = image_bgr.shape[:2]
+        scale = min(1.0, p.max_side_px / float(max(h, w)))
+        small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        gray = cv2.equalizeHist(gray)
         min_size = (p.min_size_px, p.min_size_px)
         with self._lock:
             boxes, neighbours = self._face.detectMultiScale2(
                 gray, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size
             )
             faces = []
-            for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1)):
-                eyes = self._find_eyes(gray, (x, y, w, h)) if self._eye is not None else {}
+            for (x, y, bw, bh), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1)):
+                eyes = find_eyes(gray, (x, y, bw, bh), self._eye) if self._eye is not None else {}
                 score = 0.35 + 0.25 * min(1.0, float(n) / max(1.0, 3.0 * p.min_neighbors)) + 0.2 * len(eyes)
-                faces.append(Face((float(x), float(y), float(w), float(h)), min(1.0, score), eyes, self.name))
+                faces.append(Face((float(x), float(y), float(bw), float(bh)), min(1.0, score), eyes, self.name))
             if not faces and self._profile is not None:
-                faces = self._profiles(gray, min_size)
-        return faces
-
-    def _find_eyes(self, gray: np.ndarray, box) -> dict[str, tuple[float, float]]:
-        """Eye centres inside the upper part of a face box (image-left eye = ``left_eye``)."""
-        x, y, w, h = (int(v) for v in box)
-        top = gray[y + int(0.15 * h) : y + int(0.58 * h), x : x + w]
-        if top.size == 0:
-            return {}
-        # Eyes of small faces are below the eye cascade's 20 px window: upscale the strip.
-        scale = max(1.0, 160.0 / w)
-        if scale > 1.0:
-            top = cv2.resize(top, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        tw = top.shape[1]
-        found = self._eye.detectMultiScale(
-            top, scaleFactor=1.1, minNeighbors=3, minSize=(int(0.12 * tw), int(0.12 * tw)), maxSize=(int(0.4 * tw), int(0.4 * tw))
-        )
-        best: dict[str, tuple[float, float, float]] = {}
-        for ex, ey, ew, eh in np.asarray(found).reshape(-1, 4):
-            cx, cy = ex + ew / 2.0, ey + eh / 2.0
-            side = "left_eye" if cx < tw / 2.0 else "right_eye"
-            if side not in best or ew > best[side][2]:
-                best[side] = (cx, cy, ew)
-        return {
-            k: (float(x + cx / scale), float(y + int(0.15 * h) + cy / scale)) for k, (cx, cy, _) in best.items()
-        }
+                faces = [f for f in self._profiles(gray, min_size) if skin_fraction(small, f.box) >= p.profile_min_skin]
+        return [f.mapped(1.0 / scale) for f in faces] if scale != 1.0 else faces
 
     def _profiles(self, gray: np.ndarray, min_size) -> list[Face]:
         p = self.params
@@ -167,6 +203,11 @@ class YuNetParams(DetectorParams):
     score_threshold: float = Field(0.7, ge=0.0, le=1.0, description="minimum face score")
     nms_threshold: float = Field(0.3, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged")
     top_k: int = Field(100, ge=1, le=5000, description="at most this many candidates before NMS")
+    min_nose_luma: float = Field(
+        0.4, ge=0.0, le=1.0,
+        description="drop faces whose nose tip is darker than this fraction of the face's median luma "
+        "(animals' black noses; 0 disables)",
+    )
 
 
 class YuNetBackend:
@@ -216,8 +257,30 @@ class YuNetBackend:
                 "mouth_right": mouth[1],
             }
             landmarks = {k: (float(v[0]), float(v[1])) for k, v in landmarks.items()}
-            faces.append(Face(tuple(float(v) for v in r[:4]), float(r[14]), landmarks, self.name))
+            face = Face(tuple(float(v) for v in r[:4]), float(r[14]), landmarks, self.name)
+            if self.params.min_nose_luma > 0 and _dark_nose(image_bgr, face, self.params.min_nose_luma):
+                continue
+            faces.append(face)
         return faces
+
+
+def _dark_nose(image_bgr: np.ndarray, face: Face, ratio: float) -> bool:
+    """True when the nose tip is much darker than the face: a dog's or cat's black nose.
+
+    A human nose tip is lit skin, usually among the brighter parts of the face. The 75th
+    percentile of a small patch is used so that a nose on the silhouette of a profile
+    (half background) still counts as bright.
+    """
+    x, y, w, h = (int(round(v)) for v in face.box)
+    nx, ny = (int(round(v)) for v in face.landmarks["nose"])
+    r = max(2, int(0.07 * w))
+    gray_face = image_bgr[max(0, y + h // 4) : max(0, y + 3 * h // 4), max(0, x + w // 4) : max(0, x + 3 * w // 4)]
+    nose = image_bgr[max(0, ny - r) : max(0, ny + r + 1), max(0, nx - r) : max(0, nx + r + 1)]
+    if gray_face.size == 0 or nose.size == 0:
+        return False
+    face_luma = float(np.median(gray_face.mean(axis=2)))
+    nose_luma = float(np.percentile(nose.mean(axis=2), 75))
+    return nose_luma < ratio * face_luma
 
 
 @hookimpl

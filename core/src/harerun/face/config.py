@@ -18,6 +18,10 @@ class FaceConfig(BaseModel):
     padding: float = Field(0.25, ge=0.0, le=1.0, description="margin added around the face box for the ROI, as a fraction of the box size")
     roi_size: int = Field(512, ge=128, le=1024, description="side of the square aligned ROI in pixels")
     close_up_retry: bool = Field(True, description="when no face is found, retry on copies padded with a neutral border (close-up selfies)")
+    rotation_retry: bool = Field(True, description="when still no face is found, retry on copies rotated by +-25 degrees (tilted heads)")
+    check_eye_line: bool = Field(
+        True, description="re-measure the eye line with the eye cascade (landmark regressors under-report head tilt)"
+    )
     detect_max_side: int = Field(640, ge=128, le=4096, description="detection runs on a copy whose long side is at most this many pixels")
     backend_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

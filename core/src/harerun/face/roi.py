@@ -26,19 +26,29 @@ def roll_angle_deg(left_eye, right_eye) -> float:
     return math.degrees(math.atan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0]))
 
 
+def face_roll_deg(face: Face) -> float | None:
+    """Head roll: from the eye line when both eyes are known, else the angle of the rotated
+    copy the face was found on (None when neither is known)."""
+    if "left_eye" in face.landmarks and "right_eye" in face.landmarks:
+        return roll_angle_deg(face.landmarks["left_eye"], face.landmarks["right_eye"])
+    return face.angle if face.angle else None
+
+
 def alignment_matrix(face: Face, *, padding: float, roi_size: int, level_eyes: bool = True) -> np.ndarray:
     """2x3 affine mapping original-photo pixels to the aligned square ROI.
 
     The face-box centre goes to the ROI centre, the box side plus ``padding`` on each side
     (as a fraction of the box side) fills the ROI, and when both eyes are known the
-    image is rotated about the box centre so the eye line is horizontal.
+    image is rotated about the box centre so the eye line is horizontal (or, without eyes,
+    by ``face.angle``).
     """
     x, y, w, h = face.box
     cx, cy = x + w / 2.0, y + h / 2.0
     side = max(w, h) * (1.0 + 2.0 * padding)
     angle = 0.0
-    if level_eyes and "left_eye" in face.landmarks and "right_eye" in face.landmarks:
-        angle = roll_angle_deg(face.landmarks["left_eye"], face.landmarks["right_eye"])
+    if level_eyes:
+        angle = face_roll_deg(face)
+        angle = 0.0 if angle is None else angle
     m = cv2.getRotationMatrix2D((cx, cy), angle, roi_size / side)
     m[0, 2] += roi_size / 2.0 - cx
     m[1, 2] += roi_size / 2.0 - cy

@@ -7,8 +7,9 @@ classifies 98.8 % of 244,962 pixels correctly (skin recall 99.7 %, non-skin 98.5
 ``bench/face.py --skin``).
 
 The face's skin mask starts from that box, then adapts it to the face's own colour: the
-median Cr/Cb of the box-skin pixels in the cheeks and nose set a tighter window, and
-a floor on luma (relative to the median) drops hair, shadows and nostrils. Eyes, brows,
+median Cr/Cb of the box-skin pixels in the cheeks and nose set a tighter window
+(lopsided towards red, so inflamed skin stays in), and a floor on luma (relative to the
+median) drops dark hair, shadows and nostrils. Small holes (lesions, highlights) are filled. Eyes, brows,
 lips and nostrils are removed with the landmark geometry of :mod:`harerun.face.zones`,
 background and hair by colour and by keeping only the skin connected to the face centre.
 """
@@ -39,23 +40,37 @@ def skin_mask(
     exclude: np.ndarray | None = None,
     valid: np.ndarray | None = None,
     centre: tuple[float, float] | None = None,
-    cr_tol: float = 14.0,
-    cb_tol: float = 14.0,
+    hue_tol_yellow: float = 9.0,
+    hue_tol_red: float = 22.0,
+    chroma_range: tuple[float, float] = (0.3, 2.5),
     min_luma_ratio: float = 0.45,
+    max_hole_fraction: float = 0.02,
 ) -> np.ndarray:
     """Skin mask of a face ROI, adapted to the face's own colour.
+
+    A pixel is skin when its chroma (the vector from neutral grey to its (Cr, Cb)) points
+    the same way as the face's median skin chroma (hue within the tolerances), its chroma
+    length is within ``chroma_range`` times the median's (shine is paler, inflamed skin
+    more saturated) and its luma is at least ``min_luma_ratio`` of the median.
 
     Parameters
     ----------
     roi_bgr : (S, S, 3) uint8 BGR face ROI.
     reference : uint8 mask of pixels that are probably skin (cheeks, nose) to learn the
-        face's median colour from; the whole ROI when None.
+        face's colour from; the whole ROI when None. Only pixels inside the static
+        Chai & Ngan box count.
     exclude : uint8 mask of pixels that are never skin (eyes, brows, lips, nostrils).
     valid : uint8 mask of ROI pixels that come from the photo (not the warp border).
-    centre : (x, y) in ROI pixels; only skin connected to the component nearest this
-        point (or any component at least a quarter of its size) is kept.
-    cr_tol, cb_tol : half-widths of the adapted Cr/Cb window around the face's median.
-    min_luma_ratio : pixels darker than this fraction of the median skin luma are dropped.
+    centre : (x, y) in ROI pixels; only skin connected to the component there (or any
+        component at least a quarter of the biggest) is kept.
+    hue_tol_yellow, hue_tol_red : degrees the chroma hue may turn towards yellow / red.
+        Lopsided on purpose: hair (blond or brown) is yellower than skin, while inflamed
+        skin (acne, redness) is redder and must stay in the mask.
+    chroma_range : allowed chroma length relative to the median skin's.
+    min_luma_ratio : pixels darker than this fraction of the median skin luma are dropped
+        (dark hair, deep shadows, nostrils).
+    max_hole_fraction : holes enclosed by skin smaller than this fraction of the ROI are
+        filled (lesions, highlights), except where ``exclude`` says no.
 
     Returns
     -------
@@ -66,24 +81,57 @@ def skin_mask(
     if valid is not None:
         static = cv2.bitwise_and(static, valid)
     sample = static if reference is None else cv2.bitwise_and(static, reference)
+    if exclude is not None:
+        sample = cv2.bitwise_and(sample, cv2.bitwise_not(exclude))
     if cv2.countNonZero(sample) < 50:
         sample = static
     if cv2.countNonZero(sample) < 50:
         return np.zeros(roi_bgr.shape[:2], np.uint8)
-    y_med, cr_med, cb_med = (float(np.median(ycc[..., i][sample > 0])) for i in range(3))
-    lo = (max(1.0, min_luma_ratio * y_med), max(CR_RANGE[0] - 8, cr_med - cr_tol), max(CB_RANGE[0] - 8, cb_med - cb_tol))
-    hi = (255, min(CR_RANGE[1] + 8, cr_med + cr_tol), min(CB_RANGE[1] + 8, cb_med + cb_tol))
-    mask = cv2.inRange(ycc, lo, hi)
+    sel = sample > 0
+    y_med = float(np.median(ycc[..., 0][sel]))
+    cr = ycc[..., 1].astype(np.float32) - 128.0
+    cb = ycc[..., 2].astype(np.float32) - 128.0
+    # Cr up / Cb down is "redder": measure hue clockwise from the +Cr axis towards -Cb.
+    radius, hue = cv2.cartToPolar(cr, -cb, angleInDegrees=True)
+    hue = np.where(hue > 180.0, hue - 360.0, hue)
+    r_med = max(2.0, float(np.median(radius[sel])))
+    h_med = float(np.median(hue[sel]))
+    # Positive hue = towards -Cb (yellow-orange); negative = towards pure +Cr (red/magenta).
+    mask = (
+        (hue >= h_med - hue_tol_red)
+        & (hue <= h_med + hue_tol_yellow)
+        & (radius >= chroma_range[0] * r_med)
+        & (radius <= chroma_range[1] * r_med)
+        & (ycc[..., 0] >= min_luma_ratio * y_med)
+    )
+    mask = mask.astype(np.uint8) * 255
     if valid is not None:
         mask = cv2.bitwise_and(mask, valid)
     if exclude is not None:
         mask[exclude > 0] = 0
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    if exclude is not None:  # closing must not bring the features back
+    mask = _fill_small_holes(mask, max_area=max_hole_fraction * mask.size)
+    if exclude is not None:  # hole filling must not bring the features back
         mask[exclude > 0] = 0
+    if valid is not None:
+        mask = cv2.bitwise_and(mask, valid)
     return _keep_face_components(mask, centre)
+
+
+def _fill_small_holes(mask: np.ndarray, *, max_area: float) -> np.ndarray:
+    """Fill background components that do not touch the border and are smaller than ``max_area``."""
+    inv = cv2.bitwise_not(mask)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    if n <= 1:
+        return mask
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    s_h, s_w = mask.shape
+    inner = (x > 0) & (y > 0) & (x + w < s_w) & (y + h < s_h) & (area <= max_area)
+    inner[0] = False
+    out = mask.copy()
+    out[inner[labels]] = 255
+    return out
 
 
 def _keep_face_components(mask: np.ndarray, centre: tuple[float, float] | None) -> np.ndarray:

@@ -3,8 +3,13 @@
 ``detect_faces`` picks the backend (``auto``: yunet when its model is installed, else
 haar; a missing yunet model falls back to haar with a warning), runs it on a copy whose
 long side is at most ``face.detect_max_side`` and, when nothing is found, on copies padded
-with a neutral grey border (close-ups fill the frame and detectors miss them). All
-coordinates come back in original-photo pixels.
+with a neutral grey border (close-ups fill the frame and detectors miss them), then on
+copies rotated by +-25 degrees (tilted heads defeat the Haar cascades). All coordinates
+come back in original-photo pixels.
+
+``run_face_stage`` then re-measures the eye line of faces whose eyes came from a
+landmark regressor (YuNet places the eyes of a tilted head almost level) with the eye
+cascade on an upright crop, analyses the largest face and builds the FaceContext.
 
 ``run_face_stage`` analyses the largest face and builds the :class:`FaceContext` that
 detectors see. Whether a failed quality gate rejects the photo is the engine's call
@@ -24,12 +29,14 @@ import numpy as np
 from harerun.detector import FaceContext
 from harerun.errors import PipelineError
 from harerun.face import Face, ModelMissing
-from harerun.face.backends import yunet_model_path
+from harerun.face.backends import EYE_CASCADE_LOCK, find_eyes, shared_eye_cascade, yunet_model_path
 from harerun.face.config import FaceConfig, QualityConfig
 from harerun.face.quality import assess_quality, colour_cast, face_patch, image_metrics, no_face_report
 from harerun.face.roi import (
     alignment_matrix,
+    apply_affine,
     estimated_eyes,
+    face_roll_deg,
     extract_roi,
     invert_affine,
     px_per_mm_from_eyes,
@@ -44,6 +51,8 @@ from harerun.results import FaceInfo, QualityReport
 CLOSE_UP_PADS = (0.3, 0.6)
 #: Grey of that border (neutral: no edges, no skin colour).
 NEUTRAL_GREY = (127, 127, 127)
+#: Rotations (degrees) tried when neither the photo nor the padded copies show a face.
+ROTATION_RETRIES = (25.0, -25.0)
 
 _instances: dict[tuple[Any, ...], Any] = {}
 _instances_lock = threading.Lock()
@@ -112,7 +121,28 @@ def _clip_to_image(face: Face, w: int, h: int) -> Face | None:
     x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
     if x1 - x0 < 0.5 * bw or y1 - y0 < 0.5 * bh:  # mostly on the padding: not this photo's face
         return None
-    return Face((x0, y0, x1 - x0, y1 - y0), face.score, face.landmarks, face.backend)
+    return Face((x0, y0, x1 - x0, y1 - y0), face.score, face.landmarks, face.backend, face.angle)
+
+
+def _rotated_copy(image_bgr: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo rotated by ``angle`` degrees (counter-clockwise as seen) on a canvas big
+    enough to keep the corners, and the 2x3 affine from photo to copy."""
+    h, w = image_bgr.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos))
+    m[0, 2] += nw / 2.0 - w / 2.0
+    m[1, 2] += nh / 2.0 - h / 2.0
+    out = cv2.warpAffine(image_bgr, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=NEUTRAL_GREY)
+    return out, m
+
+
+def _unrotate(face: Face, copy_to_image: np.ndarray, angle: float) -> Face:
+    """Map a face found on a rotated copy back: landmarks exactly, the box by its centre."""
+    x, y, w, h = face.box
+    cx, cy = apply_affine(copy_to_image, [(x + w / 2.0, y + h / 2.0)])[0]
+    lms = {k: tuple(float(v) for v in apply_affine(copy_to_image, [p])[0]) for k, p in face.landmarks.items()}
+    return Face((cx - w / 2.0, cy - h / 2.0, w, h), face.score, lms, face.backend, angle)
 
 
 def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
@@ -131,11 +161,59 @@ def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[
             faces = [c for f in found if (c := _clip_to_image(f.mapped(1.0, -px, -py), w, h)) is not None]
             if faces:
                 break
+    if not faces and face_cfg.rotation_retry:
+        h, w = image_bgr.shape[:2]
+        scale = min(1.0, face_cfg.detect_max_side / float(max(h, w)))
+        small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        best: list[Face] = []
+        for angle in ROTATION_RETRIES:  # try both and keep the more confident: a wrong turn finds junk
+            rotated, m = _rotated_copy(small, angle)
+            back = invert_affine(m)
+            found = [_unrotate(f, back, angle).mapped(1.0 / scale) for f in backend.detect(rotated)]
+            found = [c for f in found if (c := _clip_to_image(f, w, h)) is not None]
+            if found and (not best or max(f.score for f in found) > max(f.score for f in best)):
+                best = found
+        faces = best
     faces.sort(key=lambda f: f.area, reverse=True)
     return faces, used, warnings
 
 
 # -- the stage ----------------------------------------------------------------------
+
+
+def check_eye_line(image_bgr: np.ndarray, face: Face, *, min_correction_deg: float = 8.0) -> Face:
+    """Re-measure the eye line with the eye cascade on an upright crop of the face.
+
+    Landmark regressors such as YuNet pull the eyes of a tilted head towards an upright
+    template (a 25 degree roll comes out as about 1 degree), which would hide ``TILTED`` and
+    misalign the ROI. When the cascade finds both eyes, each near the regressor's eye,
+    and their line differs from the regressor's by more than ``min_correction_deg``,
+    the cascade's eyes replace the regressor's.
+    """
+    lm = face.landmarks
+    if "left_eye" not in lm or "right_eye" not in lm:
+        return face
+    size = 160
+    m = alignment_matrix(face, padding=0.0, roi_size=size)
+    crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    gray = cv2.equalizeHist(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop)
+    with EYE_CASCADE_LOCK:
+        eyes = find_eyes(gray, (0, 0, size, size), shared_eye_cascade())
+    if len(eyes) != 2:
+        return face
+    (lx, ly), (rx, ry) = apply_affine(m, [lm["left_eye"], lm["right_eye"]])
+    d = float(np.hypot(rx - lx, ry - ly))
+    (flx, fly), (frx, fry) = eyes["left_eye"], eyes["right_eye"]
+    if abs(flx - lx) > 0.35 * d or abs(frx - rx) > 0.35 * d or not 0.5 * d < frx - flx < 1.6 * d:
+        return face
+    residual = roll_angle_deg((flx, fly), (frx, fry))
+    if abs(residual) < min_correction_deg:
+        return face
+    back = invert_affine(m)
+    new = dict(lm)
+    for k, p in eyes.items():
+        new[k] = tuple(float(v) for v in apply_affine(back, [p])[0])
+    return Face(face.box, face.score, new, face.backend, face.angle)
 
 
 def _face_info(face: Face, used: str, count: int, warnings: list[str]) -> FaceInfo:
@@ -234,6 +312,10 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
         return FaceStage([], None, quality, None, timings)
 
     face = faces[0]
+    if face_cfg.check_eye_line and face.backend != "haar":  # haar's eyes come from the eye cascade already
+        t1 = time.perf_counter()
+        face = faces[0] = check_eye_line(image_bgr, face)
+        timings["eye_line"] = (time.perf_counter() - t1) * 1e3
     count = 1 + sum(1 for f in faces[1:] if min(f.box[2], f.box[3]) >= face_cfg.min_face_px)
     if count > 1:
         warnings = [*warnings, "MULTIPLE_FACES"]
@@ -243,7 +325,7 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
     t1 = time.perf_counter()
     h, w = image_bgr.shape[:2]
     eyes_found = sum(k in face.landmarks for k in ("left_eye", "right_eye"))
-    roll = roll_angle_deg(face.landmarks["left_eye"], face.landmarks["right_eye"]) if eyes_found == 2 else None
+    roll = face_roll_deg(face)
     metrics = image_metrics(face_patch(ctx.image, face_cfg.padding), valid=face_patch(valid, face_cfg.padding))
     metrics.update(
         face_px=float(min(face.box[2], face.box[3])),

@@ -1,0 +1,180 @@
+"""Face-stage benchmarks (figures, not pass/fail tests).
+
+    python bench/face.py               # dlib examples: recall / false alarms at IoU >= 0.3, ms per image, per backend
+    python bench/face.py --acne        # acne close-ups: share of photos with a face ROI (auto, haar, yunet)
+    python bench/face.py --stage       # whole face stage on a 1280x960 photo: median ms, 1 thread and default threads
+    python bench/face.py --skin        # skin-colour classifier accuracy on the UCI skin / non-skin samples
+    python bench/face.py --all
+
+Reads $HARERUN_SHARED (default <repo>/../shared); the yunet model from $HARERUN_MODEL_DIR
+(default <shared>/models here). Timings are medians; the machine may be shared, so read
+them as rough figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HARERUN_SHARED", REPO.parent / "shared"))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"bench/face.py: {path} not found; set HARERUN_SHARED to the folder holding data/ and models/")
+    return path
+
+
+os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))
+
+from harerun.face.config import FaceConfig, QualityConfig  # noqa: E402
+from harerun.face.stage import _detect_scaled, backend_instance, detect_faces, run_face_stage  # noqa: E402
+from harerun.host import PluginHost  # noqa: E402
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def match(found, truth, thr: float = 0.3) -> tuple[int, int]:
+    """Greedy one-to-one matching by IoU: (true positives, false alarms)."""
+    pairs = sorted(((iou(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)), reverse=True)
+    used_f, used_t = set(), set()
+    for v, i, j in pairs:
+        if v < thr:
+            break
+        if i in used_f or j in used_t:
+            continue
+        used_f.add(i)
+        used_t.add(j)
+    return len(used_t), len(found) - len(used_f)
+
+
+def bench_dlib(host: PluginHost, backends: list[str], repeats: int = 3) -> None:
+    folder = _need(SHARED / "data/faces/dlib_examples")
+    boxes = json.loads((folder / "boxes.json").read_text())
+    total = sum(len(v) for v in boxes.values())
+    print(f"dlib examples: {len(boxes)} photos, {total} faces, IoU >= 0.3, long side <= 640, no close-up retry")
+    for name in backends:
+        cls = host.face_backend(name).cls
+        try:
+            backend = backend_instance(cls)
+        except Exception as exc:
+            print(f"  {name:6s} unavailable: {exc}")
+            continue
+        tp = fa = 0
+        times = []
+        for img_name, truth in boxes.items():
+            img = cv2.imread(str(folder / img_name))
+            for _ in range(repeats):
+                t = time.perf_counter()
+                faces = _detect_scaled(backend, img, 640)
+                times.append((time.perf_counter() - t) * 1e3)
+            a, b = match([f.box for f in faces], truth)
+            tp += a
+            fa += b
+        print(f"  {name:6s} recall {tp}/{total}  false alarms {fa}  median {statistics.median(times):.1f} ms/image")
+
+
+def bench_acne(host: PluginHost, backends: list[str], limit: int | None) -> None:
+    folder = _need(SHARED / "data/acne/images")
+    files = sorted(folder.glob("*.jpg"))[:limit]
+    print(f"acne close-ups: {len(files)} photos (512x512 letterboxed), face ROI found with close-up retry")
+    for name in backends:
+        cfg = FaceConfig(backend=name)
+        found = 0
+        used = set()
+        misses = []
+        times = []
+        for f in files:
+            img = cv2.imread(str(f))
+            t = time.perf_counter()
+            faces, backend_used, _ = detect_faces(img, face_cfg=cfg, host=host)
+            times.append((time.perf_counter() - t) * 1e3)
+            used.add(backend_used)
+            if faces:
+                found += 1
+            else:
+                misses.append(f.name)
+        print(
+            f"  {name:6s} ({'/'.join(sorted(used))}) {found}/{len(files)} = {100.0 * found / len(files):.1f} %  "
+            f"median {statistics.median(times):.1f} ms/photo  misses: {' '.join(misses[:8])}{' ...' if len(misses) > 8 else ''}"
+        )
+
+
+def bench_stage(host: PluginHost, backends: list[str], repeats: int) -> None:
+    src = cv2.imread(str(_need(SHARED / "data/faces/dlib_examples/Tom_Cruise_avp_2014_4.jpg")))
+    img = cv2.resize(src, (1280, 960), interpolation=cv2.INTER_AREA)
+    print("face stage (detect + quality + ROI + zones + skin mask) on a 1280x960 photo:")
+    default_threads = cv2.getNumThreads()
+    for threads in (1, default_threads):
+        cv2.setNumThreads(threads)
+        for name in backends:
+            cfg = FaceConfig(backend=name)
+            run_face_stage(img, face_cfg=cfg, quality_cfg=QualityConfig(), host=host)  # warm-up
+            totals, parts = [], {}
+            for _ in range(repeats):
+                t = time.perf_counter()
+                st = run_face_stage(img, face_cfg=cfg, quality_cfg=QualityConfig(), host=host)
+                totals.append((time.perf_counter() - t) * 1e3)
+                for k, v in st.timings_ms.items():
+                    parts.setdefault(k, []).append(v)
+            split = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in parts.items())
+            print(f"  threads={threads:<2d} {st.face.backend_used:6s} median {statistics.median(totals):.1f} ms  ({split})")
+    cv2.setNumThreads(default_threads)
+
+
+def bench_skin() -> None:
+    from harerun.face.skin import classify_skin_pixels
+
+    data = np.loadtxt(_need(SHARED / "data/skin_nonskin/Skin_NonSkin.txt"), dtype=np.int32)
+    bgr = data[:, :3].astype(np.uint8)
+    truth = data[:, 3] == 1
+    pred = classify_skin_pixels(bgr) > 0
+    print(
+        f"skin classifier (Chai & Ngan YCrCb box) on UCI Skin Segmentation, {len(truth)} pixels: "
+        f"accuracy {100 * np.mean(pred == truth):.2f} %, skin recall {100 * pred[truth].mean():.2f} %, "
+        f"non-skin recall {100 * (~pred[~truth]).mean():.2f} %"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--acne", action="store_true")
+    ap.add_argument("--stage", action="store_true")
+    ap.add_argument("--skin", action="store_true")
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--backends", default="haar,yunet")
+    ap.add_argument("--limit", type=int, default=None, help="acne: only the first N photos")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    _need(SHARED)
+    host = PluginHost(autoload=False)
+    backends = args.backends.split(",")
+    only_default = not (args.acne or args.stage or args.skin)
+    if args.all or only_default:
+        bench_dlib(host, backends)
+    if args.all or args.acne:
+        bench_acne(host, ["auto", *backends], args.limit)
+    if args.all or args.stage:
+        bench_stage(host, backends, args.repeats)
+    if args.all or args.skin:
+        bench_skin()
+
+
+if __name__ == "__main__":
+    main()
