@@ -42,11 +42,11 @@ def analysis_mask(ctx: FaceContext) -> np.ndarray:
         return ctx.skin_mask
     union = np.zeros_like(ctx.skin_mask)
     for zone in ctx.zones.values():
-        union |= zone
-    return union & ctx.skin_mask
+        cv2.bitwise_or(union, zone, dst=union)
+    return cv2.bitwise_and(union, ctx.skin_mask)
 
 
-_SCALE = 4  # mottling and the evidence map are computed on a 1/4 grid
+_SCALE = 4  # colour statistics, mottling and the evidence map use a 1/4 grid
 
 
 class PigmentationDetector(Detector):
@@ -59,18 +59,23 @@ class PigmentationDetector(Detector):
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: PigmentationParams = self.params
         region = analysis_mask(ctx)
-        if not region.any():
+        if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
-        lab = ctx.lab
+        # colour statistics on a 1/4 grid: area-averaged LAB, so medians cost ~1/16
+        size = ctx.image.shape[:2]
+        small_size = (max(1, size[1] // _SCALE), max(1, size[0] // _SCALE))
+        lab = cv2.resize(ctx.lab, small_size, interpolation=cv2.INTER_AREA)
         l_star, b_star = lab[..., 0], lab[..., 2]
-        mi = algorithm.melanin_index(ctx.image)
-        mottle = algorithm.mottling(l_star, scale=_SCALE, sigma=p.mottle_sigma_px / _SCALE)
-        small_size = (mottle.shape[1], mottle.shape[0])
+        mi = algorithm.melanin_index(cv2.resize(ctx.image, small_size, interpolation=cv2.INTER_AREA))
+        mottle = algorithm.mottling(l_star, scale=1, sigma=p.mottle_sigma_px / _SCALE)
 
         def small(mask: np.ndarray) -> np.ndarray:
-            return cv2.resize(mask, small_size, interpolation=cv2.INTER_NEAREST) > 0
+            o = _SCALE // 2
+            return mask[o::_SCALE, o::_SCALE][: small_size[1], : small_size[0]] > 0
 
-        m = region > 0
+        m = small(region)
+        if not m.any():
+            m = cv2.resize(region, small_size, interpolation=cv2.INTER_AREA) > 0
         face_l, face_b = float(np.median(l_star[m])), float(np.median(b_star[m]))
         face_ita = float(algorithm.ita_degrees(face_l, face_b))
         measurements: dict[str, object] = {
@@ -80,18 +85,18 @@ class PigmentationDetector(Detector):
             "ita_band": algorithm.ita_band(face_ita),
             "melanin_index": float(mi[m].mean()),
         }
+        skin_small = small(ctx.skin_mask)
         zone_ita: dict[str, float] = {}
         zone_l: dict[str, float] = {}
         zone_mottle: dict[str, float] = {}
         for zname, zmask in ctx.zones.items():
-            zm = (zmask & ctx.skin_mask) > 0
+            zm = small(zmask) & skin_small
             if not zm.any():
                 continue
             zl, zb = float(np.median(l_star[zm])), float(np.median(b_star[zm]))
             zone_l[zname] = zl
             zone_ita[zname] = float(algorithm.ita_degrees(zl, zb))
-            zs = small(zm.astype(np.uint8))
-            zone_mottle[zname] = float(mottle[zs].mean()) if zs.any() else 0.0
+            zone_mottle[zname] = float(mottle[zm].mean())
             measurements[f"{zname}_l_star"] = zl
             measurements[f"{zname}_b_star"] = zb
             measurements[f"{zname}_ita_deg"] = zone_ita[zname]
@@ -102,8 +107,7 @@ class PigmentationDetector(Detector):
         itas = np.array(list(zone_ita.values())) if zone_ita else np.array([face_ita])
         ita_sd = float(itas.std())
         l_sd = float(np.std(list(zone_l.values()))) if zone_l else 0.0
-        rs = small(region)
-        mottle_mean = float(mottle[rs].mean()) if rs.any() else 0.0
+        mottle_mean = float(mottle[m].mean())
         ref_ita = float(np.median(itas))
 
         def blotch(value: float) -> float:
@@ -119,11 +123,9 @@ class PigmentationDetector(Detector):
         )
 
         # evidence: how far each spot's ITA° is from the face's, on the coarse grid
-        sl = cv2.resize(l_star, small_size, interpolation=cv2.INTER_AREA)
-        sb = cv2.resize(b_star, small_size, interpolation=cv2.INTER_AREA)
-        dev = np.abs(algorithm.ita_degrees(sl, sb) - face_ita) * (255.0 / p.ita_deviation_full_deg)
+        dev = np.abs(algorithm.ita_degrees(l_star, b_star) - face_ita) * (255.0 / p.ita_deviation_full_deg)
         heat = cv2.resize(np.clip(dev, 0, 255).astype(np.uint8), region.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        heat[~m] = 0
+        heat = cv2.bitwise_and(heat, region)
         return DetectorResult(score=score, zones=zones, measurements=measurements, evidence=Evidence(mask=heat))
 
 

@@ -22,6 +22,7 @@ def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
 
 #: log10 of linearised sRGB for every 8-bit code (floored at 1e-4 so black stays finite).
 _LOG10_LINEAR = np.log10(np.maximum(_srgb_to_linear(np.arange(256) / 255.0), 1e-4)).astype(np.float32)
+_LOG10_LINEAR_100 = 100.0 * _LOG10_LINEAR
 
 
 def erythema_index(image: np.ndarray, *, smooth: int = 3) -> np.ndarray:
@@ -37,7 +38,8 @@ def erythema_index(image: np.ndarray, *, smooth: int = 3) -> np.ndarray:
     -------
     (H, W) float32 EI map. Neutral grey gives 0; typical light skin 15-30.
     """
-    ei = 100.0 * (_LOG10_LINEAR[image[..., 2]] - _LOG10_LINEAR[image[..., 1]])
+    _, g, r = cv2.split(image)
+    ei = cv2.subtract(cv2.LUT(r, _LOG10_LINEAR_100), cv2.LUT(g, _LOG10_LINEAR_100))
     if smooth > 1:
         ei = cv2.blur(ei, (smooth, smooth))
     return ei
@@ -49,33 +51,51 @@ def redness_baseline(ei: np.ndarray, mask: np.ndarray, *, percentile: float = 25
     A low percentile rather than the median keeps the reference on unaffected
     skin even when much of the face is inflamed.
     """
-    values = ei[mask > 0]
-    if values.size == 0:
+    # a 0.1-EI histogram instead of a sort: the same value to 0.1 EI, ~10x faster
+    lo, hi = -50.0, 150.0
+    bins = int((hi - lo) * 10)
+    hist = cv2.calcHist([np.ascontiguousarray(ei, np.float32)], [0], mask, [bins], [lo, hi]).ravel()
+    total = hist.sum()
+    if total == 0:
         return 0.0
-    return float(np.percentile(values, percentile))
+    idx = int(np.searchsorted(np.cumsum(hist), percentile / 100.0 * total))
+    return lo + (min(idx, bins - 1) + 0.5) * (hi - lo) / bins
 
 
 def red_area_mask(ei: np.ndarray, mask: np.ndarray, *, baseline: float, delta: float) -> np.ndarray:
-    """uint8 mask (255) of pixels inside ``mask`` whose EI exceeds ``baseline + delta``."""
-    red = (ei >= baseline + delta) & (mask > 0)
-    return red.astype(np.uint8) * 255
+    """uint8 mask (255) of pixels inside ``mask`` whose EI is above ``baseline + delta``."""
+    _, red = cv2.threshold(ei, baseline + delta, 255, cv2.THRESH_BINARY)  # strictly above
+    return cv2.bitwise_and(red.astype(np.uint8), mask)
+
+
+def excess_map(ei: np.ndarray, *, baseline: float, margin: float) -> np.ndarray:
+    """``max(EI - baseline - margin, 0)``: how much redder than normal skin each pixel is, in EI units."""
+    return cv2.max(cv2.subtract(ei, float(baseline + margin)), 0.0)
 
 
 def excess_erythema(ei: np.ndarray, mask: np.ndarray, *, baseline: float, margin: float) -> float:
-    """Mean of ``max(EI - baseline - margin, 0)`` over ``mask``: area x intensity of redness, in EI units."""
-    m = mask > 0
-    if not m.any():
-        return 0.0
-    return float(np.maximum(ei[m] - baseline - margin, 0.0).mean())
+    """Mean of :func:`excess_map` over ``mask``: area x intensity of redness, in EI units."""
+    return masked_mean(excess_map(ei, baseline=baseline, margin=margin), mask)
 
 
-def red_blobs(red: np.ndarray, *, min_area: int = 6, max_count: int = 100) -> np.ndarray:
-    """Circles ``[x, y, r]`` around the largest connected red regions (largest first)."""
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(red, connectivity=8)
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of a single-channel map inside a uint8 mask (0 for an empty mask)."""
+    return float(cv2.mean(values, mask=mask)[0]) if cv2.countNonZero(mask) else 0.0
+
+
+def red_blobs(red: np.ndarray, *, min_area: int = 6, max_count: int = 100, step: int = 2) -> np.ndarray:
+    """Circles ``[x, y, r]`` around the largest connected red regions (largest first).
+
+    Components are found on every ``step``-th pixel (4x fewer pixels for step 2);
+    areas and positions are scaled back, so ``min_area`` is in full-resolution px.
+    """
+    sub = np.ascontiguousarray(red[step // 2 :: step, step // 2 :: step])
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(sub, connectivity=8)
     if n <= 1:
         return np.zeros((0, 3))
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64) * step * step
     keep = np.flatnonzero(areas >= min_area)
     keep = keep[np.argsort(-areas[keep])][:max_count]
     r = np.sqrt(areas[keep] / np.pi)
-    return np.column_stack([centroids[1:][keep], r])
+    xy = centroids[1:][keep] * step + step // 2
+    return np.column_stack([xy, r])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from pydantic import Field
 
@@ -36,8 +37,8 @@ def analysis_mask(ctx: FaceContext) -> np.ndarray:
         return ctx.skin_mask
     union = np.zeros_like(ctx.skin_mask)
     for zone in ctx.zones.values():
-        union |= zone
-    return union & ctx.skin_mask
+        cv2.bitwise_or(union, zone, dst=union)
+    return cv2.bitwise_and(union, ctx.skin_mask)
 
 
 class RednessDetector(Detector):
@@ -50,39 +51,45 @@ class RednessDetector(Detector):
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: RednessParams = self.params
         region = analysis_mask(ctx)
-        n_px = int(np.count_nonzero(region))
-        if n_px == 0:
+        if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
         ei = algorithm.erythema_index(ctx.image, smooth=p.smooth_px)
         base = algorithm.redness_baseline(ei, region, percentile=p.baseline_percentile)
         red = algorithm.red_area_mask(ei, region, baseline=base, delta=p.red_delta_ei)
 
-        def score_of(mask: np.ndarray) -> float:
-            ex = algorithm.excess_erythema(ei, mask, baseline=base, margin=p.margin_ei)
-            return 100.0 * min(1.0, ex / p.full_scale_ei), ex
+        excess = algorithm.excess_map(ei, baseline=base, margin=p.margin_ei)
 
-        score, excess = score_of(region)
+        def stats(mask: np.ndarray) -> tuple[float, float, float, float]:
+            """(score, mean excess, mean EI, red-area %) inside ``mask``, on its bounding box only."""
+            x, y, w, h = cv2.boundingRect(mask)
+            box = (slice(y, y + h), slice(x, x + w))
+            m = mask[box]
+            n = cv2.countNonZero(m)
+            ex = algorithm.masked_mean(excess[box], m)
+            pct = 100.0 * cv2.countNonZero(cv2.bitwise_and(red[box], m)) / n
+            return 100.0 * min(1.0, ex / p.full_scale_ei), ex, algorithm.masked_mean(ei[box], m), pct
+
+        score, overall_excess, ei_mean, red_pct = stats(region)
         measurements: dict[str, object] = {
-            "ei_mean": float(ei[region > 0].mean()),
+            "ei_mean": ei_mean,
             "ei_baseline": base,
-            "excess_ei": excess,
-            "red_area_pct": 100.0 * np.count_nonzero(red) / n_px,
+            "excess_ei": overall_excess,
+            "red_area_pct": red_pct,
         }
         zones: dict[str, float] = {}
         for zname, zmask in ctx.zones.items():
-            zm = zmask & ctx.skin_mask
-            nz = int(np.count_nonzero(zm))
-            if nz == 0:
+            zm = cv2.bitwise_and(zmask, ctx.skin_mask)
+            if not cv2.countNonZero(zm):
                 continue
-            zones[zname], zex = score_of(zm)
-            measurements[f"{zname}_ei_mean"] = float(ei[zm > 0].mean())
+            zones[zname], zex, zei, zpct = stats(zm)
+            measurements[f"{zname}_ei_mean"] = zei
             measurements[f"{zname}_excess_ei"] = zex
-            measurements[f"{zname}_red_area_pct"] = 100.0 * np.count_nonzero(red & zm) / nz
+            measurements[f"{zname}_red_area_pct"] = zpct
 
         blobs = algorithm.red_blobs(red, min_area=p.min_blob_area_px, max_count=p.max_markers)
         measurements["red_region_count"] = len(blobs)
-        heat = np.clip((ei - base) * (255.0 / (2.0 * p.red_delta_ei)), 0, 255).astype(np.uint8)
-        heat[region == 0] = 0
+        heat = cv2.convertScaleAbs(cv2.max(cv2.subtract(ei, base), 0.0), alpha=255.0 / (2.0 * p.red_delta_ei))
+        heat = cv2.bitwise_and(heat, region)
         return DetectorResult(
             score=score,
             zones=zones,

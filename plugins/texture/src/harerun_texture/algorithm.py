@@ -81,9 +81,9 @@ def highpass(gray: np.ndarray, *, size: int = 15) -> np.ndarray:
 
 def local_contrast(hp: np.ndarray, mask: np.ndarray) -> float:
     """Standard deviation of the high-passed grey values inside ``mask`` (grey levels)."""
-    if not mask.any():
+    if not cv2.countNonZero(mask):
         return 0.0
-    _, sd = cv2.meanStdDev(hp.astype(np.float32), mask=mask)
+    _, sd = cv2.meanStdDev(hp, mask=mask)
     return float(sd[0, 0])
 
 

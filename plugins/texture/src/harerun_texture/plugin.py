@@ -36,8 +36,8 @@ def analysis_mask(ctx: FaceContext) -> np.ndarray:
         return ctx.skin_mask
     union = np.zeros_like(ctx.skin_mask)
     for zone in ctx.zones.values():
-        union |= zone
-    return union & ctx.skin_mask
+        cv2.bitwise_or(union, zone, dst=union)
+    return cv2.bitwise_and(union, ctx.skin_mask)
 
 
 class TextureDetector(Detector):
@@ -50,15 +50,17 @@ class TextureDetector(Detector):
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: TextureParams = self.params
         region = analysis_mask(ctx)
-        if not region.any():
+        if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
         labels, hp = algorithm.roughness_maps(
             ctx.gray, radius=p.lbp_radius_px, threshold=p.lbp_threshold, smooth=p.smooth_px, hp_size=p.highpass_px
         )
 
         def measure(mask: np.ndarray) -> tuple[float, np.ndarray, float]:
-            hist = algorithm.lbp_histogram(labels, mask)
-            contrast = algorithm.local_contrast(hp, mask)
+            x, y, w, h = cv2.boundingRect(mask)
+            box = (slice(y, y + h), slice(x, x + w))
+            hist = algorithm.lbp_histogram(np.ascontiguousarray(labels[box]), np.ascontiguousarray(mask[box]))
+            contrast = algorithm.local_contrast(hp[box], mask[box])
             lbp_term = min(1.0, (1.0 - hist[0]) / p.structure_full)
             contrast_term = min(1.0, max(0.0, contrast - p.contrast_floor) / p.contrast_full)
             score = 100.0 * (p.lbp_weight * lbp_term + (1.0 - p.lbp_weight) * contrast_term)
@@ -73,8 +75,8 @@ class TextureDetector(Detector):
         }
         zones: dict[str, float] = {}
         for zname, zmask in ctx.zones.items():
-            zm = zmask & ctx.skin_mask
-            if not zm.any():
+            zm = cv2.bitwise_and(zmask, ctx.skin_mask)
+            if not cv2.countNonZero(zm):
                 continue
             zones[zname], zhist, zcontrast = measure(zm)
             measurements[f"{zname}_structured_fraction"] = float(1.0 - zhist[0])
