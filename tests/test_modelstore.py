@@ -101,7 +101,7 @@ def test_unlisted_model_in_cache_needs_a_sidecar(tmp_path):
     assert "no checksum" in e.value.reason
     (f.parent / "extra.onnx.sha256").write_text(f"{_sha(b'abc')}  extra.onnx\n")
     assert store.resolve("extra@7").source == "cache"
-    assert store.resolve("extra").version == "7"  # newest cached version
+    assert store.resolve("extra").version == "7"  # highest cached version
     (f.parent / "extra.onnx.sha256").write_text(f"{_sha(b'xyz')}  extra.onnx\n")
     with pytest.raises(ModelUnavailable, match="checksum mismatch"):
         store.resolve("extra@7")

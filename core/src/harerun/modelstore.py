@@ -126,6 +126,11 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name, version or None
 
 
+def version_key(version: str) -> tuple:
+    """Natural sort key for versions: digit runs compare as numbers ("2" < "10" < "2023mar")."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", version))
+
+
 # -- checksums -------------------------------------------------------------------
 
 _HASH_MEMO: dict[tuple[str, int, int], str] = {}
@@ -325,9 +330,9 @@ class ModelStore:
         return self.cache_dir / name / version / Path(file).name
 
     def _find_cached(self, name, version, entry, tried) -> ResolvedModel | None:
-        if version is None:  # unlisted name without version: newest cached version
+        if version is None:  # unlisted name without version: highest cached version
             vdirs = sorted((d for d in (self.cache_dir / name).glob("*") if d.is_dir()),
-                           key=lambda d: d.stat().st_mtime, reverse=True) if (self.cache_dir / name).is_dir() else []
+                           key=lambda d: version_key(d.name), reverse=True) if (self.cache_dir / name).is_dir() else []
             version = vdirs[0].name if vdirs else None
             if version is None:
                 tried.append(f"cache: nothing for {name} in {self.cache_dir}")
@@ -383,7 +388,8 @@ class ModelStore:
         if not objs:
             raise _S3Problem(f"no object under s3://{self.s3_bucket}/{base} "
                              f"(publish it with `harerun models publish FILE --name {name} --version V`)")
-        newest = max(objs, key=lambda o: o["LastModified"])
+        # without a version: the highest version (natural order: 2 < 10 < 2023mar), newest object within it
+        newest = max(objs, key=lambda o: (version_key(o["Key"][len(base):].split("/")[0]), o["LastModified"]))
         key = newest["Key"]
         return key, key[len(base):].split("/")[0] if not version else version, s3.head_object(Bucket=self.s3_bucket, Key=key)
 
@@ -529,11 +535,11 @@ def describe_s3_error(exc: BaseException, bucket: str | None, endpoint: str | No
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
             return (f"access denied to bucket '{bucket}' on {where} ({code}); check the credentials and "
                     f"their permissions (s3:GetObject, s3:ListBucket)")
+        if code == "NoSuchBucket":
+            return f"bucket '{bucket}' does not exist on {where}; check HARERUN_S3_BUCKET"
         if code in ("404", "NoSuchKey", "NotFound") or status == 404:
             return (f"the model is not in s3://{bucket} (404); publish it with "
                     f"`harerun models publish FILE --name NAME --version V`")
-        if code == "NoSuchBucket":
-            return f"bucket '{bucket}' does not exist on {where}; check HARERUN_S3_BUCKET"
         return f"S3 error {code or status} from {where}: {err.get('Message', exc)}"
     if isinstance(exc, bce.BotoCoreError):
         return f"S3 client error talking to {where}: {exc}"

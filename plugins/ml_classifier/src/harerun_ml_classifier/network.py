@@ -1,0 +1,63 @@
+"""The acne-grade network (Keras 3; import this module only when TensorFlow is wanted).
+
+A small separable-convolution CNN trained from scratch, with two heads:
+
+* ``density``: a lesion density map at 1/8 of the input (sum = lesion count),
+  supervised by the expert lesion circles (joint grading and counting, after
+  Wu et al., "Joint Acne Image Grading and Counting via Label Distribution
+  Learning", ICCV 2019);
+* ``grade``: softmax over grades 0-3 from pooled image features plus the
+  predicted lesion count (ACNE04 grades are defined by lesion counts, but the
+  dermatologist's grade also depends on the look of the lesions).
+
+Only stock Keras layers are used, so a saved ``.keras`` or ``.h5`` file loads
+without custom objects.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from harerun_ml_classifier.algorithm import DENSITY_STRIDE, INPUT_SIZE, N_GRADES
+
+
+def _sep_block(x, filters: int, *, stride: int = 1, name: str):
+    x = layers.SeparableConv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_sep")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_model(*, input_size: int = INPUT_SIZE, width: int = 24, dropout: float = 0.3) -> keras.Model:
+    """Build the two-headed network.
+
+    Input: (input_size, input_size, 3) float32 RGB in 0..255.
+    Outputs: ``grade`` (4 softmax probabilities) and ``density`` (input/8 square map, >= 0).
+    """
+    assert input_size % 32 == 0, "input_size must be a multiple of 32"
+    inp = keras.Input((input_size, input_size, 3), name="image")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inp)
+    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)  # /2
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    x = _sep_block(x, width, name="b1a")
+    x = _sep_block(x, 2 * width, stride=2, name="b2a")  # /4
+    x = _sep_block(x, 2 * width, name="b2b")
+    x = _sep_block(x, 4 * width, stride=2, name="b3a")  # /8
+    x = _sep_block(x, 4 * width, name="b3b")
+    s8 = _sep_block(x, 4 * width, name="b3c")
+
+    # bias -4: softplus(-4) ~ 0.018 lesions per cell, ~20 per image at the start, not ~700
+    density = layers.Conv2D(1, 1, activation="softplus", bias_initializer=keras.initializers.Constant(-4.0),
+                            name="density")(s8)
+    count = layers.GlobalAveragePooling2D(name="count_mean")(density)
+    count = layers.Rescaling(float((input_size // DENSITY_STRIDE) ** 2) / 50.0, name="count_scaled")(count)
+
+    x = _sep_block(s8, 6 * width, stride=2, name="b4a")  # /16
+    x = _sep_block(x, 6 * width, name="b4b")
+    x = _sep_block(x, 8 * width, stride=2, name="b5a")  # /32
+    feat = layers.GlobalAveragePooling2D(name="gap")(x)
+    feat = layers.Dropout(dropout, name="dropout")(feat)
+    feat = layers.Concatenate(name="features")([feat, count])
+    grade = layers.Dense(N_GRADES, activation="softmax", name="grade")(feat)
+    return keras.Model(inp, {"grade": grade, "density": density}, name="acne_grade")

@@ -1,0 +1,101 @@
+"""The ``ml_classifier`` detector: acne severity grade 0-3 from a small Keras CNN.
+
+The model is found by the model store (``acne-grade@1`` by default: models
+directory, cache, then S3) and loaded once per process on first use. When the
+model cannot be had (not found, S3 down, bad checksum, unreadable file) the
+result is ``status: "unavailable"`` with the reason, and the rest of the
+pipeline runs normally.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from harerun import hookimpl
+from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.modelstore import ModelUnavailable
+from harerun.results import DetectorResult, Evidence
+from harerun_ml_classifier.algorithm import N_GRADES, prepare_input, zone_counts
+
+#: Lesions per density cell drawn at full strength in the evidence mask.
+MASK_FULL_SCALE = 0.25
+
+
+class MLClassifierParams(DetectorParams):
+    model: str = Field(
+        "acne-grade@1",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._-]*)?$",
+        description="model spec 'name' or 'name@version' resolved by the model store "
+        "(HARERUN_MODEL_DIR, HARERUN_CACHE_DIR, HARERUN_S3_BUCKET)",
+    )
+    model_path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="explicit model file (.keras, .h5 or .tflite); when set, the model store is not asked",
+    )
+    runtime: Literal["auto", "keras", "tflite"] = Field(
+        "auto", description="'auto' runs .tflite files with TFLite and .keras/.h5 files with Keras"
+    )
+
+
+class MLClassifierDetector(Detector):
+    """Acne severity grade (ACNE04 scale 0-3) with class probabilities and a lesion-count estimate."""
+
+    name: ClassVar[str] = "ml_classifier"
+    version: ClassVar[str] = "0.1.0"
+    Params: ClassVar[type[DetectorParams]] = MLClassifierParams
+
+    def analyze(self, ctx: FaceContext) -> DetectorResult:
+        from harerun_ml_classifier.runtime import get_model  # imports the model store only, not TensorFlow
+
+        p = self.params
+        try:
+            model = get_model(p.model, path=p.model_path, runtime=p.runtime)
+        except ModelUnavailable as exc:
+            return DetectorResult(status="unavailable", message=exc.reason,
+                                  measurements={"model": p.model, "error_code": exc.code})
+        probs, density = model.run(prepare_input(ctx.image, size=model.input_size))
+        probs = np.clip(probs, 0.0, 1.0)
+        probs = probs / max(float(probs.sum()), 1e-9)
+        grade = int(np.argmax(probs))
+        expected = float(np.dot(probs, np.arange(N_GRADES)))
+        r = model.resolved
+        measurements = {
+            "grade": grade,
+            **{f"p_grade_{k}": round(float(probs[k]), 4) for k in range(N_GRADES)},
+            "grade_expected": round(expected, 3),
+            "model": r.spec,
+            "model_source": r.source,
+            "model_sha256": r.sha256,
+            "model_load_ms": r.load_ms,
+            "runtime": model.runtime,
+        }
+        mask = None
+        if density is not None:
+            measurements["lesion_count_est"] = round(float(density.sum()), 1)
+            skin = ctx.skin_mask > 0
+            zones = {z: (m > 0) & skin for z, m in ctx.zones.items()}
+            measurements["zone_lesion_count_est"] = {
+                z: round(v, 1) for z, v in zone_counts(density, {z: m.astype(np.uint8) for z, m in zones.items()}).items()
+            }
+            h, w = ctx.image.shape[:2]
+            up = cv2.resize(density.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+            mask = (np.clip(up / MASK_FULL_SCALE, 0, 1) * 255).astype(np.uint8)
+            mask[~skin] = 0
+        return DetectorResult(
+            score=100.0 * expected / (N_GRADES - 1),
+            measurements=measurements,
+            evidence=Evidence(mask=mask),
+        )
+
+
+@hookimpl
+def register_detectors(register):
+    register(MLClassifierDetector)

@@ -1,0 +1,171 @@
+"""Load the acne-grade model once per process (lazily, thread-safe) and run it.
+
+Models come from :class:`harerun.modelstore.ModelStore`. A ``.keras`` or legacy
+``.h5`` file is loaded with Keras and called through a ``tf.function`` with a
+fixed input shape (``model.predict`` costs tens of ms per call); a ``.tflite``
+file runs in the TFLite interpreter (``ai_edge_litert`` when installed, else
+``tf.lite``). TensorFlow is imported here, on first use, never at plugin import.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harerun.modelstore import ModelStore, ModelUnavailable, ResolvedModel, record_load
+
+#: After a failed load (e.g. S3 down), wait this long before trying again, so a
+#: dead endpoint costs one timeout per interval instead of one per photo.
+RETRY_AFTER_S = 30.0
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run model: ``run(x)`` maps one (S, S, 3) float32 input to (probs, density or None)."""
+
+    resolved: ResolvedModel
+    runtime: str
+    input_size: int
+    run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+_MODELS: dict[tuple, LoadedModel] = {}
+_FAILURES: dict[tuple, tuple[float, ModelUnavailable]] = {}
+_LOCK = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget loaded models and remembered failures (tests, or after fixing the configuration)."""
+    with _LOCK:
+        _MODELS.clear()
+        _FAILURES.clear()
+
+
+def get_model(spec: str, *, path: str | None = None, runtime: str = "auto", store: ModelStore | None = None) -> LoadedModel:
+    """The loaded model for ``spec`` (or explicit ``path``); raises :class:`ModelUnavailable`."""
+    store = store or ModelStore.from_env()
+    key = (spec, path, runtime, str(store.model_dir), str(store.cache_dir), store.s3_bucket, store.s3_prefix,
+           store.s3_endpoint_url)
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is not None:
+            return model
+        failed = _FAILURES.get(key)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_S:
+            raise failed[1]
+        try:
+            resolved = store.resolve(spec, path=path)
+            model = _load(resolved, runtime)
+        except ModelUnavailable as exc:
+            _FAILURES[key] = (time.monotonic(), exc)
+            raise
+        _FAILURES.pop(key, None)
+        _MODELS[key] = model
+        return model
+
+
+def _load(resolved: ResolvedModel, runtime: str) -> LoadedModel:
+    suffix = resolved.path.suffix.lower()
+    if runtime == "auto":
+        runtime = "tflite" if suffix == ".tflite" else "keras"
+    if runtime == "keras" and suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelUnavailable(f"{resolved.path} is not a .keras or .h5 file (runtime 'keras')",
+                               name=resolved.name, version=resolved.version)
+    t0 = time.perf_counter()
+    try:
+        loaded = _load_tflite(resolved) if runtime == "tflite" else _load_keras(resolved)
+        s = loaded.input_size
+        loaded.run(np.zeros((s, s, 3), np.float32))  # warm-up: trace / allocate once, inside load time
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # a corrupt or incompatible file is a model problem, reported as such
+        raise ModelUnavailable(f"cannot load {resolved.path} with {runtime}: {type(exc).__name__}: {exc}",
+                               name=resolved.name, version=resolved.version) from None
+    record_load(resolved, (time.perf_counter() - t0) * 1000.0)
+    return loaded
+
+
+def _split_outputs(outputs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Find the (1, 4) grade probabilities and the optional (1, g, g, 1) density map."""
+    if isinstance(outputs, dict):
+        items = list(outputs.values())
+    elif isinstance(outputs, (list, tuple)):
+        items = list(outputs)
+    else:
+        items = [outputs]
+    arrays = [np.asarray(o) for o in items]
+    probs = next((a for a in arrays if a.ndim == 2), None)
+    density = next((a for a in arrays if a.ndim == 4), None)
+    if probs is None or probs.shape[-1] != 4:
+        raise ValueError(f"model outputs {[a.shape for a in arrays]}: expected a (1, 4) grade output")
+    return probs[0].astype(np.float64), None if density is None else density[0, ..., 0].astype(np.float64)
+
+
+def _load_keras(resolved: ResolvedModel) -> LoadedModel:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(resolved.path, compile=False)
+    shape = model.inputs[0].shape
+    size = int(shape[1])
+    fn = tf.function(lambda x: model(x, training=False),
+                     input_signature=[tf.TensorSpec((1, size, size, int(shape[3])), tf.float32)])
+
+    def run(x: np.ndarray):
+        out = fn(tf.constant(x[None]))
+        if isinstance(out, dict):
+            out = {k: v.numpy() for k, v in out.items()}
+        elif isinstance(out, (list, tuple)):
+            out = [v.numpy() for v in out]
+        else:
+            out = out.numpy()
+        return _split_outputs(out)
+
+    return LoadedModel(resolved, "keras", size, run)
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import warnings
+
+        import tensorflow as tf
+
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+def _load_tflite(resolved: ResolvedModel) -> LoadedModel:
+    interpreter = _interpreter_class()(model_path=str(resolved.path), num_threads=1)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    outs = interpreter.get_output_details()
+    size = int(inp["shape"][1])
+    lock = threading.Lock()  # an interpreter is not thread-safe
+
+    def run(x: np.ndarray):
+        with lock:
+            interpreter.set_tensor(inp["index"], x[None].astype(np.float32))
+            interpreter.invoke()
+            out = [interpreter.get_tensor(o["index"]).copy() for o in outs]
+        return _split_outputs(out)
+
+    return LoadedModel(resolved, "tflite", size, run)
+
+
+def model_file_kind(path: str | Path) -> str:
+    """``keras`` or ``tflite`` by file suffix (what ``runtime='auto'`` picks)."""
+    return "tflite" if Path(path).suffix.lower() == ".tflite" else "keras"

@@ -1,0 +1,356 @@
+"""Train the acne-grade network: ``harerun train acne-grade --data DIR --out PATH``.
+
+Data folder layout (the shared ACNE04 export, see ../shared/data/acne/README.md):
+``labels.csv`` with columns ``image``, ``grade`` (0-3), ``split`` (``train``/``val``),
+``images/<image>`` and optionally ``lesions.json`` (``{image: [[x, y, r], ...]}``,
+pixels of the stored image) for the density head.
+
+Only the ``train`` split is fitted; ``val`` picks the epoch (best val accuracy,
+then macro-F1) and is reported. Writes the model, ``<out>.sha256``, a model
+card ``<out stem>.md`` and its figures as ``<out stem>.metrics.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from harerun_ml_classifier.algorithm import (
+    DENSITY_STRIDE,
+    INPUT_SIZE,
+    N_GRADES,
+    augment,
+    class_weights,
+    classification_metrics,
+    density_target,
+    prepare_input,
+    soft_labels,
+)
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path
+    epochs: int = 40
+    batch_size: int = 16
+    input_size: int = INPUT_SIZE
+    width: int = 16
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    label_sigma: float = 0.5
+    density_weight: float = 1.0
+    class_weight_power: float = 0.5
+    seed: int = 0
+    threads: int = 2
+    tflite: bool = True
+    limit: int | None = None  # use only the first N images of each split (smoke tests)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Split:
+    names: list[str]
+    images: np.ndarray  # (N, S, S, 3) float32 RGB 0..255
+    grades: np.ndarray  # (N,) int
+    circles: list[np.ndarray]  # per image (K, 3) in input pixels
+
+
+def load_split(data: Path, split: str, *, size: int, limit: int | None = None) -> Split:
+    """Read one split of a labels.csv data folder into memory, resized to ``size``."""
+    labels = data / "labels.csv"
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels} not found; --data must be a folder with labels.csv and images/")
+    lesions_path = data / "lesions.json"
+    lesions = json.loads(lesions_path.read_text()) if lesions_path.is_file() else {}
+    with open(labels, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("split") == split]
+    rows.sort(key=lambda r: r["image"])
+    if limit:
+        rows = rows[:limit]
+    names, imgs, grades, circles = [], [], [], []
+    for r in rows:
+        img = cv2.imread(str(data / "images" / r["image"]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"cannot read {data / 'images' / r['image']}")
+        scale = size / img.shape[1]
+        c = np.asarray(lesions.get(r["image"], []), np.float64).reshape(-1, 3) * scale
+        names.append(r["image"])
+        imgs.append(prepare_input(img, size=size))
+        grades.append(int(r["grade"]))
+        circles.append(c)
+    if not names:
+        raise ValueError(f"{labels} has no rows with split == '{split}'")
+    return Split(names, np.stack(imgs), np.asarray(grades, np.int64), circles)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _configure_tf(threads: int, seed: int):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this process
+        pass
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # pragma: no cover - older TF
+        pass
+    return tf, keras
+
+
+def train(cfg: TrainConfig, *, log=print) -> dict:
+    """Train, select the best epoch on val, save model + sha256 + card. Returns the metrics dict."""
+    t_start = time.perf_counter()
+    tf, keras = _configure_tf(cfg.threads, cfg.seed)
+    from harerun_ml_classifier.network import build_model
+
+    log(f"loading {cfg.data} ...")
+    tr = load_split(cfg.data, "train", size=cfg.input_size, limit=cfg.limit)
+    va = load_split(cfg.data, "val", size=cfg.input_size, limit=cfg.limit)
+    log(f"train: {len(tr.names)} images, grades {np.bincount(tr.grades, minlength=N_GRADES).tolist()}; "
+        f"val: {len(va.names)} images, grades {np.bincount(va.grades, minlength=N_GRADES).tolist()}")
+    grid = cfg.input_size // DENSITY_STRIDE
+    cw = class_weights(tr.grades, power=cfg.class_weight_power)
+    log(f"class weights: {np.round(cw, 3).tolist()}")
+
+    model = build_model(input_size=cfg.input_size, width=cfg.width)
+    steps_per_epoch = int(np.ceil(len(tr.names) / cfg.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch,
+                                                      alpha=0.02)
+    opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
+    cw_t = tf.constant(cw)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y_soft, y_int, dens):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            ce = -tf.reduce_sum(y_soft * tf.math.log(out["grade"] + 1e-7), axis=-1)
+            w = tf.gather(cw_t, y_int)
+            loss_grade = tf.reduce_sum(w * ce) / tf.reduce_sum(w)
+            # density in lesions per cell; scaled so a one-lesion error in a cell costs ~1
+            loss_dens = tf.reduce_mean(tf.reduce_sum(tf.square(out["density"][..., 0] - dens), axis=[1, 2])) / 25.0
+            loss = loss_grade + cfg.density_weight * loss_dens
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss_grade, loss_dens
+
+    @tf.function(reduce_retracing=True)
+    def predict_step(x):
+        out = model(x, training=False)
+        return out["grade"], tf.reduce_sum(out["density"], axis=[1, 2, 3])
+
+    def predict(split: Split) -> tuple[np.ndarray, np.ndarray]:
+        probs, counts = [], []
+        for i in range(0, len(split.names), 32):
+            p, c = predict_step(tf.constant(split.images[i:i + 32]))
+            probs.append(p.numpy())
+            counts.append(c.numpy())
+        return np.concatenate(probs), np.concatenate(counts)
+
+    rng = np.random.default_rng(cfg.seed)
+    best: dict | None = None
+    history = []
+    best_weights = None
+    va_true_counts = np.array([len(c) for c in va.circles], np.float64)
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(tr.names))
+        bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss_grade", "loss_density"], verbose=1)
+        lg_sum = ld_sum = 0.0
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            xs, ds = [], []
+            for i in idx:
+                img, circ = augment(tr.images[i], tr.circles[i], rng)
+                xs.append(img)
+                ds.append(density_target(circ, image_size=cfg.input_size, grid=grid))
+            g = tr.grades[idx]
+            lg, ld = train_step(tf.constant(np.stack(xs)), tf.constant(soft_labels(g, sigma=cfg.label_sigma)),
+                                tf.constant(g.astype(np.int32)), tf.constant(np.stack(ds)))
+            lg_sum += float(lg)
+            ld_sum += float(ld)
+            bar.update(step + 1, [("loss_grade", lg_sum / (step + 1)), ("loss_density", ld_sum / (step + 1))])
+        probs, counts = predict(va)
+        m = classification_metrics(va.grades, probs.argmax(1))
+        count_mae = float(np.mean(np.abs(counts - va_true_counts)))
+        rec = {"epoch": epoch, "loss_grade": round(lg_sum / steps_per_epoch, 4),
+               "loss_density": round(ld_sum / steps_per_epoch, 4), "val_accuracy": round(m["accuracy"], 4),
+               "val_macro_f1": round(m["macro_f1"], 4), "val_count_mae": round(count_mae, 2),
+               "seconds": round(time.perf_counter() - t0, 1)}
+        history.append(rec)
+        improved = best is None or (m["accuracy"], m["macro_f1"]) > (best["accuracy"], best["macro_f1"])
+        log(f"epoch {epoch}/{cfg.epochs}: loss_grade {rec['loss_grade']:.4f}  loss_density {rec['loss_density']:.4f}  "
+            f"val_acc {m['accuracy']:.4f}  val_macro_f1 {m['macro_f1']:.4f}  val_count_mae {count_mae:.1f}  "
+            f"({rec['seconds']} s){'  *best' if improved else ''}")
+        sys.stdout.flush()
+        if improved:
+            best = dict(m, epoch=epoch, count_mae=count_mae)
+            best_weights = model.get_weights()
+
+    model.set_weights(best_weights)
+    probs, counts = predict(va)
+    final = classification_metrics(va.grades, probs.argmax(1))
+    tr_probs, _ = predict(tr)
+    train_metrics = classification_metrics(tr.grades, tr_probs.argmax(1))
+    train_seconds = time.perf_counter() - t_start
+
+    out = cfg.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    sha = _sha256(out)
+    out.with_name(out.name + ".sha256").write_text(f"{sha}  {out.name}\n")
+    files = {out.name: {"sha256": sha, "size_bytes": out.stat().st_size}}
+    if cfg.tflite:
+        lite = out.with_suffix(".tflite")
+        try:
+            lite.write_bytes(to_tflite(model))
+            lsha = _sha256(lite)
+            lite.with_name(lite.name + ".sha256").write_text(f"{lsha}  {lite.name}\n")
+            files[lite.name] = {"sha256": lsha, "size_bytes": lite.stat().st_size}
+        except Exception as exc:  # conversion is an optimisation, never fatal
+            log(f"TFLite conversion failed ({type(exc).__name__}: {exc}); only the Keras model was written")
+
+    metrics = {
+        "task": "acne-grade",
+        "files": files,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+        "train_counts": np.bincount(tr.grades, minlength=N_GRADES).tolist(),
+        "val_counts": np.bincount(va.grades, minlength=N_GRADES).tolist(),
+        "best_epoch": best["epoch"],
+        "val": final,
+        "val_count_mae": round(best["count_mae"], 2),
+        "val_majority_baseline": round(float(np.bincount(va.grades, minlength=N_GRADES).max() / len(va.grades)), 4),
+        "train_fit": {"accuracy": train_metrics["accuracy"], "macro_f1": train_metrics["macro_f1"]},
+        "history": history,
+        "train_seconds": round(train_seconds, 1),
+        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                        "keras": keras.__version__, "machine": platform.machine(), "threads": cfg.threads},
+        "params": int(model.count_params()),
+    }
+    card_json = out.with_name(out.stem + ".metrics.json")
+    card_json.write_text(json.dumps(metrics, indent=1) + "\n")
+    out.with_name(out.stem + ".md").write_text(model_card(metrics, cfg))
+    log(f"best epoch {best['epoch']}: val accuracy {final['accuracy']:.4f}, macro-F1 {final['macro_f1']:.4f}")
+    log("confusion matrix (rows true grade 0-3, columns predicted):")
+    for row in final["confusion_matrix"]:
+        log("  " + " ".join(f"{v:4d}" for v in row))
+    log(f"wrote {out} (sha256 {sha}), {card_json.name}, {out.stem}.md in {train_seconds:.0f} s")
+    return metrics
+
+
+def to_tflite(model) -> bytes:
+    """Convert the trained Keras model to a float32 TFLite flatbuffer (same outputs)."""
+    import tensorflow as tf
+
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras' export prints every captured tensor
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def model_card(metrics: dict, cfg: TrainConfig) -> str:
+    """A markdown model card: data, split, training, metrics, confusion matrix, licence."""
+    v = metrics["val"]
+    cm = v["confusion_matrix"]
+    cm_rows = "\n".join(f"| **{g}** | " + " | ".join(str(x) for x in row) + " |" for g, row in enumerate(cm))
+    files = "\n".join(f"| `{n}` | {f['size_bytes']:,} | `{f['sha256']}` |" for n, f in metrics["files"].items())
+    hist = metrics["history"]
+    notes = "\n".join(f"- {n}" for n in cfg.notes)
+    return f"""# Model card: acne-grade ({cfg.out.name})
+
+Acne severity grade 0-3 (ACNE04 / Hayashi scale: 0 mild, 1 moderate, 2 severe, 3 very severe)
+from one face photo, with a lesion-count estimate from a density head. Used by the
+`ml_classifier` detector plugin (`plugins/ml_classifier`).
+
+## Files
+
+| file | bytes | sha256 |
+|---|---|---|
+{files}
+
+## Network
+
+Small separable-convolution CNN trained from scratch ({metrics['params']:,} parameters, input
+{cfg.input_size}x{cfg.input_size} RGB, width {cfg.width}). Two heads: a lesion density map at 1/{DENSITY_STRIDE} resolution
+(supervised with the expert lesion circles, sum = lesion count) and a softmax over the four grades
+from pooled features plus the predicted count (joint grading and counting after Wu et al., ICCV 2019).
+No pretrained weights.
+
+## Data and split
+
+ACNE04 photos as exported in `../shared/data/acne` (934 development images, 512x512 letterboxed
+clinical close-ups, grades from ACNE04, lesion circles from acne04v2), split by likely patient
+group into `train` ({sum(metrics['train_counts'])} images, grades {metrics['train_counts']}) and `val`
+({sum(metrics['val_counts'])} images, grades {metrics['val_counts']}). Only `train` was fitted; `val` chose the epoch
+(best accuracy, then macro-F1), so the val figures are slightly optimistic. A hidden test set
+(≈20 % of ids) is not in the shared folder and was not used.
+
+## Training
+
+{cfg.epochs} epochs, batch {cfg.batch_size}, AdamW (lr {cfg.learning_rate}, cosine decay, weight decay {cfg.weight_decay}),
+Gaussian label distributions (sigma {cfg.label_sigma}), class weights (max/count)^{cfg.class_weight_power},
+density loss weight {cfg.density_weight}; augmentation: horizontal flip, zoom ≤ 15 %, shift ≤ 6 %,
+rotation ≤ 10°, brightness/contrast ±12 %. Seed {cfg.seed}, deterministic TF ops, {cfg.threads} CPU threads.
+Training took {metrics['train_seconds'] / 60:.1f} min (machine shared with other jobs).
+
+## Results on `val` (best epoch {metrics['best_epoch']} of {cfg.epochs})
+
+| metric | value |
+|---|---|
+| accuracy | **{v['accuracy']:.4f}** |
+| macro-F1 | **{v['macro_f1']:.4f}** |
+| F1 per grade 0/1/2/3 | {' / '.join(f'{x:.3f}' for x in v['f1_per_grade'])} |
+| majority-class baseline accuracy | {metrics['val_majority_baseline']:.4f} |
+| lesion count MAE | {metrics['val_count_mae']:.1f} |
+| train-set accuracy (fit) | {metrics['train_fit']['accuracy']:.4f} |
+
+Confusion matrix (rows: true grade, columns: predicted grade):
+
+| true \\ pred | 0 | 1 | 2 | 3 |
+|---|---|---|---|---|
+{cm_rows}
+
+Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy {hist[-1]['val_accuracy']:.4f}).
+
+## Limits
+
+- The published ACNE04 result (LDL, Wu et al. ICCV 2019) is 84.11 % accuracy with an ImageNet-pretrained
+  ResNet-50 on full-resolution photos and a random (not patient-disjoint) split; this model is trained from
+  scratch on {sum(metrics['train_counts'])} images at {cfg.input_size} px, where lesions are 1-4 px across.
+- Even the expert lesion counts only predict the grade with ≈ 59 % accuracy on `val` (best count thresholds
+  fitted on `train`): the grade depends on more than the count.
+- Grade 3 has {metrics['train_counts'][3]} training and {metrics['val_counts'][3]} val images; its figures are noise.
+- Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views). At run time the
+  plugin sees the engine's aligned face ROI, which is framed differently; expect a domain gap on selfies.
+- Not a medical device.
+{notes}
+
+## Licence
+
+Weights: Apache-2.0, like the project code. They were trained on ACNE04 photos (Wu et al., ICCV 2019),
+released for academic / research use, with acne04v2 lesion annotations (Gazeau et al., MICCAI 2024);
+check those terms before commercial use. No training data is included in this repository.
+"""
