@@ -96,10 +96,23 @@ def _too_large(limit: int) -> BodyTooLarge:
     )
 
 
-async def _drain(request: Request, budget: int) -> None:
+async def _chunks(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives (``request.stream()`` cannot be resumed after a partial read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+async def _drain(chunks: AsyncIterator[bytes], budget: int) -> None:
     """Read and drop up to ``budget`` more bytes so a client still sending gets the answer."""
     try:
-        async for chunk in _raw(request):
+        async for chunk in chunks:
             budget -= len(chunk)
             if budget < 0:
                 return
@@ -107,12 +120,8 @@ async def _drain(request: Request, budget: int) -> None:
         return
 
 
-async def _raw(request: Request) -> AsyncIterator[bytes]:
-    async for chunk in request.stream():
-        yield chunk
-
-
 async def _counted(request: Request, limit: int) -> AsyncIterator[bytes]:
+    chunks = _chunks(request)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -121,14 +130,14 @@ async def _counted(request: Request, limit: int) -> AsyncIterator[bytes]:
             raise BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
         if n > limit:
             if n <= DRAIN_FACTOR * limit:
-                await _drain(request, n)
+                await _drain(chunks, n)
             raise _too_large(limit)
     total = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in chunks:
             total += len(chunk)
             if total > limit:
-                await _drain(request, DRAIN_FACTOR * limit)
+                await _drain(chunks, DRAIN_FACTOR * limit)
                 raise _too_large(limit)
             yield chunk
     except ClientDisconnect:

@@ -1,0 +1,421 @@
+"""The HTTP API in process (FastAPI TestClient): each endpoint, each error code, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import shutil
+import threading
+import time
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from harerun.api import Settings, create_app
+from harerun.api.service import Service
+from harerun.engine import Engine
+from harerun.pipeline import default_pipelines_dir
+
+ANALYZE = "/api/v6/skin/analyze-hare-run"
+DETECT = "/api/v4/face/detect"
+
+
+def _jpeg(bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture(scope="module")
+def photo(astronaut_bgr) -> bytes:
+    return _jpeg(astronaut_bgr)
+
+
+@pytest.fixture(scope="module")
+def grey() -> bytes:
+    return _jpeg(np.full((300, 400, 3), 128, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def pipelines_dir(tmp_path_factory):
+    """The configured pipelines plus `strict`, whose quality gate refuses every photo."""
+    out = tmp_path_factory.mktemp("pipelines")
+    for f in default_pipelines_dir().glob("*.yaml"):
+        shutil.copy(f, out / f.name)
+    default = yaml.safe_load((out / "default.yaml").read_text())
+    strict = {
+        "schema_version": 1, "name": "strict", "description": "refuses everything (test)",
+        "face": default.get("face", {}), "quality": {"reject": True, "min_brightness": 99.0},
+        "detectors": default["detectors"][:1],
+    }
+    (out / "strict.yaml").write_text(yaml.safe_dump(strict))
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(pipelines_dir):
+    with TestClient(create_app(Settings(pipelines_dir=pipelines_dir)), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _error(r: httpx.Response, status: int, code: str) -> dict:
+    assert r.status_code == status, r.text[:500]
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
+# -- operations ------------------------------------------------------------------------
+
+
+def test_health_and_ready(client):
+    assert client.get("/health").json()["status"] == "ok"
+    ready = client.get("/ready").json()
+    assert ready["ready"] is True
+    assert {"default", "strict"} <= set(ready["pipelines"])
+    assert "skin-ab" in ready["experiments"]
+    assert set(ready["warm_up_ms"]) == set(ready["pipelines"])  # every pipeline was run once at start-up
+    assert ready["capacity"] == Settings().analysis_threads + Settings().queue_size
+
+
+def test_pipelines_lists_detectors_and_experiments(client, pipelines_dir):
+    body = client.get("/api/pipelines").json()
+    assert body["default"] == "default"
+    by_name = {p["name"]: p for p in body["pipelines"]}
+    default = yaml.safe_load((pipelines_dir / "default.yaml").read_text())
+    assert [d["id"] for d in by_name["default"]["detectors"]] == [s.get("id", s["plugin"]) for s in default["detectors"]]
+    assert all(d["version"] and d["package"] for d in by_name["default"]["detectors"])
+    ab = {e["name"]: e for e in body["experiments"]}["skin-ab"]
+    assert {v["name"]: v["pipeline"] for v in ab["variants"]} == {"A": "default", "B": "fast"}
+
+
+def test_analyze_multipart_is_the_cli_json(client, photo, pipelines_dir):
+    r = client.post(ANALYZE, files={"image": ("astronaut.jpg", photo, "image/jpeg")})
+    assert r.status_code == 200, r.text[:500]
+    body = r.json()
+    assert r.headers["x-harerun-pipeline"] == body["pipeline"] == "default"
+    assert body["variant"] is None and "overlay_png" not in body
+    assert body["image"] == {"width": 512, "height": 512, "format": "JPEG"}
+    assert body["face"] is not None
+    # the same JSON as `harerun analyze --json` (engine.run(...).result.model_dump(mode="json")), timings aside
+    expected = Engine(pipelines_dir=pipelines_dir).run(photo, pipeline="default").result.model_dump(mode="json")
+    for key in ("timings_ms",):
+        body.pop(key), expected.pop(key)
+    assert body == expected
+    for res in body["results"].values():
+        assert res["score"] is None or 0 <= res["score"] <= 100
+
+
+def test_analyze_json_base64_data_url_and_raw_body_agree(client, photo):
+    multipart = client.post(ANALYZE, files={"image": ("a.jpg", photo, "image/jpeg")}).json()
+    b64 = base64.b64encode(photo).decode()
+    for r in (
+        client.post(ANALYZE, json={"image": b64}),
+        client.post(ANALYZE, json={"image": "data:image/jpeg;base64," + b64}),
+        client.post(ANALYZE, json={"image": base64.urlsafe_b64encode(photo).decode().rstrip("=")}),
+        client.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}),
+    ):
+        assert r.status_code == 200, r.text[:300]
+        assert r.json()["results"] == multipart["results"]
+
+
+def test_overlay_on_request(client, photo, astronaut_bgr):
+    for r in (
+        client.post(ANALYZE, json={"image": base64.b64encode(photo).decode(), "include_overlay": True}),
+        client.post(ANALYZE, files={"image": ("a.jpg", photo, "image/jpeg")}, data={"include_overlay": "true"}),
+        client.post(ANALYZE + "?include_overlay=true", content=photo, headers={"content-type": "image/jpeg"}),
+    ):
+        assert r.status_code == 200
+        png = base64.b64decode(r.json()["overlay_png"])
+        assert png.startswith(b"\x89PNG")
+        overlay = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert overlay.shape == astronaut_bgr.shape
+        assert np.abs(overlay.astype(int) - astronaut_bgr.astype(int)).max() > 100  # something was drawn
+
+
+def test_detect_face(client, photo):
+    r = client.post(DETECT, files={"image": ("a.jpg", photo, "image/jpeg")})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["face_detected"] is True
+    assert body["image"] == {"width": 512, "height": 512, "format": "JPEG"}
+    x, y, w, h = body["face"]["box"]
+    assert 0 <= x and 0 <= y and x + w <= 512 and y + h <= 512 and w >= 48
+    assert body["faces"][0]["box"] == body["face"]["box"]
+    assert 0 <= body["quality"]["score"] <= 100
+    assert isinstance(body["quality"]["issues"], list)
+
+
+def test_detect_without_face_is_an_answer_not_an_error(client, grey):
+    body = client.post(DETECT, content=grey, headers={"content-type": "image/jpeg"}).json()
+    assert body["face_detected"] is False and body["face"] is None and body["faces"] == []
+    assert "NO_FACE" in body["quality"]["issues"]
+
+
+def test_model_status_lists_every_model_of_the_pipelines(client):
+    body = client.get("/api/v5/skin/model-status").json()
+    pipes = {p["name"]: p for p in client.get("/api/pipelines").json()["pipelines"]}
+    wanted = {spec for p in pipes.values() for spec in p["models"]}
+    got = {f"{m['name']}@{m['version']}" for m in body["models"]}
+    assert got == wanted
+    for m in body["models"]:
+        assert m["used_by"] and set(m["used_by"]) <= set(pipes)
+        if m["available"]:
+            assert m["source"] in ("local", "cache", "s3") and len(m["sha256"]) == 64
+        else:
+            assert m["reason"]
+
+
+@pytest.mark.shared
+def test_model_status_with_the_shared_models(shared, pipelines_dir):
+    app = create_app(Settings(pipelines_dir=pipelines_dir, model_dir=shared / "models", warm_up=False))
+    with TestClient(app) as c:
+        rows = {m["name"]: m for m in c.get("/api/v5/skin/model-status").json()["models"]}
+    assert rows["yunet"]["available"] is True and rows["yunet"]["source"] == "local"
+    assert rows["yunet"]["sha256"] == "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+
+
+def test_ab_experiment_is_sticky_and_named(client, photo):
+    seen = {}
+    for i in range(8):
+        sid = f"subject-{i}"
+        a = client.post(ANALYZE, params={"pipeline": "skin-ab", "subject_id": sid}, content=photo,
+                        headers={"content-type": "image/jpeg"}).json()
+        b = client.post(ANALYZE + "?pipeline=skin-ab", content=photo,
+                        headers={"content-type": "image/jpeg", "X-Subject-Id": sid}).json()
+        assert a["variant"] == b["variant"] and a["pipeline"] == b["pipeline"]
+        seen[a["variant"]] = a["pipeline"]
+    assert seen == {"skin-ab:A": "default", "skin-ab:B": "fast"}
+
+
+def test_metrics(client, photo):
+    client.post(ANALYZE, params={"pipeline": "skin-ab", "subject_id": "metrics"}, content=photo,
+                headers={"content-type": "image/jpeg"})
+    client.get("/nowhere")
+    text = client.get("/metrics").text
+    assert 'harerun_http_requests_total{method="POST",route="/api/v6/skin/analyze-hare-run",status="200"}' in text
+    assert 'harerun_http_requests_total{method="GET",route="unmatched",status="404"}' in text
+    assert "harerun_http_request_duration_seconds_bucket{" in text
+    steps = [d["plugin"] for d in client.get("/api/pipelines").json()["pipelines"][0]["detectors"]]
+    for name in steps:  # each detector is timed, or counted as an error when it raised
+        assert (f'harerun_detector_duration_seconds_count{{detector="{name}"}}' in text
+                or f'harerun_detector_errors_total{{detector="{name}"}}' in text), name
+    assert 'harerun_ab_assignments_total{experiment="skin-ab",variant=' in text
+
+
+def test_openapi_documents_bodies_and_errors(client):
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"][ANALYZE]["post"]
+    assert {"multipart/form-data", "application/json", "image/jpeg"} <= set(op["requestBody"]["content"])
+    assert {"200", "400", "404", "413", "415", "422", "503"} <= set(op["responses"])
+    assert "AnalyzeResponse" in spec["components"]["schemas"]
+    assert {"/api/v4/face/detect", "/api/v5/skin/model-status", "/health", "/ready", "/metrics",
+            "/api/pipelines"} <= set(spec["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def test_no_face_and_quality_gate_are_422_with_reason_codes(client, grey, photo):
+    err = _error(client.post(ANALYZE, content=grey, headers={"content-type": "image/jpeg"}), 422, "NO_FACE")
+    assert err["issues"] == ["NO_FACE"] or "NO_FACE" in err["issues"]
+    err = _error(client.post(ANALYZE + "?pipeline=strict", content=photo, headers={"content-type": "image/jpeg"}),
+                 422, "QUALITY_REJECTED")
+    assert "TOO_DARK" in err["issues"]
+
+
+def test_unknown_pipeline_is_404_and_never_a_file(client, photo):
+    err = _error(client.post(ANALYZE + "?pipeline=defualt", content=photo, headers={"content-type": "image/jpeg"}),
+                 404, "UNKNOWN_PIPELINE")
+    assert "did you mean 'default'" in err["message"]
+    for name in ("../pipelines/default", "/etc/passwd", "default.yaml", "experiments"):
+        _error(client.post(ANALYZE, json={"image": base64.b64encode(photo).decode(), "pipeline": name}),
+               404, "UNKNOWN_PIPELINE")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"files": {"other": ("a.jpg", b"x", "image/jpeg")}}, "no `image` field"),
+        ({"data": {"image": "text, not a file"}, "files": {"x": ("x", b"x")}}, "must be a file"),
+        ({"json": {"image": "!!not base64!!"}}, "not valid base64"),
+        ({"json": {"photo": "AAAA"}}, "image"),
+        ({"json": {"image": "AAAA", "colour": "red"}}, "colour"),
+        ({"json": ["image"]}, "JSON"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, "not valid JSON"),
+        ({"json": {"image": "AAAA", "subject_id": "x" * 300}}, "subject_id"),
+        ({"params": {"include_overlay": "maybe"}, "content": b"x", "headers": {"content-type": "image/jpeg"}},
+         "include_overlay"),
+        ({"files": {"image": ("a.jpg", b"x", "image/jpeg")}, "data": {"include_overlay": "maybe"}}, "include_overlay"),
+        ({"content": b"--nope\r\n", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, "multipart"),
+    ],
+)
+def test_malformed_requests_are_400(client, kwargs, needle):
+    err = _error(client.post(ANALYZE, **kwargs), 400, "BAD_REQUEST")
+    assert needle in err["message"]
+
+
+def test_unreadable_and_unsupported_photos(client, photo):
+    _error(client.post(ANALYZE, files={"image": ("a.jpg", b"", "image/jpeg")}), 422, "UNREADABLE_IMAGE")
+    _error(client.post(ANALYZE, files={"image": ("a.jpg", photo[:2000], "image/jpeg")}), 422, "UNREADABLE_IMAGE")
+    _error(client.post(ANALYZE, files={"image": ("a.jpg", b"plain text", "image/jpeg")}), 415, "UNSUPPORTED_FORMAT")
+    _error(client.post(ANALYZE, content=photo, headers={"content-type": "text/plain"}), 415, "UNSUPPORTED_MEDIA_TYPE")
+    _error(client.post(DETECT, content=photo, headers={"content-type": ""}), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_upload_and_pixel_limits_are_413(photo, pipelines_dir):
+    limit = len(photo) - 1
+    app = create_app(Settings(pipelines_dir=pipelines_dir, max_upload_bytes=limit, max_pixels=100_000, warm_up=False))
+    big_b64 = base64.b64encode(photo + b"\0" * (len(photo) // 2)).decode()
+    with TestClient(app) as c:
+        _error(c.post(ANALYZE, files={"image": ("a.jpg", photo + b"\0" * 70_000, "image/jpeg")}), 413, "IMAGE_TOO_LARGE")
+        _error(c.post(ANALYZE, files={"image": ("a.jpg", photo, "image/jpeg")}), 413, "IMAGE_TOO_LARGE")
+        _error(c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}), 413, "IMAGE_TOO_LARGE")
+        _error(c.post(ANALYZE, json={"image": big_b64}), 413, "IMAGE_TOO_LARGE")
+        _error(c.post(ANALYZE, json={"image": base64.b64encode(photo).decode()}), 413, "IMAGE_TOO_LARGE")
+
+        def lying(n):  # a body longer than its Content-Length says is cut off by the server, not trusted
+            yield photo
+            yield b"\0" * n
+
+        _error(c.post(DETECT, content=lying(1000), headers={"content-type": "image/jpeg"}), 413, "IMAGE_TOO_LARGE")
+        small = _jpeg(np.full((400, 400, 3), 120, np.uint8))  # 160 000 px > 100 000
+        err = _error(c.post(DETECT, content=small, headers={"content-type": "image/png"}), 413, "IMAGE_TOO_LARGE")
+        assert "pixel" in err["message"]
+
+
+def test_404_405_and_unexpected_errors_are_json(client, photo, monkeypatch):
+    _error(client.get("/api/v7/whatever"), 404, "NOT_FOUND")
+    r = client.get(ANALYZE)
+    _error(r, 405, "METHOD_NOT_ALLOWED")
+    assert "POST" in r.headers["allow"]
+    service = client.app.state.service
+
+    def boom(*a, **k):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "analyze_job", boom)
+    _error(client.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}), 500, "INTERNAL_ERROR")
+
+
+def test_not_ready_is_503(photo):
+    c = TestClient(create_app(Settings(warm_up=False)))  # no `with`: the lifespan has not run
+    assert c.get("/health").status_code == 200
+    r = c.get("/ready")
+    _error(r, 503, "NOT_READY")
+    r = c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"})
+    _error(r, 503, "NOT_READY")
+    assert r.headers["retry-after"] == "1"
+
+
+def test_cors_is_off_by_default_and_configurable(client, pipelines_dir, monkeypatch):
+    assert "access-control-allow-origin" not in client.get("/health", headers={"Origin": "http://evil.example"}).headers
+    monkeypatch.setenv("HARERUN_CORS_ORIGINS", "http://a.example, http://b.example")
+    settings = Settings(pipelines_dir=pipelines_dir, warm_up=False)
+    assert settings.cors_origins == ["http://a.example", "http://b.example"]
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/health", headers={"Origin": "http://b.example"})
+        assert r.headers["access-control-allow-origin"] == "http://b.example"
+        assert "access-control-allow-origin" not in c.get("/health", headers={"Origin": "http://c.example"}).headers
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("HARERUN_MAX_UPLOAD_BYTES", "1234")
+    monkeypatch.setenv("HARERUN_ANALYSIS_THREADS", "3")
+    monkeypatch.setenv("HARERUN_DEFAULT_PIPELINE", "fast")
+    s = Settings()
+    assert (s.max_upload_bytes, s.analysis_threads, s.default_pipeline) == (1234, 3, "fast")
+    assert s.cors_origins == []
+
+
+# -- load: bounded pool, timeout ------------------------------------------------------------
+
+
+def _service_app(pipelines_dir, **settings) -> tuple:
+    """An app whose service is started by hand, for driving with httpx's ASGI transport."""
+    s = Settings(pipelines_dir=pipelines_dir, warm_up=False, **settings)
+    app = create_app(s)
+    service = Service.create(s, app.state.metrics)
+    service.start()
+    app.state.service = service
+    return app, service
+
+
+def test_overload_is_503_with_retry_after_not_a_queue(pipelines_dir, photo):
+    app, service = _service_app(pipelines_dir, analysis_threads=1, queue_size=1, retry_after_s=2)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    real = service.analyze_job
+
+    def slow(*args):
+        started.release()
+        release.wait(30)
+        return real(*args)
+
+    service.analyze_job = slow
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            post = lambda: c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"})  # noqa: E731
+            first, second = asyncio.create_task(post()), asyncio.create_task(post())
+            while service.pool.in_flight < 2:
+                await asyncio.sleep(0.01)
+            refused = await post()  # one running + one queued = capacity 2
+            release.set()
+            return refused, await first, await second
+
+    refused, first, second = asyncio.run(scenario())
+    err = _error(refused, 503, "OVERLOADED")
+    assert "busy" in err["message"] and refused.headers["retry-after"] == "2"
+    assert first.status_code == second.status_code == 200
+    assert service.pool.in_flight == 0
+    service.pool.shutdown()
+
+
+def test_timeout_is_503_and_keeps_the_slot_until_the_work_ends(pipelines_dir, photo):
+    app, service = _service_app(pipelines_dir, request_timeout_s=0.3, analysis_threads=1, queue_size=0)
+    release = threading.Event()
+    service.analyze_job = lambda *a: (release.wait(30), {"pipeline": "x"})[1]
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            timed_out = await c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"})
+            busy = await c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"})
+            return timed_out, busy
+
+    t0 = time.perf_counter()
+    timed_out, busy = asyncio.run(scenario())
+    assert time.perf_counter() - t0 < 10
+    _error(timed_out, 503, "TIMEOUT")
+    _error(busy, 503, "OVERLOADED")  # the timed-out work still runs and still holds the only thread
+    release.set()
+    for _ in range(100):
+        if service.pool.in_flight == 0:
+            break
+        time.sleep(0.02)
+    assert service.pool.in_flight == 0
+    service.pool.shutdown()
+
+
+def test_exif_rotation_is_applied(client, astronaut_bgr):
+    crop = np.ascontiguousarray(astronaut_bgr[:, 40:-40])  # 432 wide, 512 high
+    stored = cv2.rotate(crop, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    img = Image.fromarray(np.ascontiguousarray(stored[:, :, ::-1]))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    body = client.post(DETECT, content=buf.getvalue(), headers={"content-type": "image/jpeg"}).json()
+    assert body["image"]["width"] == 432 and body["image"]["height"] == 512
+    assert body["face_detected"] is True
