@@ -1,0 +1,1 @@
+"""Hare Run acne detector plugin (entry point ``harerun_acne.plugin``)."""

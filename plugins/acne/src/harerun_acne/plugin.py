@@ -1,0 +1,118 @@
+"""The ``acne`` detector: inflammatory and non-inflammatory lesion candidates, Hayashi grade."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from harerun import hookimpl
+from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.results import DetectorResult, Evidence
+
+from harerun_acne import algorithm
+
+#: Pixel-valued params are given for this ROI size and scaled to the actual ROI.
+REFERENCE_ROI_PX = 512
+
+
+class AcneParams(DetectorParams):
+    center_sigma_px: float = Field(1.2, ge=0.5, le=6.0, description="DoG centre sigma, px on a 512-px ROI")
+    surround_sigma_px: float = Field(5.0, ge=1.5, le=30.0, description="DoG surround sigma, px on a 512-px ROI")
+    lightness_weight: float = Field(
+        0.3, ge=0.0, le=3.0, description="weight of darkness (-L*) next to redness (a*) in the blob response"
+    )
+    min_response: float = Field(2.0, ge=0.1, le=30.0, description="minimum blob response of a candidate (a* units)")
+    min_separation_px: int = Field(3, ge=1, le=20, description="minimum distance between two lesions, px on a 512-px ROI")
+    min_probability: float = Field(
+        0.18, ge=0.0, le=1.0, description="candidate-filter probability a candidate needs to count as a lesion"
+    )
+    max_radius_px: float = Field(10.0, ge=1.0, le=60.0, description="largest reported lesion radius, px on a 512-px ROI")
+    inflamed_delta_a: float = Field(
+        3.0, ge=0.0, le=40.0, description="redness contrast Δa* at or above which a lesion counts as inflamed"
+    )
+    half_faces_in_roi: float = Field(
+        2.0,
+        ge=1.0,
+        le=2.0,
+        description="how many half faces the ROI shows (2 = frontal face, 1 = profile); the Hayashi "
+        "grade uses count / half_faces_in_roi",
+    )
+
+
+class AcneDetector(Detector):
+    """Acne lesions: DoG blobs of a* redness and L* darkness, kept by a trained candidate filter.
+
+    Grade and score follow the Hayashi lesion-count bands (see :mod:`harerun_acne.algorithm`).
+    """
+
+    name = "acne"
+    version = "0.1.0"
+    Params = AcneParams
+
+    def analyze(self, ctx: FaceContext) -> DetectorResult:
+        p: AcneParams = self.params
+        size = ctx.image.shape[0]
+        s = size / REFERENCE_ROI_PX
+        lesions = algorithm.detect_lesions(
+            ctx.lab,
+            ctx.skin_mask,
+            center_sigma_px=p.center_sigma_px * s,
+            surround_sigma_px=p.surround_sigma_px * s,
+            lightness_weight=p.lightness_weight,
+            min_response=p.min_response,
+            min_separation_px=max(1, round(p.min_separation_px * s)),
+            min_probability=p.min_probability,
+            max_radius_px=p.max_radius_px * s,
+        )
+        count = len(lesions)
+        per_half = count / p.half_faces_in_roi
+        inflamed = int(np.count_nonzero(lesions[:, 3] >= p.inflamed_delta_a)) if count else 0
+        skin = ctx.skin_mask > 0
+        skin_px = int(np.count_nonzero(skin))
+        xs = lesions[:, 0].astype(int)
+        ys = lesions[:, 1].astype(int)
+
+        zone_scores: dict[str, float] = {}
+        zone_counts: dict[str, int] = {}
+        zone_density: dict[str, float] = {}
+        density_unit, px_per_unit = _density_unit(ctx.px_per_mm)
+        for zone, zmask in ctx.zones.items():
+            zone_px = int(np.count_nonzero((zmask > 0) & skin))
+            if zone_px == 0:
+                continue
+            n = int(np.count_nonzero(zmask[ys, xs] > 0)) if count else 0
+            zone_counts[zone] = n
+            zone_density[zone] = round(n / zone_px * px_per_unit, 3)
+            # The zone's density extrapolated to one half face, then scored like the face.
+            half_face_px = skin_px / p.half_faces_in_roi
+            zone_scores[zone] = algorithm.acne_score(n / zone_px * half_face_px)
+
+        markers = ctx.to_image_markers(lesions[:, :3]) if count else []
+        return DetectorResult(
+            score=algorithm.acne_score(per_half),
+            zones=zone_scores,
+            measurements={
+                "count": count,
+                "count_inflamed": inflamed,
+                "count_noninflamed": count - inflamed,
+                "count_per_half_face": round(per_half, 1),
+                "grade": algorithm.hayashi_grade(per_half),
+                "mean_delta_a": round(float(lesions[:, 3].mean()), 2) if count else 0.0,
+                "mean_radius_px": round(float(lesions[:, 2].mean()), 2) if count else 0.0,
+                "zone_count": zone_counts,
+                f"zone_{density_unit}": zone_density,
+            },
+            evidence=Evidence(markers=markers),
+        )
+
+
+def _density_unit(px_per_mm: float | None) -> tuple[str, float]:
+    """Name and multiplier for a per-pixel density: per cm² when the scale is known."""
+    if px_per_mm:
+        return "density_per_cm2", (10.0 * px_per_mm) ** 2
+    return "density_per_10kpx", 1e4
+
+
+@hookimpl
+def register_detectors(register) -> None:
+    register(AcneDetector)
