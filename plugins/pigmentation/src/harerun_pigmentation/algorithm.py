@@ -54,18 +54,28 @@ def melanin_index(image: np.ndarray) -> np.ndarray:
     return _MELANIN_LUT[image[..., 2]]
 
 
-def mottling(l_star: np.ndarray, *, scale: int = 4, sigma: float = 4.0, pre_sigma: float = 0.5) -> np.ndarray:
-    """Local lightness variation: |L* - its low-pass| on a ``1/scale`` grid.
+def mottling(
+    l_star: np.ndarray, *, mask: np.ndarray | None = None, scale: int = 1, sigma: float = 4.0, pre_sigma: float = 0.5
+) -> np.ndarray:
+    """Local lightness variation: |L* - its low-pass|, on a ``1/scale`` grid.
 
     Blotches between ~``2*pre_sigma*scale`` and ~``2*sigma*scale`` pixels across
     (at the input resolution) stand out; the broad shading of the face does not.
+    With ``mask`` the low-pass is a normalised convolution over the masked
+    pixels only, so hair or background next to the skin does not leak in.
 
     Returns
     -------
     (H/scale, W/scale) float32 map of absolute L* deviations.
     """
     h, w = l_star.shape
-    small = cv2.resize(l_star, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
+    size = (max(1, w // scale), max(1, h // scale))
+    small = l_star if scale == 1 else cv2.resize(l_star, size, interpolation=cv2.INTER_AREA)
     if pre_sigma > 0:
         small = cv2.GaussianBlur(small, (0, 0), pre_sigma)
-    return np.abs(small - cv2.GaussianBlur(small, (0, 0), sigma))
+    if mask is None:
+        return np.abs(small - cv2.GaussianBlur(small, (0, 0), sigma))
+    m = (mask if scale == 1 else cv2.resize(mask, size, interpolation=cv2.INTER_AREA)).astype(np.float32) / 255.0
+    num = cv2.GaussianBlur(small * m, (0, 0), sigma)
+    den = cv2.GaussianBlur(m, (0, 0), sigma)
+    return np.abs(small - num / np.maximum(den, 1e-3))

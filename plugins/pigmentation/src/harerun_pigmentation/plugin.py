@@ -20,16 +20,19 @@ from harerun_pigmentation import algorithm
 
 class PigmentationParams(DetectorParams):
     ita_spread_full_deg: float = Field(
-        12.0, ge=0.5, le=90.0, description="standard deviation of zone ITA° across zones that scores 100"
+        30.0, ge=0.5, le=90.0, description="standard deviation of zone ITA° across zones that maxes the across-zone term"
     )
     ita_deviation_full_deg: float = Field(
-        20.0, ge=0.5, le=90.0, description="a zone's ITA° distance from the face median that scores 100 for that zone"
+        30.0, ge=0.5, le=90.0, description="a zone's ITA° distance from the zones' median that maxes its across-zone term"
     )
     mottle_floor_l: float = Field(
-        0.8, ge=0.0, le=20.0, description="mean local L* variation treated as even skin (noise, fine texture)"
+        1.0, ge=0.0, le=20.0, description="mean local L* variation treated as even skin (noise, fine texture)"
     )
     mottle_full_l: float = Field(
-        5.0, ge=0.1, le=50.0, description="mean local L* variation above the floor that scores 100"
+        6.0, ge=0.1, le=50.0, description="mean local L* variation above the floor that maxes the blotchiness term"
+    )
+    across_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the across-zone ITA° term; blotchiness gets the rest"
     )
     mottle_sigma_px: float = Field(
         16.0, ge=4.0, le=64.0, description="size (ROI px) of the low-pass that blotches are measured against"
@@ -67,7 +70,8 @@ class PigmentationDetector(Detector):
         lab = cv2.resize(ctx.lab, small_size, interpolation=cv2.INTER_AREA)
         l_star, b_star = lab[..., 0], lab[..., 2]
         mi = algorithm.melanin_index(cv2.resize(ctx.image, small_size, interpolation=cv2.INTER_AREA))
-        mottle = algorithm.mottling(l_star, scale=1, sigma=p.mottle_sigma_px / _SCALE)
+        skin_grid = cv2.resize(ctx.skin_mask, small_size, interpolation=cv2.INTER_AREA)
+        mottle = algorithm.mottling(l_star, mask=skin_grid, sigma=p.mottle_sigma_px / _SCALE)
 
         def small(mask: np.ndarray) -> np.ndarray:
             o = _SCALE // 2
@@ -110,14 +114,14 @@ class PigmentationDetector(Detector):
         mottle_mean = float(mottle[m].mean())
         ref_ita = float(np.median(itas))
 
-        def blotch(value: float) -> float:
-            return max(0.0, value - p.mottle_floor_l) / p.mottle_full_l
+        def combined(across: float, mottle_value: float) -> float:
+            blotch = min(1.0, max(0.0, mottle_value - p.mottle_floor_l) / p.mottle_full_l)
+            return 100.0 * (p.across_weight * min(1.0, across) + (1.0 - p.across_weight) * blotch)
 
         zones = {
-            z: 100.0 * min(1.0, abs(ita - ref_ita) / p.ita_deviation_full_deg + blotch(zone_mottle[z]))
-            for z, ita in zone_ita.items()
+            z: combined(abs(ita - ref_ita) / p.ita_deviation_full_deg, zone_mottle[z]) for z, ita in zone_ita.items()
         }
-        score = 100.0 * min(1.0, ita_sd / p.ita_spread_full_deg + blotch(mottle_mean))
+        score = combined(ita_sd / p.ita_spread_full_deg, mottle_mean)
         measurements.update(
             {"ita_spread_deg": ita_sd, "l_star_spread": l_sd, "mottle_l": mottle_mean, "zone_count": len(zone_ita)}
         )
