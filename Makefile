@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e core $(addprefix -e ,$(PLUGINS)) -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -e "core[api,s3]" $(addprefix -e ,$(PLUGINS)) -r requirements-dev.txt
 	touch $@
 
 install: $(STAMP)
