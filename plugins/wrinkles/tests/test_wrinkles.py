@@ -9,7 +9,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from harerun.testing import make_context, synthetic_skin
+from harerun.testing import canonical_zones, make_context, synthetic_skin
 from harerun_wrinkles import algorithm
 from harerun_wrinkles.plugin import WrinklesDetector
 from harerun_wrinkles.regions import wrinkle_regions
@@ -107,8 +107,22 @@ def test_markers_in_original_coordinates_and_fallback_geometry():
     assert r == pytest.approx(85 * 3, rel=0.2)
     assert res.evidence.mask.shape == (512, 512) and res.evidence.mask[80, 256] > 100
     ctx = make_context(img)
-    ctx.landmarks = {}
-    assert WrinklesDetector().analyze(ctx).zones == WrinklesDetector().analyze(make_context(img)).zones
+    ctx.landmarks = {}  # no eyes: the regions come from the under-eye zones
+    res = WrinklesDetector().analyze(ctx)
+    assert res.measurements["forehead_count"] == 1
+    assert res.measurements["forehead_length_px"] == pytest.approx(170, rel=0.2)
+
+
+def test_eye_fallbacks():
+    from harerun_wrinkles.regions import _eyes
+
+    zones = canonical_zones(512)
+    a, b = _eyes({}, zones, 512)  # from the under-eye zones: close to where make_context puts the eyes
+    assert np.hypot(*(a - (179.2, 194.6))) < 15 and np.hypot(*(b - (332.8, 194.6))) < 15
+    a, b = _eyes({}, {}, 512)
+    assert tuple(a) == pytest.approx((179.2, 194.56)) and tuple(b) == pytest.approx((332.8, 194.56))
+    a, b = _eyes({"left_eye": (300, 200), "right_eye": (200, 200)}, zones, 512)  # sorted by x
+    assert a[0] == 200 and b[0] == 300
 
 
 def test_params_are_validated():

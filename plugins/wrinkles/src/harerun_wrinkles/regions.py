@@ -11,19 +11,24 @@ type               region                                       line prior
 forehead           ``zones["forehead"]`` minus the glabella      horizontal (0 deg)
                    (fallback ``|u| <= 0.8, -1.0 <= v <= -0.35``)
 glabella           ``|u| <= 0.18, -0.55 <= v <= -0.05``           vertical (90 deg)
-crows_feet_<side>  ``0.70 <= |u| <= 1.05, -0.25 <= v <= 0.30``    horizontal, wide tolerance
+crows_feet_<side>  ``0.78 <= |u| <= 1.10, -0.25 <= v <= 0.30``    horizontal, wide tolerance
                    on the outer side of that eye                 (the lines fan out)
 under_eye_<side>   ``zones["under_eye_<side>"]``                  horizontal
                    (fallback ``0.2 <= |u| <= 0.8, 0.2 <= v <= 0.45``)
-nasolabial_<side>  band of width ``0.22 d`` from the nose wing    along the band
+nasolabial_<side>  band of width ``0.20 d`` from the nose wing    along the band
                    to below the mouth corner
 =================  ===========================================  ===================
 
-Nose wing: ``nose`` landmark + ``(±0.28, 0.05)``, else ``m + (±0.30, 0.75)``;
-band end: ``mouth_<side>`` + ``(±0.10, 0.15)``, else ``m + (±0.45, 1.30)``
-(a typical frontal face: nose tip ~0.7 d, mouth ~1.15 d below the eyes).
-Without eye landmarks the eyes are put where the aligned ROI puts them:
-``(0.35 S, 0.38 S)`` and ``(0.65 S, 0.38 S)``.
+Nose wing: ``nose`` landmark + ``(±0.36, 0)``, else ``m + (±0.36, 0.80)``;
+band end: ``mouth_<side>`` + ``(±0.08, 0.08)``, else ``m + (±0.58, 1.25)``.
+This is the engine's face frame (``harerun.face.zones``: eyes at ``u = ±0.5``
+with ~0.3 d half-width, nose tip ~0.8 d and mouth ~1.17 d below the eye line,
+mouth half-width ~0.5 d), so the band runs just outside the nose and the
+mouth corner rather than along the nose's own shadowed side.
+
+Without eye landmarks the eyes are recovered from the under-eye zones, whose
+centroids sit at ``(±0.525, 0.36)`` in that frame; without those either, they
+are put where the aligned ROI puts them: ``(0.35 S, 0.38 S)`` and ``(0.65 S, 0.38 S)``.
 """
 
 from __future__ import annotations
@@ -44,11 +49,27 @@ class WrinkleRegion:
     tolerance_deg: float
 
 
-def _eyes(landmarks: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _centroid(mask: np.ndarray | None) -> np.ndarray | None:
+    if mask is None:
+        return None
+    m = cv2.moments(mask, binaryImage=True)
+    return np.array([m["m10"] / m["m00"], m["m01"] / m["m00"]]) if m["m00"] > 0 else None
+
+
+def _eyes(landmarks: dict, zones: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image-left and image-right eye centres: landmarks, else from the under-eye zones, else fixed."""
     if "left_eye" in landmarks and "right_eye" in landmarks:
         a, b = np.array(landmarks["left_eye"], float), np.array(landmarks["right_eye"], float)
         if np.linalg.norm(b - a) > 1:
             return (a, b) if a[0] <= b[0] else (b, a)
+    ca, cb = _centroid(zones.get("under_eye_left")), _centroid(zones.get("under_eye_right"))
+    if ca is not None and cb is not None and np.linalg.norm(cb - ca) > 1:
+        if ca[0] > cb[0]:
+            ca, cb = cb, ca
+        d = float(np.linalg.norm(cb - ca)) / 1.05
+        ex = (cb - ca) / (1.05 * d)
+        ey = np.array([-ex[1], ex[0]])
+        return ca + d * (0.025 * ex - 0.36 * ey), cb + d * (-0.025 * ex - 0.36 * ey)
     return np.array([0.35 * size, 0.38 * size]), np.array([0.65 * size, 0.38 * size])
 
 
@@ -66,7 +87,7 @@ def wrinkle_regions(
     With ``shrink`` > 1 the masks are drawn on the ROI shrunk by that factor
     (zones are subsampled), for filters that run at reduced resolution.
     """
-    eye_a, eye_b = _eyes(landmarks, size)  # image-left eye, image-right eye
+    eye_a, eye_b = _eyes(landmarks, zones, size)  # image-left eye, image-right eye
     mid = 0.5 * (eye_a + eye_b)
     d = float(np.linalg.norm(eye_b - eye_a))
     ex = (eye_b - eye_a) / d
@@ -115,7 +136,7 @@ def wrinkle_regions(
         regions.append(
             WrinkleRegion(
                 f"crows_feet_{side}",
-                quad(sign * 0.70, sign * 1.05, -0.25, 0.30),
+                quad(sign * 0.78, sign * 1.10, -0.25, 0.30),
                 horizontal,
                 crows_feet_tolerance_deg,
             )
@@ -125,8 +146,8 @@ def wrinkle_regions(
             under = quad(sign * 0.2, sign * 0.8, 0.2, 0.45)
         regions.append(WrinkleRegion(f"under_eye_{side}", under, horizontal, tolerance_deg))
         nose = landmarks.get("nose")
-        wing = np.array(nose, float) + d * (sign * 0.28 * ex + 0.05 * ey) if nose is not None else full(sign * 0.30, 0.75)
+        wing = np.array(nose, float) + d * (sign * 0.36 * ex) if nose is not None else full(sign * 0.36, 0.80)
         mouth = landmarks.get(f"mouth_{side}")
-        end = np.array(mouth, float) + d * (sign * 0.10 * ex + 0.15 * ey) if mouth is not None else full(sign * 0.45, 1.30)
-        regions.append(WrinkleRegion(f"nasolabial_{side}", band(wing, end, 0.22 * d), line_angle(wing, end), tolerance_deg))
+        end = np.array(mouth, float) + d * (sign * 0.08 * ex + 0.08 * ey) if mouth is not None else full(sign * 0.58, 1.25)
+        regions.append(WrinkleRegion(f"nasolabial_{side}", band(wing, end, 0.20 * d), line_angle(wing, end), tolerance_deg))
     return regions
