@@ -12,29 +12,68 @@ import numpy as np
 #: ACNE04 grades (Hayashi criterion): 0 mild, 1 moderate, 2 severe, 3 very severe.
 N_GRADES = 4
 #: Side of the square network input, pixels.
-INPUT_SIZE = 256
+INPUT_SIZE = 128
 #: The density head predicts one value per DENSITY_STRIDE x DENSITY_STRIDE input pixels.
 DENSITY_STRIDE = 8
+#: Side at which the lesion feature maps are computed (lesions are ~1.5 px in radius there).
+FEATURE_SIZE = 256
+#: Input channels: RGB, then the lesion feature maps of :func:`lesion_feature_maps`.
+CHANNELS = ("red", "green", "blue", "redness_spot", "redness_blob", "dark_spot", "bright_spot")
 
 
-def prepare_input(image_bgr: np.ndarray, *, size: int = INPUT_SIZE) -> np.ndarray:
-    """Turn a BGR uint8 image (the aligned face ROI) into the network input.
+def lesion_feature_maps(image_bgr: np.ndarray, *, size: int = INPUT_SIZE, feature_size: int = FEATURE_SIZE) -> np.ndarray:
+    """The network input: a small RGB copy plus lesion-contrast maps that keep tiny lesions visible.
+
+    At 128 px a 3-px acne lesion (on a 512-px face) is below one pixel, so the
+    colour image alone loses it. Four high-pass maps are computed at
+    ``feature_size`` (256 px) in CIELAB and reduced with a block *maximum* (not an
+    average), so a single lesion still lights a cell:
+
+    * ``redness_spot``: a* minus its Gaussian background (sigma 3 px), >= 0;
+    * ``redness_blob``: difference of Gaussians of a* (sigma 0.75 and 2 px), >= 0 (papules, pustules);
+    * ``dark_spot``: background L* minus L* (sigma 3 px), >= 0;
+    * ``bright_spot``: L* minus background L*, >= 0 (whiteheads, glare).
+
+    Near-black pixels (letterbox bars) are zeroed in the maps.
 
     Parameters
     ----------
-    image_bgr : (H, W, 3) uint8 BGR image.
-    size : side of the square output.
+    image_bgr : (H, W, 3) uint8 BGR image (the aligned face ROI).
+    size : side of the output.
+    feature_size : side at which the maps are computed; a multiple of ``size``.
 
     Returns
     -------
-    (size, size, 3) float32 RGB in 0..255 (the network rescales itself).
+    (size, size, 7) float32: RGB in 0..1, then the four maps scaled to about 0..1 (see ``CHANNELS``).
     """
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
+    if feature_size % size:
+        raise ValueError("feature_size must be a multiple of size")
     h, w = image_bgr.shape[:2]
-    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
-    img = cv2.resize(image_bgr, (size, size), interpolation=interp)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
+    big = image_bgr if (h, w) == (feature_size, feature_size) else cv2.resize(
+        image_bgr, (feature_size, feature_size), interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR)
+    lab = cv2.cvtColor(np.ascontiguousarray(big, dtype=np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
+    L = lab[..., 0] * (100.0 / 255.0)  # 8-bit LAB: L* scaled to 0..255, a* offset by 128
+    a = lab[..., 1] - 128.0
+    valid = cv2.erode((L > 8).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    a_bg = cv2.GaussianBlur(a, (0, 0), 3)
+    l_bg = cv2.GaussianBlur(L, (0, 0), 3)
+    maps = cv2.merge([
+        np.clip((a - a_bg) * (1 / 12.0), 0, 1) * valid,
+        np.clip((cv2.GaussianBlur(a, (0, 0), 0.75) - cv2.GaussianBlur(a, (0, 0), 2)) * (1 / 6.0), 0, 1) * valid,
+        np.clip((l_bg - L) * (1 / 15.0), 0, 1) * valid,
+        np.clip((L - l_bg) * (1 / 15.0), 0, 1) * valid,
+    ])
+    k = feature_size // size
+    pooled = cv2.dilate(maps, np.ones((k, k), np.uint8), anchor=(0, 0))[::k, ::k] if k > 1 else maps
+    rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return np.concatenate([rgb.astype(np.float32) * (1 / 255.0), pooled], axis=-1)
+
+
+def prepare_input(image_bgr: np.ndarray, *, size: int = INPUT_SIZE) -> np.ndarray:
+    """The network input for one BGR uint8 image: ``lesion_feature_maps`` at ``size``."""
+    return lesion_feature_maps(image_bgr, size=size)
 
 
 def density_target(circles: np.ndarray, *, image_size: int, grid: int, sigma: float = 1.0) -> np.ndarray:
@@ -78,11 +117,13 @@ def augment(
     max_rotate_deg: float = 10.0,
     brightness: float = 0.12,
     contrast: float = 0.12,
+    full_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Light photometric and geometric augmentation of one square image and its lesion circles.
+    """Light photometric and geometric augmentation of one square input and its lesion circles.
 
-    Horizontal flip, zoom in by up to ``max_zoom``, shift, small rotation, then
-    brightness/contrast jitter. Circles are moved with the image.
+    Horizontal flip, zoom in by up to ``max_zoom``, shift, small rotation (all
+    channels), then brightness/contrast jitter of the first three (RGB, 0..``full_scale``)
+    channels. Circles are moved with the image.
 
     Returns
     -------
@@ -96,14 +137,18 @@ def augment(
     m[:, 2] += rng.uniform(-max_shift, max_shift, 2) * s
     if rng.random() < 0.5:  # horizontal flip folded into the affine map
         m = m @ np.array([[-1.0, 0.0, s - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    out = cv2.warpAffine(image, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    out = np.dstack([cv2.warpAffine(np.ascontiguousarray(image[..., i:i + 3]), m, (s, s), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT).reshape(s, s, -1)
+                     for i in range(0, image.shape[-1], 3)])
     if len(c):
         c[:, :2] = c[:, :2] @ m[:, :2].T + m[:, 2]
         c[:, 2] *= zoom
     gain = 1.0 + rng.uniform(-contrast, contrast)
-    bias = rng.uniform(-brightness, brightness) * 255.0
-    mean = out.reshape(-1, out.shape[-1]).mean(0)
-    out = np.clip((out.astype(np.float32) - mean) * gain + mean + bias, 0, 255).astype(image.dtype)
+    bias = rng.uniform(-brightness, brightness) * full_scale
+    rgb = out[..., :3].astype(np.float32)
+    mean = rgb.reshape(-1, 3).mean(0)
+    out = out.copy()
+    out[..., :3] = np.clip((rgb - mean) * gain + mean + bias, 0, full_scale).astype(image.dtype)
     return out, c
 
 

@@ -1,6 +1,8 @@
 """The acne-grade network (Keras 3; import this module only when TensorFlow is wanted).
 
-A small separable-convolution CNN trained from scratch, with two heads:
+A small separable-convolution CNN trained from scratch on a 128-px RGB copy of the
+face plus four lesion-contrast maps computed at 512 px (see ``algorithm.lesion_feature_maps``),
+with two heads:
 
 * ``density``: a lesion density map at 1/8 of the input (sum = lesion count),
   supervised by the expert lesion circles (joint grading and counting, after
@@ -19,7 +21,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from harerun_ml_classifier.algorithm import DENSITY_STRIDE, INPUT_SIZE, N_GRADES
+from harerun_ml_classifier.algorithm import CHANNELS, DENSITY_STRIDE, INPUT_SIZE, N_GRADES
 
 
 def _sep_block(x, filters: int, *, stride: int = 1, name: str):
@@ -28,26 +30,27 @@ def _sep_block(x, filters: int, *, stride: int = 1, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_model(*, input_size: int = INPUT_SIZE, width: int = 24, dropout: float = 0.3) -> keras.Model:
+def build_model(*, input_size: int = INPUT_SIZE, channels: int = len(CHANNELS), width: int = 16,
+                dropout: float = 0.3) -> keras.Model:
     """Build the two-headed network.
 
-    Input: (input_size, input_size, 3) float32 RGB in 0..255.
-    Outputs: ``grade`` (4 softmax probabilities) and ``density`` (input/8 square map, >= 0).
+    Input: (input_size, input_size, channels) float32 from :func:`algorithm.prepare_input`
+    (RGB 0..1 and lesion maps). Outputs: ``grade`` (4 softmax probabilities) and
+    ``density`` (input/8 square map of lesions per cell, >= 0).
     """
     assert input_size % 32 == 0, "input_size must be a multiple of 32"
-    inp = keras.Input((input_size, input_size, 3), name="image")
-    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inp)
-    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)  # /2
+    inp = keras.Input((input_size, input_size, channels), name="image")
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inp)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    x = _sep_block(x, width, name="b1a")
+    x = _sep_block(x, width, stride=2, name="b1a")  # /2
     x = _sep_block(x, 2 * width, stride=2, name="b2a")  # /4
     x = _sep_block(x, 2 * width, name="b2b")
     x = _sep_block(x, 4 * width, stride=2, name="b3a")  # /8
     x = _sep_block(x, 4 * width, name="b3b")
     s8 = _sep_block(x, 4 * width, name="b3c")
 
-    # bias -4: softplus(-4) ~ 0.018 lesions per cell, ~20 per image at the start, not ~700
+    # bias -4: softplus(-4) ~ 0.018 lesions per cell at the start, not ~0.7
     density = layers.Conv2D(1, 1, activation="softplus", bias_initializer=keras.initializers.Constant(-4.0),
                             name="density")(s8)
     count = layers.GlobalAveragePooling2D(name="count_mean")(density)

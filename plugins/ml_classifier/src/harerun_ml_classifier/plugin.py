@@ -19,7 +19,7 @@ from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
 from harerun.modelstore import ModelUnavailable
 from harerun.results import DetectorResult, Evidence
-from harerun_ml_classifier.algorithm import N_GRADES, prepare_input, zone_counts
+from harerun_ml_classifier.algorithm import CHANNELS, N_GRADES, prepare_input, zone_counts
 
 #: Lesions per density cell drawn at full strength in the evidence mask.
 MASK_FULL_SCALE = 0.25
@@ -61,7 +61,12 @@ class MLClassifierDetector(Detector):
         except ModelUnavailable as exc:
             return DetectorResult(status="unavailable", message=exc.reason,
                                   measurements={"model": p.model, "error_code": exc.code})
-        probs, density = model.run(prepare_input(ctx.image, size=model.input_size))
+        x = prepare_input(ctx.image, size=model.input_size)
+        if model.channels not in (x.shape[-1], 3):
+            return DetectorResult(status="unavailable", measurements={"model": p.model},
+                                  message=f"model {model.resolved.path} expects {model.channels} input channels; this "
+                                  f"plugin feeds {x.shape[-1]} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)")
+        probs, density = model.run(x[..., : model.channels])
         probs = np.clip(probs, 0.0, 1.0)
         probs = probs / max(float(probs.sum()), 1e-9)
         grade = int(np.argmax(probs))

@@ -32,6 +32,7 @@ class LoadedModel:
     resolved: ResolvedModel
     runtime: str
     input_size: int
+    channels: int
     run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -84,7 +85,7 @@ def _load(resolved: ResolvedModel, runtime: str) -> LoadedModel:
     try:
         loaded = _load_tflite(resolved) if runtime == "tflite" else _load_keras(resolved)
         s = loaded.input_size
-        loaded.run(np.zeros((s, s, 3), np.float32))  # warm-up: trace / allocate once, inside load time
+        loaded.run(np.zeros((s, s, loaded.channels), np.float32))  # warm-up: trace / allocate once, inside load time
     except ModelUnavailable:
         raise
     except Exception as exc:  # a corrupt or incompatible file is a model problem, reported as such
@@ -131,7 +132,7 @@ def _load_keras(resolved: ResolvedModel) -> LoadedModel:
             out = out.numpy()
         return _split_outputs(out)
 
-    return LoadedModel(resolved, "keras", size, run)
+    return LoadedModel(resolved, "keras", size, int(shape[3]), run)
 
 
 def _interpreter_class():
@@ -163,7 +164,7 @@ def _load_tflite(resolved: ResolvedModel) -> LoadedModel:
             out = [interpreter.get_tensor(o["index"]).copy() for o in outs]
         return _split_outputs(out)
 
-    return LoadedModel(resolved, "tflite", size, run)
+    return LoadedModel(resolved, "tflite", size, int(inp["shape"][3]), run)
 
 
 def model_file_kind(path: str | Path) -> str:

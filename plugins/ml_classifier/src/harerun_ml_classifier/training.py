@@ -44,14 +44,14 @@ from harerun_ml_classifier.algorithm import (
 class TrainConfig:
     data: Path
     out: Path
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 16
     input_size: int = INPUT_SIZE
     width: int = 16
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     label_sigma: float = 0.5
-    density_weight: float = 1.0
+    density_weight: float = 0.5
     class_weight_power: float = 0.5
     seed: int = 0
     threads: int = 2
@@ -152,8 +152,12 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             ce = -tf.reduce_sum(y_soft * tf.math.log(out["grade"] + 1e-7), axis=-1)
             w = tf.gather(cw_t, y_int)
             loss_grade = tf.reduce_sum(w * ce) / tf.reduce_sum(w)
-            # density in lesions per cell; scaled so a one-lesion error in a cell costs ~1
-            loss_dens = tf.reduce_mean(tf.reduce_sum(tf.square(out["density"][..., 0] - dens), axis=[1, 2])) / 25.0
+            # density in lesions per cell: a per-cell term (where) plus a log-count term (how many)
+            pred = out["density"][..., 0]
+            loss_map = tf.reduce_mean(tf.reduce_sum(tf.square(pred - dens), axis=[1, 2])) * 0.5
+            loss_count = tf.reduce_mean(tf.square(tf.math.log1p(tf.reduce_sum(pred, axis=[1, 2]))
+                                                  - tf.math.log1p(tf.reduce_sum(dens, axis=[1, 2]))))
+            loss_dens = loss_map + loss_count
             loss = loss_grade + cfg.density_weight * loss_dens
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))

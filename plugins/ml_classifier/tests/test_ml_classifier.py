@@ -1,0 +1,259 @@
+"""ml_classifier: input maps, density targets, augmentation, metrics, the plugin, training smoke run."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from harerun.testing import SKIN_BGR, make_context, synthetic_skin
+from harerun_ml_classifier.algorithm import (
+    CHANNELS,
+    augment,
+    class_weights,
+    classification_metrics,
+    density_target,
+    lesion_feature_maps,
+    soft_labels,
+    zone_counts,
+)
+from harerun_ml_classifier.plugin import MLClassifierDetector, MLClassifierParams
+
+REPO = Path(__file__).resolve().parents[3]
+MODEL = REPO / "models" / "acne-grade-1.keras"
+LESIONS = [(100, 120), (300, 200), (420, 400), (200, 380)]
+
+
+def _skin_with_lesions(points=LESIONS, *, radius=4, seed=0) -> np.ndarray:
+    img = synthetic_skin(512, seed=seed)
+    for x, y in points:
+        cv2.circle(img, (x, y), radius, (90, 90, 200), -1, lineType=cv2.LINE_AA)  # red papule (BGR)
+    return img
+
+
+def _tf():
+    return pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
+
+
+@pytest.fixture
+def isolated_store(tmp_path, monkeypatch):
+    """A model store with nothing in it (no S3), so only explicit paths and the test's models count."""
+    from harerun_ml_classifier import runtime
+
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("HARERUN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARERUN_S3_BUCKET", raising=False)
+    runtime.clear_cache()
+    yield tmp_path
+    runtime.clear_cache()
+
+
+# -- algorithm ------------------------------------------------------------------------
+
+
+def test_feature_maps_light_up_exactly_at_red_lesions():
+    x = lesion_feature_maps(_skin_with_lesions())
+    assert x.shape == (128, 128, len(CHANNELS)) and x.dtype == np.float32
+    red = x[..., CHANNELS.index("redness_blob")]
+    peaks = np.argwhere(red > 0.5 * red.max())
+    for px, py in LESIONS:  # every lesion lights the cell it is in (512 -> 128: /4)
+        assert red[py // 4, px // 4] > 0.5 * red.max()
+    assert all(min(np.hypot(c - px / 4, r - py / 4) for px, py in LESIONS) <= 2.5 for r, c in peaks)
+    clean = lesion_feature_maps(synthetic_skin(512))
+    assert clean[..., 3:].max() < 0.3 * red.max()  # camera-like noise stays well below a lesion
+    assert np.allclose(x[..., :3].mean((0, 1)), np.array(SKIN_BGR[::-1]) / 255, atol=0.02)  # RGB first, 0..1
+
+
+def test_feature_maps_ignore_black_bars():
+    img = _skin_with_lesions()
+    img[:, :40] = 0
+    x = lesion_feature_maps(img)
+    assert x[:, :10, 3:].max() == 0
+
+
+def test_density_target_sums_to_the_count_at_the_right_place():
+    circles = np.array([[10, 10, 2], [100, 60, 3], [100, 60, 3], [600, 10, 2]], float)  # last one outside
+    d = density_target(circles, image_size=128, grid=16, sigma=1.0)
+    assert d.shape == (16, 16) and d.sum() == pytest.approx(3.0, rel=1e-5)
+    assert np.unravel_index(d.argmax(), d.shape) == (60 // 8, 100 // 8)
+    assert density_target(np.zeros((0, 3)), image_size=128, grid=16).sum() == 0
+
+
+def test_augment_moves_circles_with_the_image():
+    rng = np.random.default_rng(3)
+    img = np.zeros((128, 128, 7), np.float32)
+    img[..., :3] = 0.5
+    spot = np.zeros((128, 128), np.float32)
+    cv2.circle(spot, (40, 70), 3, 1.0, -1)
+    img[..., 3] = spot
+    for _ in range(5):
+        out, c = augment(img, np.array([[40, 70, 3]], float), rng)
+        assert out.shape == img.shape and c.shape == (1, 3)
+        ys, xs = np.nonzero(out[..., 3] > 0.5)
+        assert abs(xs.mean() - c[0, 0]) < 1.5 and abs(ys.mean() - c[0, 1]) < 1.5
+        assert c[0, 2] >= 3.0  # zoom only enlarges
+
+
+def test_soft_labels_and_class_weights():
+    p = soft_labels(np.array([0, 2, 3]))
+    assert np.allclose(p.sum(1), 1) and list(p.argmax(1)) == [0, 2, 3]
+    assert p[1, 1] == pytest.approx(p[1, 3]) and p[1, 1] < p[1, 2]
+    w = class_weights(np.array([0] * 8 + [1] * 2))
+    assert w[1] > w[0] and np.mean(w[[0] * 8 + [1] * 2]) == pytest.approx(1.0)
+
+
+def test_classification_metrics_known_example():
+    m = classification_metrics(np.array([0, 0, 1, 1, 2, 3]), np.array([0, 1, 1, 1, 2, 2]))
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion_matrix"][0] == [1, 1, 0, 0] and m["confusion_matrix"][3] == [0, 0, 1, 0]
+    # F1: grade0 2/3, grade1 0.8, grade2 2/3, grade3 0 -> macro over present classes
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 2 / 3 + 0) / 4)
+
+
+def test_zone_counts_preserve_the_total():
+    d = np.zeros((16, 16), np.float32)
+    d[2, 2] = 3.0
+    zones = {"top_left": np.zeros((512, 512), np.uint8), "rest": np.full((512, 512), 255, np.uint8)}
+    zones["top_left"][:128, :128] = 255
+    zones["rest"][:128, :128] = 0
+    z = zone_counts(d, zones)
+    assert z["top_left"] + z["rest"] == pytest.approx(3.0, rel=1e-4) and z["top_left"] > 2.5
+
+
+# -- plugin -------------------------------------------------------------------------------
+
+
+def test_params_validation():
+    assert MLClassifierParams().model == "acne-grade@1"
+    for bad in ({"model": "Acne Grade"}, {"model": ""}, {"runtime": "onnx"}, {"threshold": 1}):
+        with pytest.raises(ValidationError):
+            MLClassifierParams(**bad)
+
+
+def test_missing_model_is_unavailable_with_reason(isolated_store):
+    det = MLClassifierDetector(MLClassifierParams(model="ghost-grade@9"))
+    r = det.analyze(make_context(synthetic_skin(512)))
+    assert r.status == "unavailable" and r.score is None and r.severity is None
+    assert "ghost-grade@9" in r.measurements["model"] and "HARERUN_S3_BUCKET" in r.message
+    r = MLClassifierDetector(MLClassifierParams(model_path=str(isolated_store / "nope.keras"))).analyze(
+        make_context(synthetic_skin(512)))
+    assert r.status == "unavailable" and "does not exist" in r.message
+
+
+def test_unreadable_model_file_is_unavailable(isolated_store):
+    _tf()
+    bad = isolated_store / "broken.keras"
+    bad.write_bytes(b"not a zip")
+    r = MLClassifierDetector(MLClassifierParams(model_path=str(bad))).analyze(make_context(synthetic_skin(512)))
+    assert r.status == "unavailable" and "cannot load" in r.message
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_plugin_runs_keras_and_legacy_h5_files(isolated_store, suffix):
+    _tf()
+    from harerun_ml_classifier.network import build_model
+
+    path = isolated_store / f"tiny{suffix}"
+    build_model(input_size=64, width=4).save(path)
+    det = MLClassifierDetector(MLClassifierParams(model_path=str(path)))
+    ctx = make_context(_skin_with_lesions(), offset=(30, 40), scale=2.0)
+    r = det.analyze(ctx)
+    assert r.status == "ok", r.message
+    m = r.measurements
+    probs = [m[f"p_grade_{k}"] for k in range(4)]
+    assert abs(sum(probs) - 1) < 1e-3 and m["grade"] == int(np.argmax(probs)) and 0 <= r.score <= 100
+    assert r.score == pytest.approx(100 * m["grade_expected"] / 3, abs=0.05)
+    assert m["runtime"] == "keras" and m["model_source"] == "local" and m["model_load_ms"] > 0
+    assert set(m["zone_lesion_count_est"]) == set(ctx.zones)
+    assert r.evidence.mask.shape == (512, 512) and r.evidence.mask.dtype == np.uint8
+    json.dumps(r.model_dump(mode="json"))
+    again = det.analyze(ctx)  # the model is loaded once and gives the same answer
+    assert again.measurements == m
+
+
+def test_committed_model_keras_and_tflite_agree(isolated_store, monkeypatch):
+    _tf()
+    if not MODEL.is_file():
+        pytest.skip(f"{MODEL} not committed yet")
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(MODEL.parent))
+    ctx = make_context(_skin_with_lesions())
+    rk = MLClassifierDetector(MLClassifierParams()).analyze(ctx)
+    rt = MLClassifierDetector(MLClassifierParams(model="acne-grade-lite@1")).analyze(ctx)
+    assert rk.status == rt.status == "ok" and rk.measurements["runtime"] == "keras" and rt.measurements["runtime"] == "tflite"
+    assert rk.measurements["model"] == "acne-grade@1" and rk.measurements["model_source"] == "local"
+    for k in range(4):
+        assert rk.measurements[f"p_grade_{k}"] == pytest.approx(rt.measurements[f"p_grade_{k}"], abs=2e-3)
+
+
+@pytest.mark.shared
+def test_real_acne_photos_rank_by_grade(shared, isolated_store, monkeypatch):
+    """On val photos the committed model's expected grade is higher for grade 2-3 than for grade 0."""
+    _tf()
+    if not MODEL.is_file():
+        pytest.skip(f"{MODEL} not committed yet")
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(MODEL.parent))
+    data = shared / "data" / "acne"
+    with open(data / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
+    det = MLClassifierDetector(MLClassifierParams(model="acne-grade-lite@1"))
+    by_grade: dict[int, list[float]] = {0: [], 2: []}
+    for g in by_grade:
+        for r in [r for r in rows if int(r["grade"]) in ((g,) if g == 0 else (2, 3))][:12]:
+            img = cv2.imread(str(data / "images" / r["image"]))
+            res = det.analyze(make_context(cv2.resize(img, (512, 512))))
+            assert res.status == "ok" and 0 <= res.score <= 100 and res.measurements["lesion_count_est"] >= 0
+            by_grade[g].append(res.measurements["grade_expected"])
+    assert np.mean(by_grade[2]) > np.mean(by_grade[0])
+
+
+def test_discovery():
+    from harerun.host import PluginHost
+
+    reg = PluginHost(autoload=True).detectors["ml_classifier"]
+    assert reg.cls is MLClassifierDetector and reg.package == "harerun-ml-classifier"
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys):
+    _tf()
+    from harerun import store_cli
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    lesions, rows = {}, []
+    for i in range(8):
+        grade = i % 4
+        pts = [(60 + 37 * k % 400, 80 + 53 * k % 380) for k in range(grade * 6)]
+        name = f"img{i}.jpg"
+        cv2.imwrite(str(data / "images" / name), _skin_with_lesions(pts, seed=i))
+        lesions[name] = [[x, y, 4.0] for x, y in pts]
+        rows.append({"image": name, "grade": grade, "split": "train" if i < 6 else "val"})
+    with open(data / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "grade", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    (data / "lesions.json").write_text(json.dumps(lesions))
+    out = tmp_path / "out" / "smoke.keras"
+    code = store_cli.main(["train", "acne-grade", "--data", str(data), "--out", str(out), "--epochs", "1",
+                           "--batch-size", "4", "--threads", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "epoch 1/1" in printed and "val_acc" in printed
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert (out.parent / "smoke.keras.sha256").read_text().split()[0] == digest
+    card = (out.parent / "smoke.md").read_text()
+    assert "Confusion matrix" in card and digest in card and "Licence" in card
+    metrics = json.loads((out.parent / "smoke.metrics.json").read_text())
+    assert metrics["val"]["n"] == 2 and len(metrics["val"]["confusion_matrix"]) == 4
+    assert metrics["train_counts"] == [2, 2, 1, 1]
+    if (out.parent / "smoke.tflite").exists():
+        lite = out.parent / "smoke.tflite"
+        assert (out.parent / "smoke.tflite.sha256").read_text().split()[0] == hashlib.sha256(lite.read_bytes()).hexdigest()
