@@ -99,7 +99,7 @@ def test_blotches_raise_unevenness():
         scores.append(res.score)
         mottle.append(res.measurements["mottle_l"])
     assert mottle == sorted(mottle) and mottle[-1] > mottle[0] + 1, mottle
-    assert all(b >= a - 0.05 for a, b in zip(scores, scores[1:])) and scores[-1] > scores[0] + 15, scores
+    assert all(b >= a - 0.05 for a, b in zip(scores, scores[1:], strict=False)) and scores[-1] > scores[0] + 15, scores
 
 
 def test_params_are_validated():

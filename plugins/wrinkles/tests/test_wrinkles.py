@@ -64,7 +64,7 @@ def test_forehead_lines_found_with_their_length(length):
 
 def test_more_lines_score_higher():
     scores = [WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).score for n in range(5)]
-    assert scores[0] == 0 and all(b > a for a, b in zip(scores, scores[1:])), scores
+    assert scores[0] == 0 and all(b > a for a, b in zip(scores, scores[1:], strict=False)), scores
     sev = [WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).measurements["forehead_severity"]
            for n in (0, 4)]
     assert sev[0] == "none" and sev[1] in ("moderate", "severe")

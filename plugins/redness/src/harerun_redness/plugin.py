@@ -9,7 +9,6 @@ from pydantic import Field
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
 from harerun.results import DetectorResult, Evidence
-
 from harerun_redness import algorithm
 
 

@@ -9,7 +9,6 @@ from pydantic import Field
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
 from harerun.results import DetectorResult, Evidence, severity_for
-
 from harerun_wrinkles import algorithm
 from harerun_wrinkles.regions import wrinkle_regions
 
