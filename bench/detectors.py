@@ -13,7 +13,8 @@ to 512 px (skin mask from the static Chai & Ngan skin classifier, canonical zone
 or over synthetic skin when $HARERUN_SHARED (default <repo>/../shared) is absent.
 The context's cached LAB and grey images are shared by all detectors, as in the
 engine, so they are timed once on their own ("context").
-Timings are medians; the machine may be shared, so read them as rough figures.
+Timings are medians of wall-clock time and of the thread's CPU time (the latter is
+less inflated when the machine is shared); read them as rough figures.
 """
 
 from __future__ import annotations
@@ -70,32 +71,39 @@ def timing(names: list[str] | None, repeats: int) -> None:
     dets = detectors(names)
     print(f"ROI: {source}; OpenCV threads: {cv2.getNumThreads()}; {repeats} runs each; median ms")
 
-    def ctx_cost() -> float:
+    def ctx_cost() -> tuple[float, float]:
         c = make_context(ctx.image, skin_mask=ctx.skin_mask)
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), time.thread_time()
         c.lab, c.gray  # noqa: B018 - cached properties
-        return (time.perf_counter() - t) * 1e3
+        return (time.perf_counter() - t) * 1e3, (time.thread_time() - c0) * 1e3
 
     ctx.lab, ctx.gray  # noqa: B018
-    rows = [("context (lab+gray, shared)", statistics.median(ctx_cost() for _ in range(repeats)))]
+    costs = [ctx_cost() for _ in range(repeats)]
+    rows = [("context (lab+gray, shared)", statistics.median(w for w, _ in costs), statistics.median(c for _, c in costs))]
     per_run = np.zeros(repeats)
+    per_run_cpu = np.zeros(repeats)
     for name, det in dets.items():
         try:
             det.analyze(ctx)  # warm-up
         except Exception as exc:  # one broken plugin must not hide the others' figures
             print(f"  {name}: error {type(exc).__name__}: {exc}")
             continue
-        ts = []
+        wall, cpu = [], []
         for i in range(repeats):
-            t = time.perf_counter()
+            t, c0 = time.perf_counter(), time.thread_time()
             res = det.analyze(ctx)
-            ts.append((time.perf_counter() - t) * 1e3)
-            per_run[i] += ts[-1]
-        rows.append((f"{name} (score {res.score})", statistics.median(ts)))
-    for label, ms in rows:
-        print(f"  {label:40s} {ms:7.2f}")
-    print(f"  {'sum of detector medians':40s} {sum(ms for _, ms in rows[1:]):7.2f}")
-    print(f"  {'median of all detectors per run':40s} {float(np.median(per_run)):7.2f}")
+            cpu.append((time.thread_time() - c0) * 1e3)
+            wall.append((time.perf_counter() - t) * 1e3)
+            per_run[i] += wall[-1]
+            per_run_cpu[i] += cpu[-1]
+        rows.append((f"{name} (score {res.score})", statistics.median(wall), statistics.median(cpu)))
+    print(f"  {'':40s} {'wall':>7s} {'cpu':>7s}")
+    for label, ms, cpu_ms in rows:
+        print(f"  {label:40s} {ms:7.2f} {cpu_ms:7.2f}")
+    print(f"  {'sum of detector medians':40s} {sum(r[1] for r in rows[1:]):7.2f} {sum(r[2] for r in rows[1:]):7.2f}")
+    print(f"  {'median of all detectors per run':40s} {float(np.median(per_run)):7.2f} {float(np.median(per_run_cpu)):7.2f}")
+    print(f"  (wall = elapsed; cpu = this thread's CPU time, less affected by other load; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 def grades(names: list[str] | None, limit: int | None, face_stage: bool) -> None:

@@ -84,7 +84,13 @@ def line_segments(binary: np.ndarray, *, min_length: float = 0.0) -> list[tuple[
     """Connected line regions of a uint8 mask as ``(cx, cy, length)``, longer than ``min_length`` px."""
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     out = []
+    # L <= half the perimeter, and an 8-connected contour has at least perimeter / sqrt(2)
+    # points, so anything with fewer than ~1.4 * (min_length - 1) points is too short: skip
+    # the arithmetic for the many tiny fragments
+    min_points = int(1.4 * (min_length - 1.0))
     for c in contours:
+        if len(c) < min_points:
+            continue
         area = cv2.contourArea(c)
         s = 0.5 * cv2.arcLength(c, True)
         length = 0.5 * (s + np.sqrt(max(s * s - 4.0 * area, 0.0))) + 1.0  # +1: contours run through pixel centres

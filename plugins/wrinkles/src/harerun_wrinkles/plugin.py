@@ -120,11 +120,11 @@ class WrinklesDetector(Detector):
         """Skin on the shrunk grid minus very dark hair/brow/lash pixels and the eyes themselves."""
         p: WrinklesParams = self.params
         skin = np.ascontiguousarray(ctx.skin_mask[k // 2 :: k, k // 2 :: k][: g.shape[0], : g.shape[1]])
-        on_skin = g[skin > 0]
-        if on_skin.size:
-            dark = (g < float(np.median(on_skin)) - p.dark_margin).astype(np.uint8)
-            dark = cv2.dilate(dark, np.ones((3, 3), np.uint8))
-            skin[dark > 0] = 0
+        hist = cv2.calcHist([g], [0], skin, [256], [0, 256]).ravel()
+        if hist.sum() > 0:
+            median = float(np.searchsorted(np.cumsum(hist), 0.5 * hist.sum()))
+            _, dark = cv2.threshold(g, median - p.dark_margin, 255, cv2.THRESH_BINARY_INV)
+            skin = cv2.bitwise_and(skin, cv2.bitwise_not(cv2.dilate(dark, np.ones((3, 3), np.uint8))))
         eyes = [ctx.landmarks[n] for n in ("left_eye", "right_eye") if n in ctx.landmarks]
         if len(eyes) == 2 and p.eye_exclusion > 0:
             radius = p.eye_exclusion * float(np.hypot(eyes[1][0] - eyes[0][0], eyes[1][1] - eyes[0][1])) / k
