@@ -137,7 +137,9 @@ def fit_filter(data: Path, out: Path, l2: float = 1e-3) -> None:
             tp += m
             fp += int(keep.sum()) - m
         p, r = tp / max(tp + fp, 1), tp / max(n_ann, 1)
-        print(f"  min_probability {thr:.2f}: train precision {p:.3f} recall {r:.3f} F1 {2 * p * r / max(p + r, 1e-9):.3f}")
+        print(
+            f"  min_probability {thr:.2f}: train precision {p:.3f} recall {r:.3f} F1 {2 * p * r / max(p + r, 1e-9):.3f}"
+        )
 
 
 def evaluate(data: Path, split: str, params: dict, limit: int | None = None, verbose: bool = False) -> dict:
@@ -185,17 +187,21 @@ def evaluate(data: Path, split: str, params: dict, limit: int | None = None, ver
 
 
 def timings(data: Path, repeats: int = 30) -> dict[str, float]:
-    """Median ms per detector on one 512 ROI (LAB/gray already cached, as in the engine)."""
+    """Median ms per detector on one 512 ROI (LAB/gray already cached, as in the engine).
+
+    Measured as process CPU time with one OpenCV thread, which on a shared machine is far
+    steadier than wall time (and equal to it on an idle one).
+    """
     from importlib.metadata import entry_points
 
     cv2.setNumThreads(1)
     rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "val"]
     image = cv2.imread(str(data / "images" / rows[0]["image"]))
     ctx = make_context(image, skin_mask=skin_mask_ycrcb(image), px_per_mm=4.0)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(repeats):
         cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-    out = {"lab_conversion (shared)": (time.perf_counter() - t0) / repeats * 1e3}
+    out = {"lab_conversion (shared)": (time.process_time() - t0) / repeats * 1e3}
     _ = ctx.lab, ctx.gray
     classes = {}
     for ep in entry_points(group="harerun"):
@@ -210,9 +216,9 @@ def timings(data: Path, repeats: int = 30) -> dict[str, float]:
         det.analyze(ctx)
         times = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             det.analyze(ctx)
-            times.append((time.perf_counter() - t0) * 1e3)
+            times.append((time.process_time() - t0) * 1e3)
         out[name] = statistics.median(times)
     return out
 
@@ -236,10 +242,12 @@ def main(argv: list[str] | None = None) -> None:
     res = evaluate(data, args.split, params, args.limit, args.verbose)
     print(f"split {res['split']}: {res['photos']} photos, params {params or 'default'}")
     print(f"  precision {res['precision']:.3f}  recall {res['recall']:.3f}  F1 {res['f1']:.3f}")
-    print(f"  Spearman(count, grade) {res['spearman_count_grade']:.3f}  Spearman(score, grade) {res['spearman_score_grade']:.3f}")
+    print(
+        f"  Spearman(count, grade) {res['spearman_count_grade']:.3f}  Spearman(score, grade) {res['spearman_score_grade']:.3f}"
+    )
     print(f"  mean score by grade {res['mean_score_by_grade']}  mean count by grade {res['mean_count_by_grade']}")
     if not args.no_timing:
-        print("median ms per detector on a 512 ROI, one thread:")
+        print("median CPU ms per detector on a 512 ROI, one OpenCV thread:")
         for name, ms in timings(data).items():
             print(f"  {name}: {ms:.2f} ms")
 

@@ -49,7 +49,7 @@ def test_score_and_grade_rise_with_lesion_count():
         res = AcneDetector().analyze(make_context(skin_with_lesions(GRID[:n], seed=n)))
         scores.append(res.score)
         grades.append(res.measurements["grade"])
-    assert all(a < b for a, b in zip(scores, scores[1:])), scores
+    assert all(a < b for a, b in zip(scores, scores[1:], strict=False)), scores
     assert grades[0] == 0 and grades[-1] >= 1 and grades == sorted(grades)
 
 
@@ -92,7 +92,9 @@ def test_half_faces_param_changes_grade_not_count():
     assert profile.measurements["grade"] > frontal.measurements["grade"]
 
 
-@pytest.mark.parametrize("bad", [{"min_probability": 1.5}, {"center_sigma_px": 0}, {"half_faces_in_roi": 3}, {"nope": 1}])
+@pytest.mark.parametrize(
+    "bad", [{"min_probability": 1.5}, {"center_sigma_px": 0}, {"half_faces_in_roi": 3}, {"nope": 1}]
+)
 def test_bad_params_are_rejected(bad):
     with pytest.raises(pydantic.ValidationError):
         AcneDetector.Params(**bad)

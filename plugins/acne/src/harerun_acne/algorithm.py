@@ -25,6 +25,16 @@ from importlib import resources
 import cv2
 import numpy as np
 
+
+def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``cv2.GaussianBlur`` with the kernel cut at 2.5 sigma.
+
+    OpenCV's default for float images is 4 sigma, twice the work for weights below 0.2 %.
+    """
+    k = 2 * int(np.ceil(2.5 * sigma)) + 1
+    return cv2.GaussianBlur(image, (k, k), sigma)
+
+
 #: Upper lesion counts (per half face) of Hayashi grades 0, 1 and 2; above the last is grade 3.
 HAYASHI_BANDS = (5, 20, 50)
 
@@ -82,10 +92,9 @@ FEATURES = (
     "texture_a",  # standard deviation of a* in the surround
     "texture_l",  # standard deviation of L* in the surround
     "border_px",  # distance to the edge of the skin mask, capped at 30 px
-    "log_area_px",  # log(1 + area of the peak's region / peaks in the region)
-    "elongation",  # bounding-box elongation of the region
-    "fill",  # region area / bounding-box area
-    "peaks_in_region",  # how many peaks share the region
+    "log_area_px",  # log(1 + area at or above half the peak's response)
+    "elongation",  # sqrt of the eigenvalue ratio of that area's second moments (1 = disk)
+    "neighbours",  # other peaks within the same window (clusters, textured skin)
     "response_z",  # response / its standard deviation over the skin
     "delta_a_z",  # Δa* / its standard deviation over the skin
     "delta_l_z",  # ΔL* / its standard deviation over the skin
@@ -131,26 +140,35 @@ def lesion_candidates(
     h, w = skin_mask.shape
     skin = skin_mask > 0
     weight = skin.astype(np.float32)
-    L, a, b = cv2.split(lab)
-    signal = a - lightness_weight * L
+    signal = cv2.transform(lab, np.array([[-lightness_weight, 1.0, 0.0]], np.float32))  # a* - w L*
 
-    # Surround sums at half resolution: signal, L, a, b, L², a² and the weight, all skin-only.
+    # Surround statistics at half resolution (normalised convolution over the skin): the
+    # surround is wide and smooth, so nothing is lost, and it is 4x cheaper.
     half = (w // 2, h // 2)
     small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
-    small = [cv2.resize(c * weight, half, interpolation=cv2.INTER_AREA) for c in (signal, L, a, b, L * L, a * a)]
+    small_L, small_a, small_b = cv2.split(cv2.resize(lab, half, interpolation=cv2.INTER_AREA))
+    small_sig = small_a - lightness_weight * small_L
     sig_small = surround_sigma_px / 2
-    den = np.maximum(cv2.GaussianBlur(small_w, (0, 0), sig_small), 1e-3)
-    surround = [cv2.GaussianBlur(c, (0, 0), sig_small) / den for c in small]
+    # Two multi-channel blurs instead of seven single-channel ones.
+    blurred = cv2.split(
+        gaussian(cv2.merge([small_sig * small_w, small_L * small_w, small_a * small_w, small_w]), sig_small)
+    )
+    blurred += cv2.split(
+        gaussian(cv2.merge([small_b * small_w, small_L * small_L * small_w, small_a * small_a * small_w]), sig_small)
+    )
+    den = np.maximum(blurred[3], 1e-3)
+    surround = [blurred[i] / den for i in (0, 1, 2, 4, 5, 6)]
     signal_surround = cv2.resize(surround[0], (w, h), interpolation=cv2.INTER_LINEAR)
 
-    response = cv2.GaussianBlur(signal, (0, 0), center_sigma_px) - signal_surround
+    response = gaussian(signal, center_sigma_px) - signal_surround
     inner = skin
     if border_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
         inner = cv2.erode(skin_mask, k) > 0
     size = 2 * int(min_separation_px) + 1
-    peak = response >= cv2.dilate(response, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-    peak &= inner & (response >= min_response)
+    # Square window: separable, so about twice as fast as a disk.
+    peak = (response >= cv2.dilate(response, np.ones((size, size), np.uint8))) & (response >= min_response)
+    peak &= inner
     ys, xs = np.nonzero(peak)
     n_feat = len(FEATURES)
     if len(xs) == 0:
@@ -164,20 +182,17 @@ def lesion_candidates(
     resp_coarse = gaussian_at(signal, xs, ys, 2 * center_sigma_px) - s_sig
     resp_fine = gaussian_at(signal, xs, ys, 0.7) - s_sig
 
-    sub = skin[::4, ::4]
-    med_l, med_a, med_b = (float(np.median(c[::4, ::4][sub])) if sub.any() else 0.0 for c in (L, a, b))
+    sub = skin[::8, ::8]  # a 64x64 sample is plenty for a face median
+    med_l, med_a, med_b = (
+        float(np.median(c[::4, ::4][sub])) if sub.any() else 0.0 for c in (small_L, small_a, small_b)
+    )
     # Per-photo contrast scale: spread of the response over the skin (robust to a few lesions).
     spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
     a_spread = float(np.std(d_a)) + 1e-3
     l_spread = float(np.std(d_l)) + 1e-3
 
-    region = ((response >= 0.5 * min_response) & skin).astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
-    ids = labels[ys, xs]
-    peaks_in_region = np.bincount(ids, minlength=len(stats))[ids].astype(np.float64)
-    area = stats[ids, cv2.CC_STAT_AREA].astype(np.float64)
-    bw = stats[ids, cv2.CC_STAT_WIDTH].astype(np.float64)
-    bh = stats[ids, cv2.CC_STAT_HEIGHT].astype(np.float64)
+    reach = int(np.ceil(3 * center_sigma_px)) + 1
+    area, elongation, neighbours = half_max_shape(response, peak, xs, ys, reach=reach)
     # A mask with no background pixel has "infinite" distances: cap before scaling.
     small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
     border = 2.0 * np.minimum(cv2.distanceTransform(small_mask, cv2.DIST_L2, 3)[sy, sx], 15.0)
@@ -198,10 +213,9 @@ def lesion_candidates(
             np.sqrt(np.maximum(s_a2 - s_a * s_a, 0.0)),
             np.sqrt(np.maximum(s_l2 - s_l * s_l, 0.0)),
             np.minimum(border, 30.0),
-            np.log1p(area / peaks_in_region),
-            np.maximum(bw, bh) / np.maximum(np.minimum(bw, bh), 1.0),
-            area / np.maximum(bw * bh, 1.0),
-            peaks_in_region,
+            np.log1p(area),
+            elongation,
+            neighbours,
             resp / spread,
             d_a / a_spread,
             d_l / l_spread,
@@ -211,20 +225,55 @@ def lesion_candidates(
     return np.column_stack([xs, ys]).astype(np.float64), features
 
 
+def half_max_shape(
+    response: np.ndarray, peaks: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, reach: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Area and elongation of each peak's blob, and the other peaks near it.
+
+    Looks only at the ``(2 * reach + 1)`` square around each peak (vectorised over peaks,
+    much cheaper than labelling the whole image). The blob is the set of window pixels at or
+    above half the peak's response; its elongation is ``sqrt(l1 / l2)`` of the eigenvalues
+    of their second moments (1 for a disk, large for a line).
+
+    Returns
+    -------
+    area : (N,) half-maximum area in pixels.
+    elongation : (N,) >= 1.
+    neighbours : (N,) number of other peaks in the window.
+    """
+    h, w = response.shape
+    off = np.arange(-reach, reach + 1)
+    iy = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None]
+    ix = np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
+    inside = (response[iy, ix] >= 0.5 * response[ys, xs][:, None, None]).astype(np.float32)
+    area = inside.sum(axis=(1, 2)).astype(np.float64)
+    dy, dx = np.meshgrid(off.astype(np.float32), off.astype(np.float32), indexing="ij")
+    mx = (inside * dx).sum(axis=(1, 2)) / area
+    my = (inside * dy).sum(axis=(1, 2)) / area
+    cxx = (inside * (dx * dx)).sum(axis=(1, 2)) / area - mx * mx + 1 / 12  # + the pixel's own extent
+    cyy = (inside * (dy * dy)).sum(axis=(1, 2)) / area - my * my + 1 / 12
+    cxy = (inside * (dx * dy)).sum(axis=(1, 2)) / area - mx * my
+    root = np.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
+    l1, l2 = (cxx + cyy) / 2 + root, np.maximum((cxx + cyy) / 2 - root, 1e-6)
+    neighbours = peaks[iy, ix].sum(axis=(1, 2)) - 1.0
+    return area, np.sqrt(l1 / l2), neighbours.astype(np.float64)
+
+
 def gaussian_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-weighted mean of ``image`` around each point (x, y), edges replicated.
 
-    The same as sampling ``cv2.GaussianBlur(image, (0, 0), sigma)`` at the points, but it
+    The same as sampling ``gaussian(image, sigma)`` at the points, but it
     only touches the few hundred patches needed instead of the whole image.
     """
-    r = max(1, int(np.ceil(3 * sigma)))
+    r = max(1, int(np.ceil(2.5 * sigma)))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
     k2 = np.outer(k, k)
     k2 /= k2.sum()
-    padded = cv2.copyMakeBorder(image, r, r, r, r, cv2.BORDER_REPLICATE)
-    off = np.arange(2 * r + 1)
-    patches = padded[ys[:, None, None] + off[None, :, None], xs[:, None, None] + off[None, None, :]]
-    return np.tensordot(patches, k2, axes=([1, 2], [0, 1]))
+    h, w = image.shape[:2]
+    off = np.arange(-r, r + 1)
+    iy = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None]
+    ix = np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
+    return np.tensordot(image[iy, ix], k2, axes=([1, 2], [0, 1]))
 
 
 def quadratic_design(features: np.ndarray) -> np.ndarray:
@@ -293,7 +342,13 @@ def detect_lesions(
     area = np.expm1(features[keep, FEATURES.index("log_area_px")])
     radius = np.clip(np.sqrt(area / np.pi), 1.0, max_radius_px)
     out = np.column_stack(
-        [xy[keep], radius, features[keep, FEATURES.index("delta_a")], features[keep, FEATURES.index("delta_l")], prob[keep]]
+        [
+            xy[keep],
+            radius,
+            features[keep, FEATURES.index("delta_a")],
+            features[keep, FEATURES.index("delta_l")],
+            prob[keep],
+        ]
     ).reshape(-1, 6)
     return out[np.argsort(-out[:, 5], kind="stable")]
 

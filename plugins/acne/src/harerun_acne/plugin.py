@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from pydantic import Field
 
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
 from harerun.results import DetectorResult, Evidence
-
 from harerun_acne import algorithm
 
 #: Pixel-valued params are given for this ROI size and scaled to the actual ROI.
@@ -22,11 +22,15 @@ class AcneParams(DetectorParams):
         0.3, ge=0.0, le=3.0, description="weight of darkness (-L*) next to redness (a*) in the blob response"
     )
     min_response: float = Field(2.0, ge=0.1, le=30.0, description="minimum blob response of a candidate (a* units)")
-    min_separation_px: int = Field(3, ge=1, le=20, description="minimum distance between two lesions, px on a 512-px ROI")
+    min_separation_px: int = Field(
+        3, ge=1, le=20, description="minimum distance between two lesions, px on a 512-px ROI"
+    )
     min_probability: float = Field(
         0.18, ge=0.0, le=1.0, description="candidate-filter probability a candidate needs to count as a lesion"
     )
-    max_radius_px: float = Field(10.0, ge=1.0, le=60.0, description="largest reported lesion radius, px on a 512-px ROI")
+    max_radius_px: float = Field(
+        10.0, ge=1.0, le=60.0, description="largest reported lesion radius, px on a 512-px ROI"
+    )
     inflamed_delta_a: float = Field(
         3.0, ge=0.0, le=40.0, description="redness contrast Δa* at or above which a lesion counts as inflamed"
     )
@@ -67,8 +71,7 @@ class AcneDetector(Detector):
         count = len(lesions)
         per_half = count / p.half_faces_in_roi
         inflamed = int(np.count_nonzero(lesions[:, 3] >= p.inflamed_delta_a)) if count else 0
-        skin = ctx.skin_mask > 0
-        skin_px = int(np.count_nonzero(skin))
+        skin_px = cv2.countNonZero(ctx.skin_mask)
         xs = lesions[:, 0].astype(int)
         ys = lesions[:, 1].astype(int)
 
@@ -77,7 +80,7 @@ class AcneDetector(Detector):
         zone_density: dict[str, float] = {}
         density_unit, px_per_unit = _density_unit(ctx.px_per_mm)
         for zone, zmask in ctx.zones.items():
-            zone_px = int(np.count_nonzero((zmask > 0) & skin))
+            zone_px = cv2.countNonZero(cv2.bitwise_and(zmask, ctx.skin_mask))
             if zone_px == 0:
                 continue
             n = int(np.count_nonzero(zmask[ys, xs] > 0)) if count else 0

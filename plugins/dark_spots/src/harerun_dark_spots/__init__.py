@@ -1,0 +1,1 @@
+"""Hare Run dark-spots detector plugin (entry point ``harerun_dark_spots.plugin``)."""

@@ -1,0 +1,1 @@
+"""Hare Run pores detector plugin (entry point ``harerun_pores.plugin``)."""
