@@ -160,7 +160,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             loss_dens = loss_map + loss_count
             loss = loss_grade + cfg.density_weight * loss_dens
         grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss_grade, loss_dens
 
     @tf.function(reduce_retracing=True)
