@@ -349,3 +349,17 @@ def test_server_down_makes_the_plugin_unavailable_not_the_run(s3_env, monkeypatc
     assert result.results["other"].status == "ok"
     row = ModelStore.from_env().status(["down-grade@1"])[0]
     assert not row["available"] and "cannot reach" in row["reason"]
+
+
+def test_concurrent_first_use_downloads_once_and_agrees(s3_server, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = _store(s3_server.url, tmp_path)
+    data = os.urandom(200_000)
+    store.publish(_file(tmp_path, "conc.bin", data), name="conc", version="1")
+    fresh = _store(s3_server.url, tmp_path, cache="cache-conc")
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: fresh.resolve("conc@1"), range(8)))
+    assert len({m.path for m in got}) == 1 and got[0].path.read_bytes() == data
+    assert sorted(m.source for m in got).count("s3") == 1  # one download, the others found it in the cache
+    assert sorted(p.name for p in got[0].path.parent.iterdir()) == ["conc.bin", "conc.bin.sha256"]

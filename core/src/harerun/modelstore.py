@@ -362,6 +362,10 @@ class ModelStore:
         return "/".join(p for p in (self.s3_prefix, name, version, Path(file).name) if p)
 
     def _s3(self):
+        with self._locks_guard:  # boto3 sessions are not thread-safe; the client is
+            return self._s3_client()
+
+    def _s3_client(self):
         if self._client is None:
             try:
                 import boto3
