@@ -11,7 +11,7 @@ import pytest
 
 from harerun.errors import PipelineError
 from harerun.face import Face, ModelMissing
-from harerun.face.backends import HaarBackend, YuNetBackend, yunet_model_path
+from harerun.face.backends import HaarBackend, YuNetBackend, forget_model_lookups, yunet_lookup, yunet_model_path
 from harerun.face.config import FaceConfig
 from harerun.face.stage import _rotated_copy, backend_instance, detect_faces
 from harerun.host import PluginHost
@@ -152,12 +152,28 @@ def test_auto_without_model_is_haar_without_warning(host, astronaut_bgr, no_yune
     assert used == "haar" and warnings == [] and len(faces) == 1
 
 
-def test_model_dir_lookup(monkeypatch, tmp_path):
+def test_model_store_lookup_checks_the_file(monkeypatch, tmp_path):
     monkeypatch.delenv("HARERUN_YUNET_MODEL", raising=False)
+    monkeypatch.delenv("HARERUN_S3_BUCKET", raising=False)
     monkeypatch.setenv("HARERUN_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("HARERUN_CACHE_DIR", str(tmp_path / "cache"))
+    forget_model_lookups()
     assert yunet_model_path() is None
-    (tmp_path / "face_detection_yunet_2023mar.onnx").write_bytes(b"x")
-    assert yunet_model_path() == tmp_path / "face_detection_yunet_2023mar.onnx"
+    (tmp_path / "face_detection_yunet_2023mar.onnx").write_bytes(b"not a model")
+    forget_model_lookups()
+    path, why = yunet_lookup()
+    assert path is None and "checksum" in why
+    forget_model_lookups()
+
+
+@pytest.mark.shared
+def test_model_store_finds_the_real_model(monkeypatch, tmp_path, shared):
+    monkeypatch.delenv("HARERUN_YUNET_MODEL", raising=False)
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(shared / "models"))
+    monkeypatch.setenv("HARERUN_CACHE_DIR", str(tmp_path / "cache"))
+    forget_model_lookups()
+    assert yunet_model_path() == shared / "models" / "face_detection_yunet_2023mar.onnx"
+    forget_model_lookups()
 
 
 @pytest.mark.shared

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -33,29 +34,54 @@ from harerun.hookspecs import hookimpl
 YUNET_MODEL_FILE = "face_detection_yunet_2023mar.onnx"
 
 
-def yunet_model_path() -> Path | None:
-    """Where the YuNet model is, or None when it is not installed.
+YUNET_MODEL_SPEC = "yunet@2023mar"
+#: How long a failed model look-up is remembered (a dead S3 endpoint must not slow every photo).
+_MISS_TTL_S = 30.0
+_lookup_cache: dict[tuple, tuple[Path | None, str, float]] = {}
+_lookup_lock = threading.Lock()
 
-    Looks at ``$HARERUN_YUNET_MODEL`` (an explicit file), then for
-    ``face_detection_yunet_2023mar.onnx`` in ``$HARERUN_MODEL_DIR`` (default ``./models``).
+
+def yunet_lookup() -> tuple[Path | None, str]:
+    """Find the YuNet model: ``(path, "")`` or ``(None, why not)``.
+
+    ``$HARERUN_YUNET_MODEL`` (an explicit file) wins; otherwise the model store
+    (:mod:`harerun.modelstore`: ``$HARERUN_MODEL_DIR``, the cache, S3), which checks the
+    file's SHA-256. Results are remembered per environment (misses for 30 s).
     """
-    # The model store (harerun.modelstore) will take over this look-up; keep it in one place.
     explicit = os.environ.get("HARERUN_YUNET_MODEL")
     if explicit:
         p = Path(explicit).expanduser()
-        return p if p.is_file() else None
-    try:
-        from harerun import modelstore  # type: ignore[attr-defined]
+        return (p, "") if p.is_file() else (None, f"HARERUN_YUNET_MODEL={explicit} does not exist")
+    key = tuple(os.environ.get(k) for k in ("HARERUN_MODEL_DIR", "HARERUN_CACHE_DIR", "HARERUN_S3_BUCKET", "HARERUN_MODEL_MANIFEST"))
+    key += (os.getcwd(),)
+    now = time.monotonic()
+    with _lookup_lock:
+        hit = _lookup_cache.get(key)
+        if hit is not None and (hit[0] is not None and hit[0].is_file() or now - hit[2] < _MISS_TTL_S):
+            return hit[0], hit[1]
+        try:
+            from harerun.modelstore import ModelStore, ModelUnavailable
 
-        found = modelstore.find(YUNET_MODEL_FILE)  # type: ignore[attr-defined]
-        if found:
-            return Path(found)
-    except (ImportError, AttributeError):
-        pass
-    except Exception:  # a broken store must not break the haar fallback
-        pass
-    p = Path(os.environ.get("HARERUN_MODEL_DIR", "models")).expanduser() / YUNET_MODEL_FILE
-    return p if p.is_file() else None
+            try:
+                found, why = ModelStore.from_env().resolve(YUNET_MODEL_SPEC).path, ""
+            except ModelUnavailable as exc:
+                found, why = None, exc.reason
+        except ImportError:  # pragma: no cover - the store ships with the core
+            p = Path(os.environ.get("HARERUN_MODEL_DIR", "models")).expanduser() / YUNET_MODEL_FILE
+            found, why = (p, "") if p.is_file() else (None, f"{p} not found")
+        _lookup_cache[key] = (found, why, now)
+        return found, why
+
+
+def forget_model_lookups() -> None:
+    """Forget remembered model look-ups (after installing a model, and in tests)."""
+    with _lookup_lock:
+        _lookup_cache.clear()
+
+
+def yunet_model_path() -> Path | None:
+    """Where the YuNet model ``face_detection_yunet_2023mar.onnx`` is, or None (see :func:`yunet_lookup`)."""
+    return yunet_lookup()[0]
 
 
 # -- haar ---------------------------------------------------------------------------
@@ -132,15 +158,19 @@ def skin_fraction(image_bgr: np.ndarray, box) -> float:
 
 
 class HaarParams(DetectorParams):
-    cascade: Literal["default", "alt", "alt2"] = Field("default", description="which bundled frontal-face cascade")
-    scale_factor: float = Field(1.15, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
-    min_neighbors: int = Field(4, ge=0, le=50, description="overlapping hits needed to keep a face")
-    min_size_px: int = Field(24, ge=8, le=1024, description="smallest face side searched, in detection pixels")
+    cascade: Literal["default", "alt", "alt2"] = Field("alt", description="which bundled frontal-face cascade")
+    scale_factor: float = Field(1.1, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
+    min_neighbors: int = Field(3, ge=0, le=50, description="overlapping hits needed to keep a face")
+    min_size_px: int = Field(20, ge=8, le=1024, description="smallest face side searched, in detection pixels")
     max_side_px: int = Field(480, ge=64, le=4096, description="the cascade runs on a copy with at most this long side")
     eyes: bool = Field(True, description="run the eye cascade inside each face (eye positions + confidence)")
+    min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop frontal faces whose confidence is below this")
     profile: bool = Field(True, description="try the profile cascade (both sides) when no frontal face is found")
+    profile_min_neighbors: int = Field(
+        8, ge=0, le=50, description="overlapping hits a profile face needs (stricter: the profile cascade fires on fur and hair)"
+    )
     profile_min_skin: float = Field(
-        0.3, ge=0.0, le=1.0, description="a profile hit needs this share of skin-coloured pixels (rejects fur, walls)"
+        0.9, ge=0.0, le=1.0, description="a profile hit needs this share of skin-coloured pixels in its centre (rejects fur, hair, walls)"
     )
 
 
@@ -178,7 +208,8 @@ class HaarBackend:
             for (x, y, bw, bh), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1)):
                 eyes = find_eyes(gray, (x, y, bw, bh), self._eye) if self._eye is not None else {}
                 score = 0.35 + 0.25 * min(1.0, float(n) / max(1.0, 3.0 * p.min_neighbors)) + 0.2 * len(eyes)
-                faces.append(Face((float(x), float(y), float(bw), float(bh)), min(1.0, score), eyes, self.name))
+                if score >= p.min_score:
+                    faces.append(Face((float(x), float(y), float(bw), float(bh)), min(1.0, score), eyes, self.name))
             if not faces and self._profile is not None:
                 faces = [f for f in self._profiles(gray, min_size) if skin_fraction(small, f.box) >= p.profile_min_skin]
         return [f.mapped(1.0 / scale) for f in faces] if scale != 1.0 else faces
@@ -188,7 +219,9 @@ class HaarBackend:
         faces = []
         for flipped in (False, True):
             img = cv2.flip(gray, 1) if flipped else gray
-            boxes = self._profile.detectMultiScale(img, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size)
+            boxes = self._profile.detectMultiScale(
+                img, scaleFactor=p.scale_factor, minNeighbors=p.profile_min_neighbors, minSize=min_size
+            )
             for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
                 if flipped:
                     x = gray.shape[1] - x - w
@@ -203,11 +236,6 @@ class YuNetParams(DetectorParams):
     score_threshold: float = Field(0.7, ge=0.0, le=1.0, description="minimum face score")
     nms_threshold: float = Field(0.3, ge=0.0, le=1.0, description="IoU above which overlapping boxes are merged")
     top_k: int = Field(100, ge=1, le=5000, description="at most this many candidates before NMS")
-    min_nose_luma: float = Field(
-        0.4, ge=0.0, le=1.0,
-        description="drop faces whose nose tip is darker than this fraction of the face's median luma "
-        "(animals' black noses; 0 disables)",
-    )
 
 
 class YuNetBackend:
@@ -222,11 +250,12 @@ class YuNetBackend:
 
     def __init__(self, params: YuNetParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
-        path = yunet_model_path()
+        path, why = yunet_lookup()
         if path is None:
             raise ModelMissing(
-                f"yunet model '{YUNET_MODEL_FILE}' not found: set HARERUN_YUNET_MODEL to the file, or put it in "
-                f"HARERUN_MODEL_DIR (now '{os.environ.get('HARERUN_MODEL_DIR', 'models')}'), or use face.backend: haar."
+                f"yunet model '{YUNET_MODEL_FILE}' not found ({why}): put it in HARERUN_MODEL_DIR "
+                f"(`harerun models fetch {YUNET_MODEL_SPEC}` with S3 configured), or set HARERUN_YUNET_MODEL "
+                f"to the file, or use face.backend: haar."
             )
         self.model_path = path
         p = self.params
@@ -257,30 +286,8 @@ class YuNetBackend:
                 "mouth_right": mouth[1],
             }
             landmarks = {k: (float(v[0]), float(v[1])) for k, v in landmarks.items()}
-            face = Face(tuple(float(v) for v in r[:4]), float(r[14]), landmarks, self.name)
-            if self.params.min_nose_luma > 0 and _dark_nose(image_bgr, face, self.params.min_nose_luma):
-                continue
-            faces.append(face)
+            faces.append(Face(tuple(float(v) for v in r[:4]), float(r[14]), landmarks, self.name))
         return faces
-
-
-def _dark_nose(image_bgr: np.ndarray, face: Face, ratio: float) -> bool:
-    """True when the nose tip is much darker than the face: a dog's or cat's black nose.
-
-    A human nose tip is lit skin, usually among the brighter parts of the face. The 75th
-    percentile of a small patch is used so that a nose on the silhouette of a profile
-    (half background) still counts as bright.
-    """
-    x, y, w, h = (int(round(v)) for v in face.box)
-    nx, ny = (int(round(v)) for v in face.landmarks["nose"])
-    r = max(2, int(0.07 * w))
-    gray_face = image_bgr[max(0, y + h // 4) : max(0, y + 3 * h // 4), max(0, x + w // 4) : max(0, x + 3 * w // 4)]
-    nose = image_bgr[max(0, ny - r) : max(0, ny + r + 1), max(0, nx - r) : max(0, nx + r + 1)]
-    if gray_face.size == 0 or nose.size == 0:
-        return False
-    face_luma = float(np.median(gray_face.mean(axis=2)))
-    nose_luma = float(np.percentile(nose.mean(axis=2), 75))
-    return nose_luma < ratio * face_luma
 
 
 @hookimpl
