@@ -372,10 +372,13 @@ def test_overload_is_503_with_retry_after_not_a_queue(pipelines_dir, photo):
             while service.pool.in_flight < 2:
                 await asyncio.sleep(0.01)
             refused = await post()  # one running + one queued = capacity 2
+            metrics = (await c.get("/metrics")).text
             release.set()
-            return refused, await first, await second
+            return refused, await first, await second, metrics
 
-    refused, first, second = asyncio.run(scenario())
+    refused, first, second, metrics = asyncio.run(scenario())
+    assert "harerun_analyses_in_flight 2.0" in metrics
+    assert 'harerun_rejected_total{reason="OVERLOADED"} 1.0' in metrics
     err = _error(refused, 503, "OVERLOADED")
     assert "busy" in err["message"] and refused.headers["retry-after"] == "2"
     assert first.status_code == second.status_code == 200

@@ -42,10 +42,6 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"))
 
 
-def _service(request: Request) -> Service | None:
-    return getattr(request.app.state, "service", None)
-
-
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
@@ -53,8 +49,4 @@ def _service(request: Request) -> Service | None:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
 )
 async def metrics(request: Request) -> Response:
-    m = request.app.state.metrics
-    service = _service(request)
-    if service is not None:
-        m.in_flight.set(service.pool.in_flight)
-    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -72,7 +72,12 @@ class Service:
         )
         metrics = metrics or Metrics()
         engine.host.pm.register(DetectorTimer(metrics), name="harerun-api-metrics")
-        pool = WorkerPool(settings.analysis_threads, settings.queue_size, retry_after_s=settings.retry_after_s)
+        pool = WorkerPool(
+            settings.analysis_threads,
+            settings.queue_size,
+            retry_after_s=settings.retry_after_s,
+            on_change=metrics.in_flight.set,
+        )
         return cls(settings=settings, engine=engine, pool=pool, metrics=metrics)
 
     # -- start-up ------------------------------------------------------------------

@@ -21,13 +21,16 @@ T = TypeVar("T")
 
 
 class WorkerPool:
-    def __init__(self, threads: int, queue_size: int, *, retry_after_s: int = 1) -> None:
+    def __init__(
+        self, threads: int, queue_size: int, *, retry_after_s: int = 1, on_change: Callable[[int], None] | None = None
+    ) -> None:
         self.threads = threads
         self.capacity = threads + queue_size
         self.retry_after_s = retry_after_s
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="harerun-analysis")
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._on_change = on_change or (lambda n: None)
 
     @property
     def in_flight(self) -> int:
@@ -47,6 +50,7 @@ class WorkerPool:
     def _release(self, _: Future) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._on_change(self._in_flight)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a pool thread; raise 503 OVERLOADED when the pool and queue are full."""
@@ -54,11 +58,13 @@ class WorkerPool:
             if self._in_flight >= self.capacity:
                 raise self.overloaded()
             self._in_flight += 1
+            self._on_change(self._in_flight)
         try:
             future = self._executor.submit(fn, *args)
         except BaseException:
             with self._lock:
                 self._in_flight -= 1
+                self._on_change(self._in_flight)
             raise
         future.add_done_callback(self._release)
         return await asyncio.wrap_future(future)
