@@ -3,6 +3,7 @@
     python bench/http.py                      # default pipeline; 1, 2 and 8 clients; 1 and 2 server processes
     python bench/http.py --requests 200 --pipeline fast
     python bench/http.py --fuzz 2000          # then schemathesis with 2,000 examples per operation
+    python bench/http.py --servers "" --fuzz 2000   # only the long fuzzing run
 
 Photos: $HARERUN_SHARED/data/faces/dlib_examples/*.jpg (default <repo>/../shared); the YuNet
 model from $HARERUN_MODEL_DIR (default <shared>/models). Every request loop is bounded in count
@@ -158,7 +159,7 @@ def main() -> int:
     print(f"HTTP benchmark: pipeline {args.pipeline}, {len(photos)} photos from {PHOTOS}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (figures are rough when loaded)")
     print("p50/p95/p99: client wall time per request; engine p50: the server's own timings_ms.total")
-    for shape in args.servers.split(","):
+    for shape in filter(None, args.servers.split(",")):
         workers, threads = (int(x) for x in shape.split("x"))
         rows, rss = bench_server(workers, threads, photos, levels, args.requests, args.pipeline, args.max_seconds)
         print(f"\n== {workers} server process(es) x {threads} analysis thread(s)")

@@ -10,17 +10,19 @@ from __future__ import annotations
 import os
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, settings
-from schemathesis.checks import (
+
+schemathesis = pytest.importorskip("schemathesis", reason="pip install -r requirements-dev.txt (schemathesis)")
+
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from harerun.api import Settings, create_app
-from harerun.api.service import Service
+from harerun.api import Settings, create_app  # noqa: E402
+from harerun.api.service import Service  # noqa: E402
 
 EXAMPLES = int(os.environ.get("HARERUN_FUZZ_EXAMPLES", "520"))
 CALLS: dict[str, int] = {}
