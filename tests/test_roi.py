@@ -138,3 +138,19 @@ def test_skip_mode_uses_the_whole_photo(host):
     assert corners == pytest.approx(np.array([[0.0, 0.0], [400.0, 300.0]]), abs=1.0)
     assert ctx.skin_mask[128, 128] == 255 and ctx.skin_mask[5, 128] == 0  # the bar is not skin
     assert st.quality.metrics["face_fraction"] == 1.0
+
+
+def test_zones_follow_a_turned_head():
+    eyes = dict(left_eye=(200.0, 200.0), right_eye=(300.0, 200.0))
+    frontal = face_zones(512, **eyes, nose=(250.0, 260.0))
+    turned = face_zones(512, **eyes, nose=(215.0, 260.0))  # nose tip towards the image left
+
+    def width(mask):
+        xs = np.nonzero(mask)[1]
+        return xs.max() - xs.min()
+
+    assert width(frontal["left_cheek"]) == pytest.approx(width(frontal["right_cheek"]), abs=2)
+    # The far (image-left) cheek narrows, the near one widens; the nose zone leans left.
+    assert width(turned["left_cheek"]) < 0.7 * width(frontal["left_cheek"])
+    assert width(turned["right_cheek"]) > 1.2 * width(frontal["right_cheek"])
+    assert np.nonzero(turned["nose"])[1].mean() < np.nonzero(frontal["nose"])[1].mean() - 5

@@ -145,15 +145,11 @@ def _unrotate(face: Face, copy_to_image: np.ndarray, angle: float) -> Face:
     return Face((cx - w / 2.0, cy - h / 2.0, w, h), face.score, lms, face.backend, angle)
 
 
-def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
-    """Every face in the photo, largest first, in original-photo pixels.
-
-    Returns ``(faces, backend_used, warnings)``.
-    """
-    backend, used, warnings = resolve_backend(face_cfg, host)
+def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
+    """One backend over the photo, then the close-up and rotation retries until a face turns up."""
     faces = _detect_scaled(backend, image_bgr, face_cfg.detect_max_side)
+    h, w = image_bgr.shape[:2]
     if not faces and face_cfg.close_up_retry:
-        h, w = image_bgr.shape[:2]
         for frac in CLOSE_UP_PADS:
             px, py = int(round(frac * w)), int(round(frac * h))
             padded = cv2.copyMakeBorder(image_bgr, py, py, px, px, cv2.BORDER_CONSTANT, value=NEUTRAL_GREY)
@@ -162,7 +158,6 @@ def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[
             if faces:
                 break
     if not faces and face_cfg.rotation_retry:
-        h, w = image_bgr.shape[:2]
         scale = min(1.0, face_cfg.detect_max_side / float(max(h, w)))
         small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         best: list[Face] = []
@@ -174,6 +169,16 @@ def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[
             if found and (not best or max(f.score for f in found) > max(f.score for f in best)):
                 best = found
         faces = best
+    return faces
+
+
+def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
+    """Every face in the photo, largest first, in original-photo pixels.
+
+    Returns ``(faces, backend_used, warnings)``.
+    """
+    backend, used, warnings = resolve_backend(face_cfg, host)
+    faces = _search(backend, image_bgr, face_cfg)
     faces.sort(key=lambda f: f.area, reverse=True)
     return faces, used, warnings
 
@@ -249,7 +254,9 @@ def build_context(image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, le
     has_eyes = "left_eye" in lm and "right_eye" in lm
     t1 = time.perf_counter()
     mouth = _mouth(lm)
-    zones = face_zones(size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, valid=valid)
+    zones = face_zones(
+        size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose"), valid=valid
+    )
     t2 = time.perf_counter()
     exclude = None
     if features:

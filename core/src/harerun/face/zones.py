@@ -23,6 +23,15 @@ When the mouth corners are known every ``b > 0`` is scaled by ``mouth_b / 1.17``
 the lower zones follow the real face length. ``left``/``right`` are image sides
 (``left_cheek`` has the smaller x), matching the landmark names.
 
+Turned heads (3/4 views). The face is not flat: relative to the plane of the eyes the
+midline stands forward and the sides fall back, roughly ``z(a) = -0.6 (a^2 - 0.25)``
+eye distances, plus the nose (tip ``0.5 d`` in front of the eyes) and the mouth and chin
+(``0.2 d`` more on the midline). Under a yaw ``t``
+(tangent of the angle) a point projects to ``a + z * t``, and the nose tip's
+sideways offset from the eye midpoint measures it: ``t = nose_a / 0.5`` (clipped to
++-1, i.e. 45 degrees). So on a turned face the near cheek widens, the far cheek narrows
+and the nose zone leans towards the nose tip. Frontal faces (``t = 0``) are unchanged.
+
 The same frame places the features the skin mask removes (:func:`feature_masks`):
 eyes (ellipses 0.30 d x 0.17 d half-axes), brows (0.34 d x 0.12 d, centred 0.36 d above
 each eye), lips (around the mouth) and nostrils (just below the nose tip).
@@ -52,10 +61,30 @@ ZONE_POLYGONS: dict[str, list[tuple[float, float]]] = {
 assert set(ZONE_POLYGONS) == set(ZONE_NAMES)
 
 
+#: How far the nose tip stands in front of the eyes, in eye distances.
+NOSE_DEPTH = 0.5
+
+
+def _depth(ab: np.ndarray) -> np.ndarray:
+    """Depth (towards the camera, in eye distances) of face-frame points relative to the eyes."""
+    a, b = ab[:, 0], ab[:, 1]
+    z = -0.6 * (a**2 - 0.25)
+    nose = (NOSE_DEPTH - 0.15) * np.clip(1.0 - np.abs(a) / 0.3, 0.0, 1.0) * np.clip(b / 0.8, 0.0, 1.0) * (b < 1.0)
+    mouth_chin = 0.2 * np.clip(1.0 - np.abs(a) / 0.6, 0.0, 1.0) * (b >= 1.0)
+    return z + nose + mouth_chin
+
+
 class FaceFrame:
     """The eye-based face frame: maps ``(a, b)`` in eye distances to ROI pixels."""
 
-    def __init__(self, left_eye, right_eye, *, mouth: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        left_eye,
+        right_eye,
+        *,
+        mouth: tuple[float, float] | None = None,
+        nose: tuple[float, float] | None = None,
+    ) -> None:
         le, re = np.asarray(left_eye, np.float64), np.asarray(right_eye, np.float64)
         self.d = float(np.linalg.norm(re - le)) or 1.0
         self.m = (le + re) / 2.0
@@ -63,23 +92,38 @@ class FaceFrame:
         self.v = np.array([-self.u[1], self.u[0]])  # u rotated +90 deg: down the face in image coords
         self.b_scale = 1.0
         if mouth is not None:
-            mouth_b = float(np.dot(np.asarray(mouth, np.float64) - self.m, self.v)) / self.d
+            mouth_b = self.frame_coords(mouth)[1]
             if 0.7 < mouth_b < 1.8:  # ignore implausible landmarks (profile views, bad fits)
                 self.b_scale = mouth_b / MOUTH_B
+        self.yaw = 0.0
+        if nose is not None:
+            self.yaw = float(np.clip(self.frame_coords(nose)[0] / NOSE_DEPTH, -1.0, 1.0))
+
+    def frame_coords(self, point) -> tuple[float, float]:
+        """(a, b) of an ROI pixel, before any yaw or length correction."""
+        p = np.asarray(point, np.float64) - self.m
+        return float(p @ self.u) / self.d, float(p @ self.v) / self.d
 
     def to_roi(self, ab) -> np.ndarray:
         ab = np.asarray(ab, np.float64).reshape(-1, 2)
+        a = ab[:, 0] + _depth(ab) * self.yaw
         b = np.where(ab[:, 1] > 0, ab[:, 1] * self.b_scale, ab[:, 1])
-        return self.m + self.d * (ab[:, :1] * self.u + b[:, None] * self.v)
+        return self.m + self.d * (a[:, None] * self.u + b[:, None] * self.v)
 
-    def polygon_mask(self, size: int, polygon) -> np.ndarray:
+    def polygon_mask(self, size: int, polygon, *, steps: int = 6) -> np.ndarray:
+        """Fill ``polygon`` (face-frame vertices); edges are split so the yaw bends them."""
+        pts = np.asarray(polygon, np.float64)
+        nxt = np.roll(pts, -1, axis=0)
+        t = np.arange(steps)[None, :, None] / steps
+        dense = (pts[:, None, :] * (1 - t) + nxt[:, None, :] * t).reshape(-1, 2)
         mask = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(mask, [np.round(self.to_roi(polygon)).astype(np.int32)], 255)
+        cv2.fillPoly(mask, [np.round(self.to_roi(dense)).astype(np.int32)], 255)
         return mask
 
-    def ellipse(self, mask: np.ndarray, centre_ab, half_axes_ab) -> None:
-        """Draw a filled ellipse (axes along u, v, in eye distances) into ``mask``."""
-        c = self.to_roi([centre_ab])[0]
+    def ellipse(self, mask: np.ndarray, centre_ab, half_axes_ab, *, centre_px=None) -> None:
+        """Draw a filled ellipse (axes along u, v, in eye distances) into ``mask``,
+        at ``centre_ab`` or directly at the ROI pixel ``centre_px``."""
+        c = self.to_roi([centre_ab])[0] if centre_px is None else np.asarray(centre_px, np.float64)
         axes = (max(1, int(round(half_axes_ab[0] * self.d))), max(1, int(round(half_axes_ab[1] * self.d * self.b_scale))))
         angle = float(np.degrees(np.arctan2(self.u[1], self.u[0])))
         cv2.ellipse(mask, (int(round(c[0])), int(round(c[1]))), axes, angle, 0, 360, 255, -1)
@@ -91,6 +135,7 @@ def face_zones(
     left_eye,
     right_eye,
     mouth: tuple[float, float] | None = None,
+    nose: tuple[float, float] | None = None,
     valid: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Zone masks (uint8, 255 inside) on a ``size`` square ROI.
@@ -99,10 +144,11 @@ def face_zones(
     ----------
     size : ROI side in pixels.
     left_eye, right_eye : eye centres in ROI pixels (image-left eye first).
-    mouth : mouth centre in ROI pixels, when known (adapts the lower zones).
+    mouth : mouth centre in ROI pixels, when known (adapts the lower zones to the face length).
+    nose : nose tip in ROI pixels, when known (adapts the zones to a turned head).
     valid : optional mask of ROI pixels that come from the photo; zones are clipped to it.
     """
-    frame = FaceFrame(left_eye, right_eye, mouth=mouth)
+    frame = FaceFrame(left_eye, right_eye, mouth=mouth, nose=nose)
     zones = {name: frame.polygon_mask(size, ZONE_POLYGONS[name]) for name in ZONE_NAMES}
     if valid is not None:
         zones = {k: cv2.bitwise_and(z, valid) for k, z in zones.items()}
@@ -117,17 +163,19 @@ def feature_masks(
     mouth: tuple[float, float] | None = None,
     nose: tuple[float, float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Masks of the non-skin facial features: ``eyes``, ``brows``, ``lips``, ``nostrils``."""
-    frame = FaceFrame(left_eye, right_eye, mouth=mouth)
+    """Masks of the non-skin facial features: ``eyes``, ``brows``, ``lips``, ``nostrils``.
+
+    The lips and nostrils sit at the measured mouth and nose when known.
+    """
+    frame = FaceFrame(left_eye, right_eye, mouth=mouth, nose=nose)
     out = {k: np.zeros((size, size), np.uint8) for k in ("eyes", "brows", "lips", "nostrils")}
     for a in (-0.5, 0.5):
         frame.ellipse(out["eyes"], (a, 0.0), (0.30, 0.17))
         frame.ellipse(out["brows"], (a * 1.05, -0.36), (0.34, 0.12))
-    frame.ellipse(out["lips"], (0.0, MOUTH_B), (0.50, 0.22))
-    nose_b = 0.80
+    frame.ellipse(out["lips"], (0.0, MOUTH_B), (0.50, 0.22), centre_px=mouth)
     if nose is not None:
-        nb = float(np.dot(np.asarray(nose, np.float64) - frame.m, frame.v)) / frame.d / frame.b_scale
-        if 0.4 < nb < 1.1:
-            nose_b = nb
-    frame.ellipse(out["nostrils"], (0.0, nose_b + 0.08), (0.24, 0.09))
+        below = np.asarray(nose, np.float64) + 0.08 * frame.d * frame.b_scale * frame.v
+        frame.ellipse(out["nostrils"], (0.0, 0.88), (0.24, 0.09), centre_px=below)
+    else:
+        frame.ellipse(out["nostrils"], (0.0, 0.88), (0.24, 0.09))
     return out
