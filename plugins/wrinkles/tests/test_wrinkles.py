@@ -85,7 +85,7 @@ def test_orientation_prior_prefers_expected_direction():
 
 def test_crows_feet_and_nasolabial_regions():
     # eyes at (179, 195) and (333, 195): crow's feet fan out beside the image-left eye
-    fan = [((140, 195), (112, 185)), ((140, 200), (110, 205)), ((140, 205), (115, 222))]
+    fan = [((142, 195), (104, 182)), ((142, 200), (102, 206)), ((142, 205), (108, 226))]
     res = WrinklesDetector().analyze(make_context(lined_skin(fan, depth=35)))
     assert res.measurements["crows_feet_left_count"] >= 2
     assert res.zones["crows_feet_left"] > res.zones["crows_feet_right"]

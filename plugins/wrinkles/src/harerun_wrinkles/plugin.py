@@ -18,11 +18,11 @@ class WrinklesParams(DetectorParams):
     sigma_fine_px: float = Field(1.0, ge=0.5, le=4.0, description="finer Hessian scale, px of the shrunk ROI")
     sigma_coarse_px: float = Field(2.0, ge=0.5, le=8.0, description="coarser Hessian scale, px of the shrunk ROI")
     strength_threshold: float = Field(
-        0.75, ge=0.05, le=50.0, description="orientation-weighted valley strength (grey levels) from which a pixel is a line"
+        1.0, ge=0.05, le=50.0, description="orientation-weighted valley strength (grey levels) from which a pixel is a line"
     )
     tolerance_deg: float = Field(20.0, ge=5.0, le=90.0, description="angle tolerance (SD) around a region's line prior")
     crows_feet_tolerance_deg: float = Field(35.0, ge=5.0, le=90.0, description="angle tolerance for crow's feet")
-    min_length_px: float = Field(20.0, ge=2.0, le=300.0, description="shortest line kept, in ROI px")
+    min_length_px: float = Field(30.0, ge=2.0, le=300.0, description="shortest line kept, in ROI px")
     density_full: float = Field(
         40.0, gt=0.0, le=500.0, description="line length (px) per 1000 px² of region that scores 100"
     )
