@@ -386,6 +386,31 @@ def test_overload_is_503_with_retry_after_not_a_queue(pipelines_dir, photo):
     service.pool.shutdown()
 
 
+def test_requests_in_progress_are_capped_but_probes_still_answer(pipelines_dir, photo):
+    app, service = _service_app(pipelines_dir, max_requests=1, retry_after_s=4)
+    release = threading.Event()
+    real = service.analyze_job
+    service.analyze_job = lambda *a: (release.wait(30), real(*a))[1]
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            first = asyncio.create_task(c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}))
+            while service.pool.in_flight < 1:
+                await asyncio.sleep(0.01)
+            refused = await c.post(DETECT, content=photo, headers={"content-type": "image/jpeg"})
+            probes = [await c.get(p) for p in ("/health", "/ready", "/metrics")]
+            release.set()
+            return refused, probes, await first
+
+    refused, probes, first = asyncio.run(scenario())
+    _error(refused, 503, "OVERLOADED")
+    assert refused.headers["retry-after"] == "4"
+    assert [p.status_code for p in probes] == [200, 200, 200]
+    assert 'route="/api/v4/face/detect",status="503"' in probes[2].text
+    assert first.status_code == 200
+    service.pool.shutdown()
+
+
 def test_timeout_is_503_and_keeps_the_slot_until_the_work_ends(pipelines_dir, photo):
     app, service = _service_app(pipelines_dir, request_timeout_s=0.3, analysis_threads=1, queue_size=0)
     release = threading.Event()

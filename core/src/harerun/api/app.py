@@ -20,12 +20,15 @@ from fastapi.staticfiles import StaticFiles
 import harerun
 from harerun.api import routes_analyze, routes_face, routes_health, routes_models, routes_page, routes_pipelines
 from harerun.api.errors import install_error_handlers
+from harerun.api.limits import RequestLimitMiddleware
 from harerun.api.metrics import Metrics, MetricsMiddleware
 from harerun.api.routes_page import STATIC_DIR
 from harerun.api.service import Service
 from harerun.api.settings import Settings
 
 log = logging.getLogger("harerun.api")
+
+ROUTERS = (routes_analyze, routes_face, routes_models, routes_pipelines, routes_health, routes_page)
 
 DESCRIPTION = """\
 Self-hosted facial skin analysis. Send a face photo (multipart `image` file, JSON with a base64
@@ -64,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = None
     install_error_handlers(app)
-    for module in (routes_analyze, routes_face, routes_models, routes_pipelines, routes_health, routes_page):
+    for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.cors_origins:
@@ -75,5 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Subject-Id"],
             expose_headers=["X-Harerun-Pipeline", "X-Harerun-Variant", "Retry-After"],
         )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        RequestLimitMiddleware,
+        max_requests=settings.max_requests,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+    )
+    paths = frozenset(r.path for m in ROUTERS for r in m.router.routes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, paths=paths)
     return app

@@ -20,7 +20,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        limit_concurrency=args.limit_concurrency,
         timeout_keep_alive=5,
         proxy_headers=False,
     )
@@ -38,11 +37,5 @@ def add_commands(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="server processes (default 1); each has its own threads")
-    p.add_argument(
-        "--limit-concurrency",
-        type=int,
-        default=64,
-        help="open connections per process before uvicorn answers 503 (default 64)",
-    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

@@ -91,9 +91,10 @@ class DetectorTimer:
 class MetricsMiddleware:
     """Pure ASGI middleware: counts and times every HTTP request by its route template."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.metrics = metrics
+        self.paths = paths  # route paths, for requests refused before routing
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -110,10 +111,12 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or (
-                "static" if scope.get("path", "").startswith("/static/") else "unmatched"
-            )
+            path = getattr(scope.get("route"), "path", None) or self._label(scope.get("path", ""))
             labels = (path, scope.get("method", "GET"), str(status[0]))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - t0)
+
+    def _label(self, path: str) -> str:
+        if path in self.paths:
+            return path
+        return "static" if path.startswith("/static/") else "unmatched"

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     analysis_threads: int = Field(2, ge=1, le=64, description="photos analysed at once per server process")
     queue_size: int = Field(4, ge=0, le=1000, description="photos waiting for a thread; beyond that requests get 503")
+    max_requests: int = Field(
+        64, ge=1, description="requests in progress per process (reading, queued or running); beyond that 503"
+    )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 answers")
     overlay_max_side: int = Field(1600, ge=64, le=10000, description="overlay PNGs are downscaled to this long side")
 
