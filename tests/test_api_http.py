@@ -180,3 +180,29 @@ def test_a_small_pool_refuses_instead_of_queueing(tmp_path, photo):
         with httpx.Client(base_url=url) as c:
             m = c.get("/metrics").text
         assert 'harerun_rejected_total{reason="OVERLOADED"}' in m
+
+
+def test_a_client_that_stalls_mid_upload_is_cut_off_by_the_timeout(tmp_path):
+    import json
+    import socket
+    import time
+
+    env = {"HARERUN_REQUEST_TIMEOUT_S": "1", "HARERUN_WARM_UP": "false"}
+    with hostile.LiveServer(env, log_path=tmp_path / "serve.log") as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+            s.sendall(b"POST " + ANALYZE.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                      b"Content-Length: 100000\r\n\r\n\xff\xd8\xff\xe0")
+            t0 = time.monotonic()
+            raw = b""
+            while b"\r\n\r\n" not in raw or not raw.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+            waited = time.monotonic() - t0
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), raw[:200]
+        assert json.loads(body)["error"]["code"] == "TIMEOUT"
+        assert 0.5 < waited < 10
+        assert httpx.get(url + "/health").status_code == 200
