@@ -83,7 +83,7 @@ def masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
     return float(cv2.mean(values, mask=mask)[0]) if cv2.countNonZero(mask) else 0.0
 
 
-def red_blobs(red: np.ndarray, *, min_area: int = 6, max_count: int = 100, step: int = 2) -> np.ndarray:
+def red_blobs(red: np.ndarray, *, min_area: int = 6, max_count: int | None = None, step: int = 2) -> np.ndarray:
     """Circles ``[x, y, r]`` around the largest connected red regions (largest first).
 
     Components are found on every ``step``-th pixel (4x fewer pixels for step 2);

@@ -27,7 +27,7 @@ class RednessParams(DetectorParams):
     )
     smooth_px: int = Field(3, ge=1, le=15, description="box-filter size applied to the EI map")
     min_blob_area_px: int = Field(6, ge=1, le=10000, description="smallest red region reported as a marker")
-    max_markers: int = Field(100, ge=0, le=1000, description="most red regions reported as markers")
+    max_markers: int = Field(50, ge=0, le=1000, description="most red regions reported as markers (largest first)")
 
 
 def analysis_mask(ctx: FaceContext) -> np.ndarray:
@@ -85,7 +85,7 @@ class RednessDetector(Detector):
             measurements[f"{zname}_excess_ei"] = zex
             measurements[f"{zname}_red_area_pct"] = zpct
 
-        blobs = algorithm.red_blobs(red, min_area=p.min_blob_area_px, max_count=p.max_markers)
+        blobs = algorithm.red_blobs(red, min_area=p.min_blob_area_px)
         measurements["red_region_count"] = len(blobs)
         heat = cv2.convertScaleAbs(cv2.max(cv2.subtract(ei, base), 0.0), alpha=255.0 / (2.0 * p.red_delta_ei))
         heat = cv2.bitwise_and(heat, region)
@@ -93,7 +93,7 @@ class RednessDetector(Detector):
             score=score,
             zones=zones,
             measurements=measurements,
-            evidence=Evidence(markers=ctx.to_image_markers(blobs), mask=heat),
+            evidence=Evidence(markers=ctx.to_image_markers(blobs[: p.max_markers]), mask=heat),
         )
 
 
