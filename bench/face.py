@@ -7,8 +7,8 @@
     python bench/face.py --all
 
 Reads $HARERUN_SHARED (default <repo>/../shared); the yunet model from $HARERUN_MODEL_DIR
-(default <shared>/models here). Timings are medians; the machine may be shared, so read
-them as rough figures.
+(default <shared>/models here). Timings are medians of wall-clock time, with the process's
+CPU time beside them (less disturbed when the machine is shared, but it adds up all threads).
 """
 
 from __future__ import annotations
@@ -77,17 +77,21 @@ def bench_dlib(host: PluginHost, backends: list[str], repeats: int = 3) -> None:
             print(f"  {name:6s} unavailable: {exc}")
             continue
         tp = fa = 0
-        times = []
+        times, cpu = [], []
         for img_name, truth in boxes.items():
             img = cv2.imread(str(folder / img_name))
             for _ in range(repeats):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 faces = _detect_scaled(backend, img, 640)
                 times.append((time.perf_counter() - t) * 1e3)
+                cpu.append((time.process_time() - c) * 1e3)
             a, b = match([f.box for f in faces], truth)
             tp += a
             fa += b
-        print(f"  {name:6s} recall {tp}/{total}  false alarms {fa}  median {statistics.median(times):.1f} ms/image")
+        print(
+            f"  {name:6s} recall {tp}/{total}  false alarms {fa}  median {statistics.median(times):.1f} ms/image "
+            f"(cpu {statistics.median(cpu):.1f} ms, {cv2.getNumThreads()} threads)"
+        )
 
 
 def bench_acne(host: PluginHost, backends: list[str], limit: int | None) -> None:
@@ -126,15 +130,19 @@ def bench_stage(host: PluginHost, backends: list[str], repeats: int) -> None:
         for name in backends:
             cfg = FaceConfig(backend=name)
             run_face_stage(img, face_cfg=cfg, quality_cfg=QualityConfig(), host=host)  # warm-up
-            totals, parts = [], {}
+            totals, cpu, parts = [], [], {}
             for _ in range(repeats):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 st = run_face_stage(img, face_cfg=cfg, quality_cfg=QualityConfig(), host=host)
                 totals.append((time.perf_counter() - t) * 1e3)
+                cpu.append((time.process_time() - c) * 1e3)
                 for k, v in st.timings_ms.items():
                     parts.setdefault(k, []).append(v)
             split = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in parts.items())
-            print(f"  threads={threads:<2d} {st.face.backend_used:6s} median {statistics.median(totals):.1f} ms  ({split})")
+            print(
+                f"  threads={threads:<2d} {st.face.backend_used:6s} median {statistics.median(totals):.1f} ms "
+                f"(cpu {statistics.median(cpu):.1f} ms)  ({split})"
+            )
     cv2.setNumThreads(default_threads)
 
 

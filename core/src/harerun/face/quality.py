@@ -64,10 +64,10 @@ def image_metrics(patch_bgr: np.ndarray, *, valid: np.ndarray | None = None) -> 
 
 
 def colour_cast(image_bgr: np.ndarray) -> float:
-    """Grey-world colour cast of the whole photo: distance of the mean (a*, b*) from neutral."""
-    small = cv2.resize(image_bgr, (64, 64), interpolation=cv2.INTER_AREA)
-    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-    return float(np.hypot(lab[..., 1].mean(), lab[..., 2].mean()))
+    """Grey-world colour cast of the whole photo: chroma (sqrt(a*^2 + b*^2)) of its mean colour."""
+    mean = np.array([[cv2.mean(image_bgr)[:3]]], np.float32) / 255.0
+    lab = cv2.cvtColor(mean, cv2.COLOR_BGR2LAB)[0, 0]
+    return float(np.hypot(lab[1], lab[2]))
 
 
 def _ramp(value: float, bad: float, good: float) -> float:
