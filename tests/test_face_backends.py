@@ -220,3 +220,11 @@ def test_haar_recall_on_dlib_examples(shared):
 def test_yunet_recall_on_dlib_examples(shared, with_yunet):
     tp, fa, total = _recall(shared, YuNetBackend())
     assert tp >= 42 and fa <= 2, (tp, fa)
+
+
+def test_grey_and_bgra_photos_work(host, astronaut_bgr):
+    grey = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)
+    for img in (grey, bgra):
+        faces, _, _ = detect_faces(img, face_cfg=FaceConfig(backend="haar"), host=host)
+        assert len(faces) == 1 and iou(faces[0].box, ASTRONAUT_FACE) > 0.5

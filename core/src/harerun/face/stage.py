@@ -172,11 +172,21 @@ def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
     return faces
 
 
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """A 3-channel uint8 BGR view of a grey, BGR or BGRA photo."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
 def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
     """Every face in the photo, largest first, in original-photo pixels.
 
     Returns ``(faces, backend_used, warnings)``.
     """
+    image_bgr = as_bgr(image_bgr)
     backend, used, warnings = resolve_backend(face_cfg, host)
     faces = _search(backend, image_bgr, face_cfg)
     faces.sort(key=lambda f: f.area, reverse=True)
@@ -307,6 +317,7 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
     When no face is found: ``face`` and ``ctx`` are None and the quality report says
     ``NO_FACE`` (``passed`` False).
     """
+    image_bgr = as_bgr(image_bgr)
     if face_cfg.mode == "skip":
         return _skip_stage(image_bgr, face_cfg, quality_cfg)
     t0 = time.perf_counter()
