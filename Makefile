@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench serve clean
 
 $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build
+
+serve: install
+	$(BIN)/harerun serve --host 127.0.0.1 --port 8000
