@@ -161,6 +161,7 @@ def bench_skin() -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when piped to a file
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--acne", action="store_true")
     ap.add_argument("--stage", action="store_true")

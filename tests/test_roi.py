@@ -154,3 +154,11 @@ def test_zones_follow_a_turned_head():
     assert width(turned["left_cheek"]) < 0.7 * width(frontal["left_cheek"])
     assert width(turned["right_cheek"]) > 1.2 * width(frontal["right_cheek"])
     assert np.nonzero(turned["nose"])[1].mean() < np.nonzero(frontal["nose"])[1].mean() - 5
+
+
+def test_pixel_scale_undoes_a_turned_head():
+    from harerun.face.roi import px_per_mm_from_eyes
+
+    assert px_per_mm_from_eyes((0, 0), (126, 0)) == pytest.approx(2.0)
+    # A 45 degree turn shows the eyes at cos(45) of their distance.
+    assert px_per_mm_from_eyes((0, 0), (126 * math.cos(math.pi / 4), 0), yaw=1.0) == pytest.approx(2.0)

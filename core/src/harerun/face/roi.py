@@ -97,6 +97,10 @@ def estimated_eyes(face: Face, image_to_roi: np.ndarray) -> dict[str, tuple[floa
     return out
 
 
-def px_per_mm_from_eyes(left_eye, right_eye) -> float:
-    """Pixel scale from the eye distance, assuming the adult mean of 63 mm."""
-    return float(math.dist(left_eye, right_eye) / MEAN_EYE_DISTANCE_MM)
+def px_per_mm_from_eyes(left_eye, right_eye, *, yaw: float = 0.0) -> float:
+    """Pixel scale from the eye distance, assuming the adult mean of 63 mm.
+
+    ``yaw`` is the tangent of the head's turn (see :mod:`harerun.face.zones`): a turned
+    head shows the eye distance shortened by cos(yaw), which is undone here.
+    """
+    return float(math.dist(left_eye, right_eye) * math.sqrt(1.0 + yaw * yaw) / MEAN_EYE_DISTANCE_MM)

@@ -44,7 +44,7 @@ from harerun.face.roi import (
     roll_angle_deg,
 )
 from harerun.face.skin import skin_mask
-from harerun.face.zones import face_zones, feature_masks
+from harerun.face.zones import FaceFrame, face_zones, feature_masks
 from harerun.results import FaceInfo, QualityReport
 
 #: Border added around the photo for the close-up retries, as fractions of its size.
@@ -267,6 +267,7 @@ def build_context(image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, le
     zones = face_zones(
         size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose"), valid=valid
     )
+    frame = FaceFrame(eyes["left_eye"], eyes["right_eye"], mouth=mouth, nose=lm.get("nose"))
     t2 = time.perf_counter()
     exclude = None
     if features:
@@ -283,7 +284,7 @@ def build_context(image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, le
         roi_to_image=invert_affine(m),
         face_box=[int(round(v)) for v in face.box],
         landmarks=lm,
-        px_per_mm=px_per_mm_from_eyes(lm["left_eye"], lm["right_eye"]) if has_eyes else None,
+        px_per_mm=px_per_mm_from_eyes(lm["left_eye"], lm["right_eye"], yaw=frame.yaw) if has_eyes else None,
     )
     timings = {"roi": (t1 - t0) * 1e3, "zones": (t2 - t1) * 1e3, "skin_mask": (t3 - t2) * 1e3}
     return ctx, valid, timings
