@@ -139,3 +139,20 @@ def test_score_falls_as_the_photo_gets_darker():
     scores = [assess_quality(good_metrics(brightness=b), quality_cfg=QualityConfig()).score for b in (40, 30, 20, 12)]
     assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
     assert all(0 <= s <= 100 for s in scores)
+
+
+def test_small_side_faces_do_not_count_as_a_second_face():
+    from harerun.face import Face
+    from harerun.face.stage import count_faces
+
+    main = Face((0, 0, 300, 400), 0.9)
+    ear = Face((320, 60, 130, 150), 0.8)  # YuNet takes the ear of a profile for a face
+    friend = Face((400, 0, 250, 300), 0.9)
+    assert count_faces([main, ear], min_face_px=48) == 1
+    assert count_faces([main, friend, ear], min_face_px=48) == 2
+    assert count_faces([], min_face_px=48) == 0
+
+
+def test_black_bars_are_not_overexposure():
+    m = good_metrics(clipped_dark_pct=30.0)
+    assert "OVEREXPOSED" not in assess_quality(m, quality_cfg=QualityConfig()).issues

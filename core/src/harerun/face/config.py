@@ -37,6 +37,6 @@ class QualityConfig(BaseModel):
     max_brightness: float = Field(85.0, ge=0, le=100, description="TOO_BRIGHT above this mean L* of the face")
     min_contrast: float = Field(6.0, ge=0, le=100, description="LOW_CONTRAST below this std of L* in the face")
     min_sharpness: float = Field(20.0, ge=0, description="BLURRY below this face-size-normalised variance of Laplacian")
-    max_clipped_pct: float = Field(5.0, ge=0, le=100, description="OVEREXPOSED above this % of face pixels at 0 or 255")
+    max_clipped_pct: float = Field(5.0, ge=0, le=100, description="OVEREXPOSED above this % of face pixels clipped at 255")
     max_roll_deg: float = Field(20.0, ge=0, le=90, description="TILTED above this roll angle from the eye line")
     min_face_fraction: float = Field(0.02, ge=0, le=1, description="FACE_TOO_SMALL below this face area / image area")

@@ -3,7 +3,9 @@
 Metrics are measured on the face region (the face box, inside the aligned ROI, resized
 to 256 x 256 so that sharpness is comparable across face sizes); colour cast on the whole
 photo. Thresholds come from the pipeline's ``quality`` block
-(:class:`harerun.face.config.QualityConfig`). Reason codes:
+(:class:`harerun.face.config.QualityConfig`). ``OVEREXPOSED`` counts blown highlights
+(grey 255) only: pixels at 0 are mostly letterbox bars and deep shadow, reported as
+``clipped_dark_pct`` but left to ``TOO_DARK``. Reason codes:
 ``NO_FACE``, ``MULTIPLE_FACES``, ``FACE_TOO_SMALL``, ``TOO_DARK``, ``TOO_BRIGHT``, ``BLURRY``,
 ``TILTED``, ``OVEREXPOSED``, ``LOW_CONTRAST``.
 """
@@ -95,7 +97,7 @@ def assess_quality(
     q = quality_cfg
     min_face_px = face_cfg.min_face_px if face_cfg is not None else 48
     issues: list[str] = []
-    clipped = metrics["clipped_dark_pct"] + metrics["clipped_bright_pct"]
+    clipped = metrics["clipped_bright_pct"]  # black clipping is letterbox bars and shadows (TOO_DARK's job)
     roll = metrics.get("roll_deg")
     checks = [
         ("MULTIPLE_FACES", face_count > 1, 1.0 if face_count <= 1 else 0.8),

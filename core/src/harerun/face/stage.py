@@ -196,6 +196,24 @@ def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[
 # -- the stage ----------------------------------------------------------------------
 
 
+#: Other faces count for MULTIPLE_FACES only from this fraction of the main face's size.
+SECOND_FACE_MIN_RATIO = 0.5
+
+
+def count_faces(faces: list[Face], *, min_face_px: int) -> int:
+    """How many faces the photo shows for the ``MULTIPLE_FACES`` check (``faces`` largest first).
+
+    Besides the main face, a face counts when its side is at least ``min_face_px`` and half
+    the main face's: detectors take the ear of a profile for a small face, and people far
+    behind the subject do not disturb the analysis.
+    """
+    if not faces:
+        return 0
+    main = min(faces[0].box[2], faces[0].box[3])
+    floor = max(float(min_face_px), SECOND_FACE_MIN_RATIO * main)
+    return 1 + sum(1 for f in faces[1:] if min(f.box[2], f.box[3]) >= floor)
+
+
 def check_eye_line(image_bgr: np.ndarray, face: Face, *, min_correction_deg: float = 8.0) -> Face:
     """Re-measure the eye line with the eye cascade on an upright crop of the face.
 
@@ -335,7 +353,7 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
         t1 = time.perf_counter()
         face = faces[0] = check_eye_line(image_bgr, face)
         timings["eye_line"] = (time.perf_counter() - t1) * 1e3
-    count = 1 + sum(1 for f in faces[1:] if min(f.box[2], f.box[3]) >= face_cfg.min_face_px)
+    count = count_faces(faces, min_face_px=face_cfg.min_face_px)
     if count > 1:
         warnings = [*warnings, "MULTIPLE_FACES"]
     ctx, valid, roi_timings = build_context(image_bgr, face, face_cfg=face_cfg)
