@@ -20,6 +20,7 @@ with ``cv2.setNumThreads(1)``.
     .venv/bin/python bench/acne.py                       # val figures + timings
     .venv/bin/python bench/acne.py --split train --no-timing --param min_probability=0.2
     .venv/bin/python bench/acne.py --fit                  # refit the candidate filter on train
+    .venv/bin/python bench/acne.py --engine --no-timing   # through the engine's face stage and ROI
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def match_pairs(detected: np.ndarray, annotated: np.ndarray, tol: float = MATCH_
     return hit
 
 
-def fit_filter(data: Path, out: Path, l2: float = 1e-3) -> None:
+def fit_filter(data: Path, out: Path, l2: float = 1e-3, **candidate_options) -> None:
     """Fit the candidate filter (logistic regression on quadratic features) on the train split.
 
     Positives are candidates matched one-to-one to an annotated lesion. The fitted model is
@@ -94,7 +95,7 @@ def fit_filter(data: Path, out: Path, l2: float = 1e-3) -> None:
     for r in rows:
         image = cv2.imread(str(data / "images" / r["image"]))
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-        xy, feats = algorithm.lesion_candidates(lab, skin_mask_ycrcb(image))
+        xy, feats = algorithm.lesion_candidates(lab, skin_mask_ycrcb(image), **candidate_options)
         ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
         per_photo.append((xy, feats, ann))
     raw = np.vstack([f for _, f, _ in per_photo])
@@ -126,12 +127,14 @@ def fit_filter(data: Path, out: Path, l2: float = 1e-3) -> None:
     }
     out.write_text(json.dumps(model) + "\n")
     print(f"fit on {len(rows)} train photos, {len(y)} candidates ({y.mean():.1%} positive): {res.message}")
-    model = algorithm.load_lesion_filter.__wrapped__()
+    model = json.loads(out.read_text())
+    for key in ("clip_low", "clip_high", "mean", "scale", "weights"):
+        model[key] = np.asarray(model[key])
     n_ann = sum(len(ann) for _, _, ann in per_photo)
     for thr in (0.1, 0.14, 0.18, 0.22, 0.26, 0.3, 0.35):
         tp = fp = 0
         for xy, q, _ann in per_photo:
-            z = (q - model["mean"]) / model["scale"]
+            z = (q - model["mean"]) / model["scale"]  # q is already clipped
             keep = 1.0 / (1.0 + np.exp(-(z @ model["weights"] + model["bias"]))) >= thr
             m = match(xy[keep], _ann)
             tp += m
@@ -142,20 +145,71 @@ def fit_filter(data: Path, out: Path, l2: float = 1e-3) -> None:
         )
 
 
-def evaluate(data: Path, split: str, params: dict, limit: int | None = None, verbose: bool = False) -> dict:
+ENGINE_PIPELINE = """\
+schema_version: 1
+name: acne_bench
+face: {{backend: auto, roi_size: 512}}
+quality: {{reject: false}}
+detectors:
+  - id: acne
+    plugin: acne
+    params: {params}
+"""
+
+
+def _engine_runner(params: dict):
+    """``image path -> acne DetectorResult or None (no face)`` through the full engine."""
+    import tempfile
+
+    from harerun.engine import Engine
+    from harerun.errors import NoUsableFace
+
+    spec = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    spec.write(ENGINE_PIPELINE.format(params=json.dumps(params)))
+    spec.close()
+    engine = Engine()
+
+    def run(path: Path):
+        try:
+            return engine.run(str(path), pipeline=spec.name).result.results["acne"]
+        except NoUsableFace:
+            return None
+
+    return run
+
+
+def evaluate(
+    data: Path, split: str, params: dict, limit: int | None = None, verbose: bool = False, engine: bool = False
+) -> dict:
     rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == split]
     if limit:
-        rows = rows[:limit]
+        rows = rows[:: max(1, len(rows) // limit)][:limit]  # spread over the grades
     lesions = json.loads((data / "lesions.json").read_text())
-    detector = AcneDetector(AcneDetector.Params(**{"half_faces_in_roi": 1.0, **params}))
+    params = {"half_faces_in_roi": 1.0, **params}
+    if engine:
+        run_engine = _engine_runner(params)
+    else:
+        detector = AcneDetector(AcneDetector.Params(**params))
     tp = fp = fn = 0
+    no_face = 0
     counts, grades, scores = [], [], []
     for r in rows:
-        image = cv2.imread(str(data / "images" / r["image"]))
-        ctx = make_context(image, skin_mask=skin_mask_ycrcb(image), px_per_mm=None)
-        result = detector.analyze(ctx)
-        det = np.array(result.evidence.markers, dtype=np.float64).reshape(-1, 3)
+        path = data / "images" / r["image"]
+        if engine:
+            result = run_engine(path)
+        else:
+            image = cv2.imread(str(path))
+            result = detector.analyze(make_context(image, skin_mask=skin_mask_ycrcb(image), px_per_mm=None))
         ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
+        if result is None or result.status != "ok":
+            # No face found: every annotated lesion is missed; count and score are 0.
+            no_face += 1
+            fn += len(ann)
+            counts.append(0)
+            scores.append(0.0)
+            grades.append(int(r["grade"]))
+            continue
+        det = np.array(result.evidence.markers, dtype=np.float64).reshape(-1, 3)
         m = match(det, ann)
         tp += m
         fp += len(det) - m
@@ -172,6 +226,7 @@ def evaluate(data: Path, split: str, params: dict, limit: int | None = None, ver
     return {
         "split": split,
         "photos": len(rows),
+        "no_face": no_face,
         "precision": precision,
         "recall": recall,
         "f1": f1,
@@ -227,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=["train", "val"], default="val")
     ap.add_argument("--param", action="append", default=[], help="detector param override, name=value")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    ap.add_argument("--limit", type=int, default=None, help="only N photos, spread over the split")
+    ap.add_argument(
+        "--engine", action="store_true", help="run the full engine (face stage, aligned ROI) instead of photo-as-ROI"
+    )
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--fit", action="store_true", help="refit the packaged candidate filter on the train split")
@@ -239,8 +297,11 @@ def main(argv: list[str] | None = None) -> None:
 
         fit_filter(data, Path(harerun_acne.__file__).parent / "lesion_filter.json")
         return
-    res = evaluate(data, args.split, params, args.limit, args.verbose)
-    print(f"split {res['split']}: {res['photos']} photos, params {params or 'default'}")
+    res = evaluate(data, args.split, params, args.limit, args.verbose, engine=args.engine)
+    mode = "engine (face stage + aligned ROI)" if args.engine else "photo as ROI + YCrCb skin mask"
+    print(f"split {res['split']}: {res['photos']} photos, {mode}, params {params or 'default'}")
+    if args.engine:
+        print(f"  no usable face in {res['no_face']} photos (their lesions count as missed)")
     print(f"  precision {res['precision']:.3f}  recall {res['recall']:.3f}  F1 {res['f1']:.3f}")
     print(
         f"  Spearman(count, grade) {res['spearman_count_grade']:.3f}  Spearman(score, grade) {res['spearman_score_grade']:.3f}"
