@@ -26,8 +26,14 @@ def stage(image, host, face_cfg=HAAR, quality_cfg=None):
 
 def good_metrics(**change):
     m = dict(
-        brightness=60.0, contrast=18.0, sharpness=200.0, clipped_dark_pct=0.0, clipped_bright_pct=0.0,
-        face_px=300.0, face_fraction=0.2, roll_deg=2.0,
+        brightness=60.0,
+        contrast=18.0,
+        sharpness=200.0,
+        clipped_dark_pct=0.0,
+        clipped_bright_pct=0.0,
+        face_px=300.0,
+        face_fraction=0.2,
+        roll_deg=2.0,
     )
     m.update(change)
     return m
@@ -37,8 +43,17 @@ def test_clean_astronaut_passes(host, astronaut_bgr):
     st = stage(astronaut_bgr, host)
     assert st.quality.issues == [] and st.quality.passed
     assert st.quality.score > 75
-    for key in ("brightness", "contrast", "sharpness", "clipped_bright_pct", "face_px", "face_fraction",
-                "roll_deg", "eyes_found", "colour_cast"):
+    for key in (
+        "brightness",
+        "contrast",
+        "sharpness",
+        "clipped_bright_pct",
+        "face_px",
+        "face_fraction",
+        "roll_deg",
+        "eyes_found",
+        "colour_cast",
+    ):
         assert key in st.quality.metrics
     assert st.quality.metrics["eyes_found"] == 2
 

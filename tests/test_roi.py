@@ -123,7 +123,10 @@ def test_zones_turn_with_the_eye_line():
     re = (255 + 75 * c, 200 + 75 * s)
     turned = face_zones(512, left_eye=le, right_eye=re)
     for name in ZONE_NAMES:
-        assert abs(np.count_nonzero(turned[name]) - np.count_nonzero(upright[name])) < 0.05 * np.count_nonzero(upright[name]) + 50
+        assert (
+            abs(np.count_nonzero(turned[name]) - np.count_nonzero(upright[name]))
+            < 0.05 * np.count_nonzero(upright[name]) + 50
+        )
 
 
 def test_skip_mode_uses_the_whole_photo(host):

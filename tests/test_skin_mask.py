@@ -27,8 +27,17 @@ def test_classifier_accuracy_on_uci_skin_segmentation(shared):
 
 def test_classifier_on_known_colours():
     colours = np.array(
-        [SKIN_BGR, (60, 90, 140), (120, 150, 200), (40, 60, 100),  # light, brown, tan, dark skin
-         (200, 120, 40), (40, 160, 40), (128, 128, 128), (250, 250, 250), (0, 0, 0)],  # blue, green, grey, white, black
+        [
+            SKIN_BGR,
+            (60, 90, 140),
+            (120, 150, 200),
+            (40, 60, 100),  # light, brown, tan, dark skin
+            (200, 120, 40),
+            (40, 160, 40),
+            (128, 128, 128),
+            (250, 250, 250),
+            (0, 0, 0),
+        ],  # blue, green, grey, white, black
         np.uint8,
     )
     assert (classify_skin_pixels(colours) > 0).tolist() == [True] * 4 + [False] * 5
@@ -83,8 +92,9 @@ def test_no_skin_gives_an_empty_mask():
 
 
 def test_astronaut_skin_mask(astronaut_bgr):
-    st = run_face_stage(astronaut_bgr, face_cfg=FaceConfig(backend="haar"), quality_cfg=QualityConfig(),
-                        host=PluginHost(autoload=False))
+    st = run_face_stage(
+        astronaut_bgr, face_cfg=FaceConfig(backend="haar"), quality_cfg=QualityConfig(), host=PluginHost(autoload=False)
+    )
     ctx = st.ctx
     feats = feature_masks(512, left_eye=ctx.landmarks["left_eye"], right_eye=ctx.landmarks["right_eye"])
     skin = ctx.skin_mask > 0

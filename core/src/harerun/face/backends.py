@@ -52,7 +52,10 @@ def yunet_lookup() -> tuple[Path | None, str]:
     if explicit:
         p = Path(explicit).expanduser()
         return (p, "") if p.is_file() else (None, f"HARERUN_YUNET_MODEL={explicit} does not exist")
-    key = tuple(os.environ.get(k) for k in ("HARERUN_MODEL_DIR", "HARERUN_CACHE_DIR", "HARERUN_S3_BUCKET", "HARERUN_MODEL_MANIFEST"))
+    key = tuple(
+        os.environ.get(k)
+        for k in ("HARERUN_MODEL_DIR", "HARERUN_CACHE_DIR", "HARERUN_S3_BUCKET", "HARERUN_MODEL_MANIFEST")
+    )
     key += (os.getcwd(),)
     now = time.monotonic()
     with _lookup_lock:
@@ -167,10 +170,16 @@ class HaarParams(DetectorParams):
     min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop frontal faces whose confidence is below this")
     profile: bool = Field(True, description="try the profile cascade (both sides) when no frontal face is found")
     profile_min_neighbors: int = Field(
-        8, ge=0, le=50, description="overlapping hits a profile face needs (stricter: the profile cascade fires on fur and hair)"
+        8,
+        ge=0,
+        le=50,
+        description="overlapping hits a profile face needs (stricter: the profile cascade fires on fur and hair)",
     )
     profile_min_skin: float = Field(
-        0.9, ge=0.0, le=1.0, description="a profile hit needs this share of skin-coloured pixels in its centre (rejects fur, hair, walls)"
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="a profile hit needs this share of skin-coloured pixels in its centre (rejects fur, hair, walls)",
     )
 
 
@@ -196,7 +205,9 @@ class HaarBackend:
         p = self.params
         h, w = image_bgr.shape[:2]
         scale = min(1.0, p.max_side_px / float(max(h, w)))
-        small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small = (
+            image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        )
         gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
         min_size = (p.min_size_px, p.min_size_px)
@@ -205,7 +216,9 @@ class HaarBackend:
                 gray, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size
             )
             faces = []
-            for (x, y, bw, bh), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1)):
+            for (x, y, bw, bh), n in zip(
+                np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1), strict=True
+            ):
                 eyes = find_eyes(gray, (x, y, bw, bh), self._eye) if self._eye is not None else {}
                 score = 0.35 + 0.25 * min(1.0, float(n) / max(1.0, 3.0 * p.min_neighbors)) + 0.2 * len(eyes)
                 if score >= p.min_score:

@@ -104,12 +104,27 @@ def assess_quality(
         (
             "FACE_TOO_SMALL",
             metrics["face_px"] < min_face_px or metrics["face_fraction"] < q.min_face_fraction,
-            min(_ramp(metrics["face_px"], 0.0, 2.0 * min_face_px), _ramp(metrics["face_fraction"], 0.0, 2.0 * q.min_face_fraction)),
+            min(
+                _ramp(metrics["face_px"], 0.0, 2.0 * min_face_px),
+                _ramp(metrics["face_fraction"], 0.0, 2.0 * q.min_face_fraction),
+            ),
         ),
-        ("TOO_DARK", metrics["brightness"] < q.min_brightness, _ramp(metrics["brightness"], 0.5 * q.min_brightness, 1.5 * q.min_brightness)),
-        ("TOO_BRIGHT", metrics["brightness"] > q.max_brightness, _ramp(metrics["brightness"], 100.0, q.max_brightness - (100.0 - q.max_brightness))),
+        (
+            "TOO_DARK",
+            metrics["brightness"] < q.min_brightness,
+            _ramp(metrics["brightness"], 0.5 * q.min_brightness, 1.5 * q.min_brightness),
+        ),
+        (
+            "TOO_BRIGHT",
+            metrics["brightness"] > q.max_brightness,
+            _ramp(metrics["brightness"], 100.0, q.max_brightness - (100.0 - q.max_brightness)),
+        ),
         ("BLURRY", metrics["sharpness"] < q.min_sharpness, _ramp(metrics["sharpness"], 0.0, 2.0 * q.min_sharpness)),
-        ("TILTED", roll is not None and abs(roll) > q.max_roll_deg, 1.0 if roll is None else _ramp(abs(roll), 2.0 * q.max_roll_deg, 0.0)),
+        (
+            "TILTED",
+            roll is not None and abs(roll) > q.max_roll_deg,
+            1.0 if roll is None else _ramp(abs(roll), 2.0 * q.max_roll_deg, 0.0),
+        ),
         ("OVEREXPOSED", clipped > q.max_clipped_pct, _ramp(clipped, 2.0 * q.max_clipped_pct, 0.0)),
         ("LOW_CONTRAST", metrics["contrast"] < q.min_contrast, _ramp(metrics["contrast"], 0.0, 2.0 * q.min_contrast)),
     ]

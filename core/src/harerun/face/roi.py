@@ -68,7 +68,12 @@ def apply_affine(m: np.ndarray, points) -> np.ndarray:
 def extract_roi(image_bgr: np.ndarray, image_to_roi: np.ndarray, roi_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Warp the photo into the ROI; also return the mask (255) of ROI pixels that come from the photo."""
     roi = cv2.warpAffine(
-        image_bgr, image_to_roi, (roi_size, roi_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        image_bgr,
+        image_to_roi,
+        (roi_size, roi_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
     h, w = image_bgr.shape[:2]
     corners = apply_affine(image_to_roi, [(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)])

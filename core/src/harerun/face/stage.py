@@ -36,8 +36,8 @@ from harerun.face.roi import (
     alignment_matrix,
     apply_affine,
     estimated_eyes,
-    face_roll_deg,
     extract_roi,
+    face_roll_deg,
     invert_affine,
     px_per_mm_from_eyes,
     roi_landmarks,
@@ -133,7 +133,9 @@ def _rotated_copy(image_bgr: np.ndarray, angle: float) -> tuple[np.ndarray, np.n
     nw, nh = int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos))
     m[0, 2] += nw / 2.0 - w / 2.0
     m[1, 2] += nh / 2.0 - h / 2.0
-    out = cv2.warpAffine(image_bgr, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=NEUTRAL_GREY)
+    out = cv2.warpAffine(
+        image_bgr, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=NEUTRAL_GREY
+    )
     return out, m
 
 
@@ -159,7 +161,9 @@ def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
                 break
     if not faces and face_cfg.rotation_retry:
         scale = min(1.0, face_cfg.detect_max_side / float(max(h, w)))
-        small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small = (
+            image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        )
         best: list[Face] = []
         for angle in ROTATION_RETRIES:  # try both and keep the more confident: a wrong turn finds junk
             rotated, m = _rotated_copy(small, angle)
@@ -267,7 +271,9 @@ def _mouth(lm: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
     return None
 
 
-def build_context(image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, level_eyes: bool = True, features: bool = True):
+def build_context(
+    image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, level_eyes: bool = True, features: bool = True
+):
     """Aligned ROI, zones and skin mask for ``face``.
 
     Returns ``(ctx, valid, timings_ms)`` where ``valid`` masks the ROI pixels that come
@@ -289,7 +295,9 @@ def build_context(image_bgr: np.ndarray, face: Face, *, face_cfg: FaceConfig, le
     t2 = time.perf_counter()
     exclude = None
     if features:
-        feats = feature_masks(size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose"))
+        feats = feature_masks(
+            size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose")
+        )
         exclude = feats["eyes"] | feats["brows"] | feats["lips"] | feats["nostrils"]
     reference = zones["left_cheek"] | zones["right_cheek"] | zones["nose"] if features else None
     centre = lm.get("nose", (size / 2.0, size / 2.0)) if features else None
@@ -320,10 +328,18 @@ def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: Qualit
     t0 = time.perf_counter()
     ctx.zones = face_zones(size, left_eye=left, right_eye=right, valid=valid)
     ctx.landmarks = {}
-    metrics = image_metrics(cv2.resize(ctx.image, (256, 256), interpolation=cv2.INTER_AREA),
-                            valid=cv2.resize(valid, (256, 256), interpolation=cv2.INTER_NEAREST))
-    metrics.update(face_px=float(min(w, h)), face_fraction=1.0, roll_deg=None, eyes_found=0,
-                   colour_cast=colour_cast(image_bgr), face_count=1)
+    metrics = image_metrics(
+        cv2.resize(ctx.image, (256, 256), interpolation=cv2.INTER_AREA),
+        valid=cv2.resize(valid, (256, 256), interpolation=cv2.INTER_NEAREST),
+    )
+    metrics.update(
+        face_px=float(min(w, h)),
+        face_fraction=1.0,
+        roll_deg=None,
+        eyes_found=0,
+        colour_cast=colour_cast(image_bgr),
+        face_count=1,
+    )
     quality = assess_quality(metrics, quality_cfg=quality_cfg, face_cfg=face_cfg)
     timings["quality"] = (time.perf_counter() - t0) * 1e3
     info = FaceInfo(box=[0, 0, w, h], confidence=1.0, backend_used="skip", count=1)

@@ -124,7 +124,10 @@ class FaceFrame:
         """Draw a filled ellipse (axes along u, v, in eye distances) into ``mask``,
         at ``centre_ab`` or directly at the ROI pixel ``centre_px``."""
         c = self.to_roi([centre_ab])[0] if centre_px is None else np.asarray(centre_px, np.float64)
-        axes = (max(1, int(round(half_axes_ab[0] * self.d))), max(1, int(round(half_axes_ab[1] * self.d * self.b_scale))))
+        axes = (
+            max(1, int(round(half_axes_ab[0] * self.d))),
+            max(1, int(round(half_axes_ab[1] * self.d * self.b_scale))),
+        )
         angle = float(np.degrees(np.arctan2(self.u[1], self.u[0])))
         cv2.ellipse(mask, (int(round(c[0])), int(round(c[1]))), axes, angle, 0, 360, 255, -1)
 
