@@ -228,3 +228,11 @@ def test_grey_and_bgra_photos_work(host, astronaut_bgr):
     for img in (grey, bgra):
         faces, _, _ = detect_faces(img, face_cfg=FaceConfig(backend="haar"), host=host)
         assert len(faces) == 1 and iou(faces[0].box, ASTRONAUT_FACE) > 0.5
+
+
+def test_coarse_first_look_agrees_with_the_full_search(host, astronaut_bgr):
+    big = cv2.resize(astronaut_bgr, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    coarse, _, _ = detect_faces(big, face_cfg=FaceConfig(backend="haar"), host=host)
+    full, _, _ = detect_faces(big, face_cfg=FaceConfig(backend="haar", coarse_side=0), host=host)
+    assert len(coarse) == len(full) == 1
+    assert iou(coarse[0].box, full[0].box) > 0.7

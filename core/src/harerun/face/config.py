@@ -33,6 +33,13 @@ class FaceConfig(BaseModel):
     detect_max_side: int = Field(
         640, ge=128, le=4096, description="detection runs on a copy whose long side is at most this many pixels"
     )
+    coarse_side: int = Field(
+        320,
+        ge=0,
+        le=4096,
+        description="look first on a copy with this long side (0: off); a face of 40 px or more there is kept, "
+        "else the search runs at detect_max_side",
+    )
     backend_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per-backend options, e.g. {haar: {min_neighbors: 5}}; checked against each backend's Params",
