@@ -236,3 +236,18 @@ def test_coarse_first_look_agrees_with_the_full_search(host, astronaut_bgr):
     full, _, _ = detect_faces(big, face_cfg=FaceConfig(backend="haar", coarse_side=0), host=host)
     assert len(coarse) == len(full) == 1
     assert iou(coarse[0].box, full[0].box) > 0.7
+
+
+def test_fallback_is_reported_even_without_a_face(host, no_yunet):
+    from harerun.face.config import QualityConfig
+    from harerun.face.stage import run_face_stage
+
+    st = run_face_stage(
+        np.full((200, 200, 3), 120, np.uint8),
+        face_cfg=FaceConfig(backend="yunet"),
+        quality_cfg=QualityConfig(),
+        host=host,
+    )
+    assert st.face is None and st.quality.issues == ["NO_FACE"]
+    assert st.quality.metrics["backend_used"] == "haar"
+    assert any("fell back to haar" in w for w in st.quality.metrics["warnings"])

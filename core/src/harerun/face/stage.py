@@ -370,6 +370,7 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
     if not faces:
         t1 = time.perf_counter()
         quality = no_face_report(image_bgr)
+        quality.metrics.update(backend_used=used, warnings=warnings)  # FaceInfo is None: keep them here
         timings["quality"] = (time.perf_counter() - t1) * 1e3
         return FaceStage([], None, quality, None, timings)
 
