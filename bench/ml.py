@@ -1,6 +1,6 @@
 """Benchmark the ml_classifier plugin: inference time per photo on one core, and val accuracy.
 
-    python bench/ml.py                 # 40 val photos, median ms per stage, keras and tflite runtimes
+    python bench/ml.py                 # 40 val photos, median ms per stage, tflite (default) and keras
     python bench/ml.py --n 140 --accuracy   # also recompute val accuracy / macro-F1 / confusion matrix
 
 Reads the ACNE04 photos from $HARERUN_SHARED/data/acne (default <repo>/../shared) and the model
@@ -19,6 +19,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
+# bench/ holds scripts named like stdlib modules (http.py); do not let them shadow the stdlib
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def main() -> int:
@@ -68,17 +70,18 @@ def main() -> int:
         return float(np.median(ts))
 
     print(f"  input maps (prepare_input)        {median_ms(prepare_input, timed):7.2f} ms")
-    for spec in ("acne-grade@1", "acne-grade-lite@1"):
+    for spec in ("acne-grade@1", "acne-grade-keras@1"):
         model = get_model(spec)
         xs = [(prepare_input(img, size=model.input_size), g) for img, g in timed]
         net = median_ms(model.run, xs)
         det = MLClassifierDetector(MLClassifierParams(model=spec))
-        full = median_ms(lambda img, det=det: det.analyze(make_context(img)), timed)
+        ctxs = {id(img): make_context(img) for img, _ in timed}  # the engine builds the context, not the plugin
+        full = median_ms(lambda img, det=det: det.analyze(ctxs[id(img)]), timed)
         print(f"  {spec:20s} ({model.runtime:6s}) network {net:7.2f} ms   whole analyze() {full:7.2f} ms   "
               f"load {model.resolved.load_ms:.0f} ms  [{model.resolved.path.name}, {model.resolved.source}]")
 
     if args.accuracy:
-        det = MLClassifierDetector(MLClassifierParams(model="acne-grade-lite@1"))
+        det = MLClassifierDetector(MLClassifierParams(model="acne-grade@1"))
         pred = [det.analyze(make_context(img)).measurements["grade"] for img, _ in photos]
         m = classification_metrics(np.array([g for _, g in photos]), np.array(pred))
         print(f"val ({m['n']} photos): accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")

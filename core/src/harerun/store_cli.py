@@ -63,6 +63,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--input-size", type=int, default=128, help="network input side, multiple of 32 dividing 512")
     p.add_argument("--width", type=int, default=16, help="channels of the first block")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    p.add_argument("--bn-momentum", type=float, default=0.99, help="batch-norm moving-average momentum")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
@@ -171,6 +172,7 @@ def cmd_train_acne_grade(args) -> int:
         return EXIT_BAD_INPUT
     cfg = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
                       input_size=args.input_size, width=args.width, learning_rate=args.lr, seed=args.seed,
+                      bn_momentum=args.bn_momentum,
                       threads=args.threads, limit=args.limit, tflite=not args.no_tflite)
     try:
         train(cfg)

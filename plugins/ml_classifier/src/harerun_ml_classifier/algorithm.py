@@ -193,13 +193,18 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes:
 
 
 def zone_counts(density: np.ndarray, zones: dict[str, np.ndarray]) -> dict[str, float]:
-    """Sum a lesion density map (any size) inside each zone mask (ROI size), count-preserving."""
-    if not zones:
-        return {}
-    h, w = next(iter(zones.values())).shape[:2]
-    up = cv2.resize(density.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    up *= float(density.sum()) / max(float(up.sum()), 1e-9)
-    return {name: float(up[m > 0].sum()) for name, m in zones.items()}
+    """Lesions inside each zone: the density map (any grid) weighted by each cell's zone coverage.
+
+    Each zone mask (ROI size, 255 inside) is reduced to the density grid by area
+    averaging, so a cell half inside a zone contributes half its lesions; zones
+    that tile the ROI split the total exactly.
+    """
+    g = density.shape[:2]
+    out = {}
+    for name, m in zones.items():
+        frac = cv2.resize((m > 0).astype(np.float32), (g[1], g[0]), interpolation=cv2.INTER_AREA)
+        out[name] = float((density * frac).sum())
+    return out
 
 
 def fit_count_thresholds(counts: np.ndarray, grades: np.ndarray, *, n_classes: int = N_GRADES) -> list[float]:

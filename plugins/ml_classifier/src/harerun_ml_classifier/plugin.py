@@ -85,15 +85,12 @@ class MLClassifierDetector(Detector):
         mask = None
         if density is not None:
             measurements["lesion_count_est"] = round(float(density.sum()), 1)
-            skin = ctx.skin_mask > 0
-            zones = {z: (m > 0) & skin for z, m in ctx.zones.items()}
-            measurements["zone_lesion_count_est"] = {
-                z: round(v, 1) for z, v in zone_counts(density, {z: m.astype(np.uint8) for z, m in zones.items()}).items()
-            }
+            zones = {z: cv2.bitwise_and(m, ctx.skin_mask) for z, m in ctx.zones.items()}
+            measurements["zone_lesion_count_est"] = {z: round(v, 1) for z, v in zone_counts(density, zones).items()}
             h, w = ctx.image.shape[:2]
-            up = cv2.resize(density.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            mask = (np.clip(up / MASK_FULL_SCALE, 0, 1) * 255).astype(np.uint8)
-            mask[~skin] = 0
+            up = cv2.resize(density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h),
+                            interpolation=cv2.INTER_LINEAR)
+            mask = cv2.bitwise_and(np.clip(up, 0, 255).astype(np.uint8), ctx.skin_mask)
         return DetectorResult(
             score=100.0 * expected / (N_GRADES - 1),
             measurements=measurements,

@@ -55,6 +55,7 @@ class TrainConfig:
     label_sigma: float = 0.5
     density_weight: float = 0.5
     class_weight_power: float = 0.5
+    bn_momentum: float = 0.99
     seed: int = 0
     threads: int = 2
     tflite: bool = True
@@ -140,7 +141,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     cw = class_weights(tr.grades, power=cfg.class_weight_power)
     log(f"class weights: {np.round(cw, 3).tolist()}")
 
-    model = build_model(input_size=cfg.input_size, width=cfg.width)
+    model = build_model(input_size=cfg.input_size, width=cfg.width, bn_momentum=cfg.bn_momentum)
     steps_per_epoch = int(np.ceil(len(tr.names) / cfg.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch,
                                                       alpha=0.02)
@@ -283,6 +284,11 @@ def to_tflite(model) -> bytes:
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
+def _median_epoch_s(metrics: dict) -> str:
+    secs = [h["seconds"] for h in metrics.get("history", [])]
+    return f"{float(np.median(secs)):.0f}" if secs else "n/a"
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
@@ -317,8 +323,10 @@ from one face photo, with a lesion-count estimate from a density head. Used by t
 
 ## Network
 
-Small separable-convolution CNN trained from scratch ({metrics['params']:,} parameters, input
-{cfg.input_size}x{cfg.input_size} RGB, width {cfg.width}). Two heads: a lesion density map at 1/{DENSITY_STRIDE} resolution
+Small separable-convolution CNN trained from scratch ({metrics['params']:,} parameters, width {cfg.width}).
+Input {cfg.input_size}x{cfg.input_size}x7: an RGB copy of the photo plus four lesion-contrast maps (a* and L*
+high-pass, a* difference of Gaussians) computed at 256 px and reduced with a block maximum, so lesions
+smaller than one input pixel stay visible (`harerun_ml_classifier.algorithm.lesion_feature_maps`). Two heads: a lesion density map at 1/{DENSITY_STRIDE} resolution
 (supervised with the expert lesion circles, sum = lesion count) and a softmax over the four grades
 from pooled features plus the predicted count (joint grading and counting after Wu et al., ICCV 2019).
 No pretrained weights.
@@ -338,7 +346,7 @@ group into `train` ({sum(metrics['train_counts'])} images, grades {metrics['trai
 Gaussian label distributions (sigma {cfg.label_sigma}), class weights (max/count)^{cfg.class_weight_power},
 density loss weight {cfg.density_weight}; augmentation: horizontal flip, zoom ≤ 15 %, shift ≤ 6 %,
 rotation ≤ 10°, brightness/contrast ±12 %. Seed {cfg.seed}, deterministic TF ops, {cfg.threads} CPU threads.
-Training took {metrics['train_seconds'] / 60:.1f} min (machine shared with other jobs).
+Training took {metrics['train_seconds'] / 60:.1f} min (median epoch {_median_epoch_s(metrics)} s; machine shared with other jobs).
 
 ## Results on `val` (best epoch {metrics['best_epoch']} of {cfg.epochs})
 
@@ -363,7 +371,8 @@ Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy
 
 - The published ACNE04 result (LDL, Wu et al. ICCV 2019) is 84.11 % accuracy with an ImageNet-pretrained
   ResNet-50 on full-resolution photos and a random (not patient-disjoint) split; this model is trained from
-  scratch on {sum(metrics['train_counts'])} images at {cfg.input_size} px, where lesions are 1-4 px across.
+  scratch on {sum(metrics['train_counts'])} images at {cfg.input_size} px (lesions are ~1.5 px in radius in the
+  256-px lesion maps), without pretrained features, in a CPU budget of minutes.
 - Even the expert lesion counts only predict the grade with {_pct(metrics.get('count_baseline', {}).get('val_accuracy'))}
   accuracy on `val` (macro-F1 {_num(metrics.get('count_baseline', {}).get('val_macro_f1'))}; count thresholds
   {metrics.get('count_baseline', {}).get('thresholds')} fitted on `train`): the dermatologist's grade depends on
