@@ -58,26 +58,28 @@ def main() -> int:
     print(f"{len(timed)} val photos, 512x512, one thread; load average {os.getloadavg()[0]:.1f} "
           f"(machine shared with other jobs: timings are noisy, medians shown)")
 
-    def median_ms(fn, items) -> float:
+    def median_ms(fn, items) -> str:
+        """Median wall-clock and CPU ms per call (CPU time is less disturbed by other jobs on the machine)."""
         for img, _ in items[:3]:
             fn(img)  # warm-up
-        ts = []
+        wall, cpu = [], []
         for _ in range(args.repeat):
             for img, _ in items:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn(img)
-                ts.append((time.perf_counter() - t0) * 1000)
-        return float(np.median(ts))
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+        return f"{np.median(wall):6.2f} ms (cpu {np.median(cpu):6.2f})"
 
-    print(f"  input maps (prepare_input)        {median_ms(prepare_input, timed):7.2f} ms")
+    print(f"  input maps (prepare_input)        {median_ms(prepare_input, timed)}")
+    ctxs = {id(img): make_context(img) for img, _ in timed}  # the engine builds the context, not the plugin
     for spec in ("acne-grade@1", "acne-grade-keras@1"):
         model = get_model(spec)
         xs = [(prepare_input(img, size=model.input_size), g) for img, g in timed]
         net = median_ms(model.run, xs)
         det = MLClassifierDetector(MLClassifierParams(model=spec))
-        ctxs = {id(img): make_context(img) for img, _ in timed}  # the engine builds the context, not the plugin
         full = median_ms(lambda img, det=det: det.analyze(ctxs[id(img)]), timed)
-        print(f"  {spec:20s} ({model.runtime:6s}) network {net:7.2f} ms   whole analyze() {full:7.2f} ms   "
+        print(f"  {spec:20s} ({model.runtime:6s}) network {net}   whole analyze() {full}   "
               f"load {model.resolved.load_ms:.0f} ms  [{model.resolved.path.name}, {model.resolved.source}]")
 
     if args.accuracy:

@@ -193,6 +193,21 @@ def test_committed_model_keras_and_tflite_agree(isolated_store, monkeypatch):
         assert rk.measurements[f"p_grade_{k}"] == pytest.approx(rt.measurements[f"p_grade_{k}"], abs=2e-3)
 
 
+def test_flip_tta_makes_the_answer_mirror_invariant(isolated_store, monkeypatch):
+    _tf()
+    if not MODEL.is_file():
+        pytest.skip(f"{MODEL} not committed yet")
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(MODEL.parent))
+    img = _skin_with_lesions([(100, 120), (130, 300), (160, 200), (90, 410)])  # all on the left
+    det = MLClassifierDetector(MLClassifierParams())
+    a, b = det.analyze(make_context(img)), det.analyze(make_context(np.ascontiguousarray(img[:, ::-1])))
+    for k in range(4):
+        assert a.measurements[f"p_grade_{k}"] == pytest.approx(b.measurements[f"p_grade_{k}"], abs=0.02)
+    assert a.measurements["lesion_count_est"] == pytest.approx(b.measurements["lesion_count_est"], rel=0.05, abs=0.3)
+    left, right = a.measurements["zone_lesion_count_est"], b.measurements["zone_lesion_count_est"]
+    assert left["left_cheek"] == pytest.approx(right["right_cheek"], rel=0.1, abs=0.3)
+
+
 @pytest.mark.shared
 def test_real_acne_photos_rank_by_grade(shared, isolated_store, monkeypatch):
     """On val photos the committed model's expected grade is higher for grade 2-3 than for grade 0."""
