@@ -99,6 +99,13 @@ FEATURES = (
     "delta_a_z",  # Δa* / its standard deviation over the skin
     "delta_l_z",  # ΔL* / its standard deviation over the skin
     "log_rank",  # log(1 + rank of the peak's response in the photo)
+    "edge_l",  # gradient magnitude of the surround L* (hairline, nasal fold, jaw, lip border)
+    "edge_a",  # gradient magnitude of the surround a*
+    "hue_shift_deg",  # hue angle atan2(b*, a*) of the centre minus that of the surround
+    "delta_chroma",  # chroma sqrt(a*² + b*²) of the centre minus that of the surround
+    "response_local_z",  # response / (texture_a + 0.3): contrast against the local skin texture
+    "delta_a_near",  # a* of the centre minus a near ring (Gaussian 2x the centre sigma)
+    "delta_l_near",  # L* of the centre minus the same near ring
 )
 
 
@@ -146,7 +153,8 @@ def lesion_candidates(
     # surround is wide and smooth, so nothing is lost, and it is 4x cheaper.
     half = (w // 2, h // 2)
     small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
-    small_L, small_a, small_b = cv2.split(cv2.resize(lab, half, interpolation=cv2.INTER_AREA))
+    small_lab = cv2.resize(lab, half, interpolation=cv2.INTER_AREA)
+    small_L, small_a, small_b = cv2.split(small_lab)
     small_sig = small_a - lightness_weight * small_L
     sig_small = surround_sigma_px / 2
     # Two multi-channel blurs instead of seven single-channel ones.
@@ -179,8 +187,20 @@ def lesion_candidates(
     center = gaussian_at(lab, xs, ys, center_sigma_px)
     d_l, d_a, d_b = center[:, 0] - s_l, center[:, 1] - s_a, center[:, 2] - s_b
     resp = response[ys, xs]
-    resp_coarse = gaussian_at(signal, xs, ys, 2 * center_sigma_px) - s_sig
+    # Wider (2x sigma) centre values are read off the half-resolution maps: 4x fewer pixels.
+    near = gaussian_at(small_lab, sx, sy, center_sigma_px)
+    resp_coarse = near[:, 1] - lightness_weight * near[:, 0] - s_sig
     resp_fine = gaussian_at(signal, xs, ys, 0.7) - s_sig
+    # Edges of the smooth surround, on the half-resolution maps (per ROI pixel).
+    edge_l, edge_a = (
+        0.5
+        * cv2.magnitude(cv2.Sobel(c, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(c, cv2.CV_32F, 0, 1, ksize=3))[sy, sx]
+        / 8
+        for c in (surround[1], surround[2])
+    )
+    hue_shift = np.degrees(np.arctan2(center[:, 2], center[:, 1]) - np.arctan2(s_b, s_a))
+    hue_shift = (hue_shift + 180.0) % 360.0 - 180.0
+    delta_chroma = np.hypot(center[:, 1], center[:, 2]) - np.hypot(s_a, s_b)
 
     sub = skin[::8, ::8]  # a 64x64 sample is plenty for a face median
     med_l, med_a, med_b = (
@@ -220,6 +240,13 @@ def lesion_candidates(
             d_a / a_spread,
             d_l / l_spread,
             np.log1p(rank),
+            edge_l,
+            edge_a,
+            hue_shift,
+            delta_chroma,
+            resp / (np.sqrt(np.maximum(s_a2 - s_a * s_a, 0.0)) + 0.3),
+            center[:, 1] - near[:, 1],
+            center[:, 0] - near[:, 0],
         ]
     ).astype(np.float64)
     return np.column_stack([xs, ys]).astype(np.float64), features
