@@ -229,6 +229,16 @@ def test_real_acne_photos_rank_by_grade(shared, isolated_store, monkeypatch):
     assert np.mean(by_grade[2]) > np.mean(by_grade[0])
 
 
+def test_importing_the_plugin_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, harerun_ml_classifier.plugin, harerun_ml_classifier.runtime; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_discovery():
     from harerun.host import PluginHost
 
