@@ -3,7 +3,8 @@
 Runs the ``acne`` detector on the ACNE04 close-ups in ``$HARERUN_SHARED/data/acne`` (default
 ``<repo>/../shared``). Each 512x512 letterboxed photo is used directly as the ROI, with a
 YCrCb skin mask (``harerun_acne.algorithm.skin_mask_ycrcb``) that drops the black bars and
-the background. Markers come back in original-photo coordinates, so the same matching works
+the background, and no zone layout (``zones={}``: the canonical frontal zones do not fit 3/4
+and profile views, so the whole skin mask is analysed). Markers come back in original-photo coordinates, so the same matching works
 on results from the engine.
 
 Matching: a detection matches an annotated circle when its centre lies inside the circle or
@@ -199,7 +200,7 @@ def evaluate(
             result = run_engine(path)
         else:
             image = cv2.imread(str(path))
-            result = detector.analyze(make_context(image, skin_mask=skin_mask_ycrcb(image), px_per_mm=None))
+            result = detector.analyze(make_context(image, skin_mask=skin_mask_ycrcb(image), zones={}, px_per_mm=None))
         ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
         if result is None or result.status != "ok":
             # No face found: every annotated lesion is missed; count and score are 0.

@@ -28,7 +28,8 @@ def skin_with_lesions(centres, *, radius=3, strength=25, seed=0):
 
 def test_finds_every_synthetic_lesion_and_nothing_else():
     centres = GRID[::2]
-    res = AcneDetector().analyze(make_context(skin_with_lesions(centres)))
+    # zones={}: no zone layout, the whole skin mask is analysed
+    res = AcneDetector().analyze(make_context(skin_with_lesions(centres), zones={}))
     markers = np.array(res.evidence.markers)
     assert res.measurements["count"] == len(centres) == len(markers)
     d = np.linalg.norm(markers[:, None, :2] - np.array(centres)[None], axis=2)
@@ -62,7 +63,7 @@ def test_inflamed_split_follows_redness():
 
 def test_markers_are_in_original_photo_coordinates():
     centres = GRID[:5]
-    res = AcneDetector().analyze(make_context(skin_with_lesions(centres), offset=(100, 50), scale=2.0))
+    res = AcneDetector().analyze(make_context(skin_with_lesions(centres), zones={}, offset=(100, 50), scale=2.0))
     markers = np.array(res.evidence.markers)
     expected = np.array(centres) * 2.0 + [100, 50]
     d = np.linalg.norm(markers[:, None, :2] - expected[None], axis=2)
@@ -77,6 +78,15 @@ def test_zone_scores_follow_where_the_lesions_are():
     assert res.zones["forehead"] > 50
     assert res.zones["chin"] == 0 and res.zones["left_cheek"] == 0
     assert res.measurements["zone_count"]["forehead"] == len(centres)
+
+
+def test_only_lesions_inside_the_zones_are_reported():
+    inside = [(250, 110), (150, 320), (250, 450)]  # forehead, left cheek, chin
+    outside = [(40, 40), (470, 200), (256, 185)]  # corner, right edge, between brows
+    res = AcneDetector().analyze(make_context(skin_with_lesions(inside + outside)))
+    markers = np.array(res.evidence.markers)
+    assert res.measurements["count"] == 3
+    assert np.linalg.norm(markers[:, None, :2] - np.array(inside)[None], axis=2).min(axis=0).max() <= 2
 
 
 def test_hayashi_bands():

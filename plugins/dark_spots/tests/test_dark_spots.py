@@ -23,7 +23,8 @@ def skin_with_spots(centres, *, radius=5, darker=30, seed=0):
 
 
 def analyze(img, **kw):
-    return DarkSpotsDetector(DarkSpotsDetector.Params(**kw)).analyze(make_context(img, px_per_mm=2.5))
+    """Run on the whole ROI (``zones={}``: no zone layout, the whole skin mask is analysed)."""
+    return DarkSpotsDetector(DarkSpotsDetector.Params(**kw)).analyze(make_context(img, zones={}, px_per_mm=2.5))
 
 
 def test_finds_every_spot_with_its_size():
@@ -67,9 +68,9 @@ def test_lines_and_tiny_dots_are_not_spots():
     img = synthetic_skin(seed=2)
     cv2.line(img, (100, 200), (300, 215), (100, 120, 160), 2)  # hair / brow / wrinkle
     cv2.circle(img, (400, 400), 1, (100, 120, 160), -1)  # 3 px: a pore at 5 px/mm, a spot at 2 px/mm
-    at_5 = DarkSpotsDetector().analyze(make_context(img, px_per_mm=5.0))
+    at_5 = DarkSpotsDetector().analyze(make_context(img, zones={}, px_per_mm=5.0))
     assert at_5.measurements["count"] == 0, at_5.evidence.markers
-    at_2 = DarkSpotsDetector().analyze(make_context(img, px_per_mm=2.0))
+    at_2 = DarkSpotsDetector().analyze(make_context(img, zones={}, px_per_mm=2.0))
     assert np.array(at_2.evidence.markers)[:, :2].round().tolist() == [[400, 400]]
 
 
@@ -81,6 +82,13 @@ def test_markers_in_original_coordinates_and_zones():
     assert np.linalg.norm(markers[:, None, :2] - expected[None], axis=2).min(axis=0).max() <= 1.0
     assert res.measurements["zone_count"]["forehead"] == 2
     assert res.zones["forehead"] > 0 and res.zones["chin"] == 0
+
+
+def test_spots_outside_the_zones_leave_result_and_mask():
+    inside, outside = (250, 110), (470, 200)  # forehead; right edge, in no zone
+    res = DarkSpotsDetector().analyze(make_context(skin_with_spots([inside, outside]), px_per_mm=2.5))
+    assert np.array(res.evidence.markers)[:, :2].round().tolist() == [list(inside)]
+    assert res.evidence.mask[inside[1], inside[0]] == 255 and res.evidence.mask[outside[1], outside[0]] == 0
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def skin_with_pores(centres, *, depth=DARK, radius=1, seed=0):
 
 def test_finds_every_synthetic_pore():
     centres = GRID[::7]
-    res = PoresDetector().analyze(make_context(skin_with_pores(centres), px_per_mm=2.5))
+    res = PoresDetector().analyze(make_context(skin_with_pores(centres), zones={}, px_per_mm=2.5))
     markers = np.array(res.evidence.markers)
     d = np.linalg.norm(markers[:, None, :2] - np.array(centres)[None], axis=2)
     assert res.measurements["count"] == len(centres)
@@ -74,10 +74,20 @@ def test_zone_density_and_units():
 
 def test_markers_are_in_original_photo_coordinates():
     centres = GRID[::40]
-    res = PoresDetector().analyze(make_context(skin_with_pores(centres), px_per_mm=2.5, offset=(10, 20), scale=3.0))
+    res = PoresDetector().analyze(
+        make_context(skin_with_pores(centres), zones={}, px_per_mm=2.5, offset=(10, 20), scale=3.0)
+    )
     expected = np.array(centres) * 3.0 + [10, 20]
     markers = np.array(res.evidence.markers)
     assert np.linalg.norm(markers[:, None, :2] - expected[None], axis=2).min(axis=0).max() <= 4.5
+
+
+def test_only_pores_inside_the_zones_are_reported():
+    inside = [(250, 110), (150, 320), (250, 450)]  # forehead, left cheek, chin
+    outside = [(40, 40), (470, 200), (256, 185)]  # corner, right edge, between brows
+    res = PoresDetector().analyze(make_context(skin_with_pores(inside + outside), px_per_mm=2.5))
+    assert res.measurements["count"] == 3
+    assert sorted(tuple(round(c) for c in m[:2]) for m in res.evidence.markers) == sorted(inside)
 
 
 def test_half_max_shape_of_a_disk_and_a_line():

@@ -68,10 +68,12 @@ class AcneDetector(Detector):
             min_probability=p.min_probability,
             max_radius_px=p.max_radius_px * s,
         )
+        area = analysed_skin(ctx)
+        lesions = lesions[area[lesions[:, 1].astype(int), lesions[:, 0].astype(int)] > 0]
         count = len(lesions)
         per_half = count / p.half_faces_in_roi
         inflamed = int(np.count_nonzero(lesions[:, 3] >= p.inflamed_delta_a)) if count else 0
-        skin_px = cv2.countNonZero(ctx.skin_mask)
+        skin_px = cv2.countNonZero(area)
         xs = lesions[:, 0].astype(int)
         ys = lesions[:, 1].astype(int)
 
@@ -114,6 +116,20 @@ def _density_unit(px_per_mm: float | None) -> tuple[str, float]:
     if px_per_mm:
         return "density_per_cm2", (10.0 * px_per_mm) ** 2
     return "density_per_10kpx", 1e4
+
+
+def analysed_skin(ctx: FaceContext) -> np.ndarray:
+    """Skin inside the zones (the whole skin mask when the context has no zones).
+
+    Detection runs on the whole skin mask, so local references see all the skin around a
+    feature; only features centred here are reported.
+    """
+    if not ctx.zones:
+        return ctx.skin_mask
+    union = np.zeros_like(ctx.skin_mask)
+    for zmask in ctx.zones.values():
+        cv2.bitwise_or(union, zmask, dst=union)
+    return cv2.bitwise_and(ctx.skin_mask, union)
 
 
 @hookimpl

@@ -45,6 +45,8 @@ def detect_dark_spots(
     max_area_px: float = 2000.0,
     max_elongation: float = 3.0,
     min_fill: float = 0.35,
+    edge_band_px: float = 8.0,
+    report_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find dark spots.
 
@@ -58,6 +60,10 @@ def detect_dark_spots(
     min_area_px, max_area_px : accepted spot area.
     max_elongation : largest bounding-box elongation (rejects hair, brows, wrinkles).
     min_fill : smallest region area / bounding-box area (rejects diagonal lines, rings).
+    edge_band_px : regions reaching within this distance of the skin-mask edge are dropped.
+    report_mask : (H, W) uint8; when given, only spots whose centroid lies on it (> 0) are
+        reported (e.g. the skin inside the face zones), while the local reference still
+        uses the whole skin mask.
 
     Returns
     -------
@@ -68,11 +74,15 @@ def detect_dark_spots(
     """
     lightness = np.asarray(lightness, np.float32)
     delta = gaussian(lightness, 1.0) - local_background(lightness, skin_mask, sigma_px=background_sigma_px)
-    inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
-    weak = ((delta <= -0.5 * min_delta_l) & inner).astype(np.uint8)
+    weak = ((delta <= -0.5 * min_delta_l) & (skin_mask > 0)).astype(np.uint8)
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(weak, connectivity=8)
     if n <= 1:
         return np.zeros((0, 5)), np.zeros_like(skin_mask)
+    # Regions reaching into a band along the skin-mask edge are dropped: there the local
+    # reference mixes in shading, hair and the jaw or nose shadow, not a spot.
+    band_px = max(1, int(round(edge_band_px)))
+    inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1)))
+    at_border = np.bincount(labels[(weak > 0) & (inner == 0)], minlength=n) > 0
     in_region = weak > 0
     region_labels = labels[in_region]
     total = np.bincount(region_labels, weights=-delta[in_region], minlength=n)
@@ -83,9 +93,13 @@ def detect_dark_spots(
     bh = stats[:, cv2.CC_STAT_HEIGHT].astype(np.float64)
     elongation = np.maximum(bw, bh) / np.maximum(np.minimum(bw, bh), 1.0)
     fill = area / np.maximum(bw * bh, 1.0)
-    keep = seeded & (area >= min_area_px) & (area <= max_area_px)
+    keep = seeded & ~at_border & (area >= min_area_px) & (area <= max_area_px)
     keep &= (elongation <= max_elongation) & (fill >= min_fill)
     keep[0] = False  # background label
+    if report_mask is not None:
+        cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, skin_mask.shape[1] - 1)
+        cy = np.clip(np.round(centroids[:, 1]).astype(int), 0, skin_mask.shape[0] - 1)
+        keep &= report_mask[cy, cx] > 0
     ids = np.nonzero(keep)[0]
     contrast = total[ids] / area[ids]
     spots = np.column_stack([centroids[ids], np.sqrt(area[ids] / np.pi), area[ids], contrast])

@@ -23,6 +23,12 @@ class DarkSpotsParams(DetectorParams):
     )
     max_elongation: float = Field(3.0, ge=1.0, le=20.0, description="largest bounding-box elongation of a spot")
     min_fill: float = Field(0.35, ge=0.0, le=1.0, description="smallest area / bounding-box area of a spot")
+    edge_band_mm: float = Field(
+        3.0,
+        ge=0.0,
+        le=30.0,
+        description="spots reaching this close to the skin-mask edge are ignored (shadows, hair), mm",
+    )
     fallback_px_per_mm: float = Field(
         2.5,
         ge=0.5,
@@ -30,7 +36,7 @@ class DarkSpotsParams(DetectorParams):
         description="pixel scale to assume when the eyes were not found (2.5 ≈ a face in a 512-px ROI)",
     )
     weighted_area_at_half: float = Field(
-        12.0, gt=0.0, le=1000.0, description="contrast-weighted spot area (% of skin × ΔL*) that scores 50"
+        8.0, gt=0.0, le=1000.0, description="contrast-weighted spot area (% of skin × ΔL*) that scores 50"
     )
 
     @model_validator(mode="after")
@@ -52,7 +58,8 @@ class DarkSpotsDetector(Detector):
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: DarkSpotsParams = self.params
         ppm = ctx.px_per_mm or p.fallback_px_per_mm
-        skin_px = cv2.countNonZero(ctx.skin_mask)
+        analysed = analysed_skin(ctx)
+        skin_px = cv2.countNonZero(analysed)
         spots, mask = algorithm.detect_dark_spots(
             ctx.lab[..., 0],
             ctx.skin_mask,
@@ -62,6 +69,8 @@ class DarkSpotsDetector(Detector):
             max_area_px=np.pi * (p.max_diameter_mm * ppm / 2) ** 2,
             max_elongation=p.max_elongation,
             min_fill=p.min_fill,
+            edge_band_px=p.edge_band_mm * ppm,
+            report_mask=analysed,
         )
         area = spots[:, 3]
         contrast = spots[:, 4]
@@ -94,6 +103,20 @@ class DarkSpotsDetector(Detector):
             },
             evidence=Evidence(markers=ctx.to_image_markers(spots[:, :3]) if len(spots) else [], mask=mask),
         )
+
+
+def analysed_skin(ctx: FaceContext) -> np.ndarray:
+    """Skin inside the zones (the whole skin mask when the context has no zones).
+
+    Detection runs on the whole skin mask, so local references see all the skin around a
+    feature; only features centred here are reported.
+    """
+    if not ctx.zones:
+        return ctx.skin_mask
+    union = np.zeros_like(ctx.skin_mask)
+    for zmask in ctx.zones.values():
+        cv2.bitwise_or(union, zmask, dst=union)
+    return cv2.bitwise_and(ctx.skin_mask, union)
 
 
 @hookimpl

@@ -60,6 +60,8 @@ class PoresDetector(Detector):
             min_contrast=p.min_contrast,
             max_elongation=p.max_elongation,
         )
+        area = analysed_skin(ctx)
+        pores = pores[area[pores[:, 1].astype(int), pores[:, 0].astype(int)] > 0]
         xs, ys = pores[:, 0].astype(int), pores[:, 1].astype(int)
         cm2_per_px = 1.0 / (10.0 * px_per_mm) ** 2
         known = ctx.px_per_mm is not None
@@ -82,7 +84,7 @@ class PoresDetector(Detector):
                 score_px += zone_px
                 score_n += n
         if score_px == 0:  # no zone layout: score the whole skin
-            score_px, score_n = cv2.countNonZero(ctx.skin_mask), len(pores)
+            score_px, score_n = cv2.countNonZero(area), len(pores)
         density_cm2 = score_n / (score_px * cm2_per_px) if score_px else 0.0
         radius_key = "mean_radius_mm" if known else "mean_radius_px"
         mean_r = float(pores[:, 2].mean()) if len(pores) else 0.0
@@ -100,6 +102,20 @@ class PoresDetector(Detector):
             },
             evidence=Evidence(markers=ctx.to_image_markers(pores[:, :3]) if len(pores) else []),
         )
+
+
+def analysed_skin(ctx: FaceContext) -> np.ndarray:
+    """Skin inside the zones (the whole skin mask when the context has no zones).
+
+    Detection runs on the whole skin mask, so local references see all the skin around a
+    feature; only features centred here are reported.
+    """
+    if not ctx.zones:
+        return ctx.skin_mask
+    union = np.zeros_like(ctx.skin_mask)
+    for zmask in ctx.zones.values():
+        cv2.bitwise_or(union, zmask, dst=union)
+    return cv2.bitwise_and(ctx.skin_mask, union)
 
 
 @hookimpl
