@@ -47,13 +47,13 @@ def _free_port() -> int:
 class MotoServer:
     """``moto_server`` on a free local port, as a subprocess."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         exe = _moto_server_exe()
         if exe is None:
             pytest.skip("moto_server not found (pip install 'moto[server]')")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)],
+        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)], env={**os.environ, **(env or {})},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while True:  # wait until it answers HTTP (start-up, not a timing assertion)
@@ -232,6 +232,20 @@ def test_no_credentials_is_reported(s3_server, tmp_path, monkeypatch):
         store.resolve("anything@1")
     row = store.status(["anything@1"])[0]
     assert not row["available"] and "no AWS credentials" in row["reason"]
+
+
+def test_access_denied_is_reported(s3_server, tmp_path):
+    """A server that checks credentials (moto with IAM auth on) answers 403 to unknown keys."""
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        store = ModelStore(None, tmp_path / "cache", s3_bucket=BUCKET, s3_endpoint_url=server.url, manifests=[])
+        with pytest.raises(ModelUnavailable) as e:
+            store.resolve("secret@1")
+        row = store.status(["secret@1"])[0]
+    finally:
+        server.stop()
+    assert "access denied" in e.value.reason and "InvalidAccessKeyId" in e.value.reason
+    assert not row["available"] and "access denied" in row["reason"]
 
 
 def test_access_denied_and_timeout_messages():
