@@ -48,7 +48,7 @@ DEFAULT_CACHE_DIR = Path("~/.cache/harerun/models")
 DEFAULT_S3_PREFIX = "models"
 #: Short timeouts and few retries: a dead endpoint must not hang a request.
 S3_CONNECT_TIMEOUT_S = 3.0
-S3_READ_TIMEOUT_S = 10.0
+S3_READ_TIMEOUT_S = 5.0
 S3_MAX_ATTEMPTS = 2
 
 _REPO_MODELS = Path(__file__).resolve().parents[3] / "models"  # editable install: <repo>/models
