@@ -25,7 +25,10 @@ class RednessParams(DetectorParams):
     full_scale_ei: float = Field(
         12.0, ge=1.0, le=100.0, description="mean excess EI (area x intensity) that scores 100"
     )
-    smooth_px: int = Field(3, ge=1, le=15, description="box-filter size applied to the EI map")
+    smooth_px: int = Field(3, ge=1, le=15, description="box-filter size applied to the EI map (ROI px)")
+    downscale: int = Field(
+        2, ge=1, le=4, description="EI is computed on the ROI area-averaged by this factor (2: 2x2 blocks)"
+    )
     min_blob_area_px: int = Field(6, ge=1, le=10000, description="smallest red region reported as a marker")
     max_markers: int = Field(50, ge=0, le=1000, description="most red regions reported as markers (largest first)")
 
@@ -40,6 +43,11 @@ def analysis_mask(ctx: FaceContext) -> np.ndarray:
     return cv2.bitwise_and(union, ctx.skin_mask)
 
 
+def _subsample(mask: np.ndarray, k: int, size: tuple[int, int]) -> np.ndarray:
+    """Every k-th pixel of a mask (the one nearest each k x k block's centre), cropped to ``size`` (w, h)."""
+    return np.ascontiguousarray(mask[k // 2 :: k, k // 2 :: k][: size[1], : size[0]])
+
+
 class RednessDetector(Detector):
     """Redness from the erythema index (Dawson et al. 1980) relative to the face's own baseline."""
 
@@ -52,7 +60,16 @@ class RednessDetector(Detector):
         region = analysis_mask(ctx)
         if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
-        ei = algorithm.erythema_index(ctx.image, smooth=p.smooth_px)
+        k = p.downscale
+        full_region = region
+        if k > 1:  # area-averaged copy: a k x k mean smooths like the box filter and costs 1/k^2 after it
+            size = (ctx.image.shape[1] // k, ctx.image.shape[0] // k)
+            image = cv2.resize(ctx.image, size, interpolation=cv2.INTER_AREA)
+            skin = _subsample(ctx.skin_mask, k, size)
+            region = _subsample(region, k, size)
+        else:
+            image, skin = ctx.image, ctx.skin_mask
+        ei = algorithm.erythema_index(image, smooth=max(1, p.smooth_px // k))
         base = algorithm.redness_baseline(ei, region, percentile=p.baseline_percentile)
         red = algorithm.red_area_mask(ei, region, baseline=base, delta=p.red_delta_ei)
 
@@ -77,7 +94,7 @@ class RednessDetector(Detector):
         }
         zones: dict[str, float] = {}
         for zname, zmask in ctx.zones.items():
-            zm = cv2.bitwise_and(zmask, ctx.skin_mask)
+            zm = cv2.bitwise_and(_subsample(zmask, k, region.shape[::-1]) if k > 1 else zmask, skin)
             if not cv2.countNonZero(zm):
                 continue
             zones[zname], zex, zei, zpct = stats(zm)
@@ -85,10 +102,13 @@ class RednessDetector(Detector):
             measurements[f"{zname}_excess_ei"] = zex
             measurements[f"{zname}_red_area_pct"] = zpct
 
-        blobs = algorithm.red_blobs(red, min_area=p.min_blob_area_px)
+        blobs = algorithm.red_blobs(red, min_area=-(-p.min_blob_area_px // (k * k)), step=1)  # ceil
+        blobs = blobs * np.array([k, k, k]) + np.array([(k - 1) / 2, (k - 1) / 2, 0.0])
         measurements["red_region_count"] = len(blobs)
         heat = cv2.convertScaleAbs(cv2.max(cv2.subtract(ei, base), 0.0), alpha=255.0 / (2.0 * p.red_delta_ei))
-        heat = cv2.bitwise_and(heat, region)
+        if k > 1:
+            heat = cv2.resize(heat, full_region.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        heat = cv2.bitwise_and(heat, full_region)
         return DetectorResult(
             score=score,
             zones=zones,
