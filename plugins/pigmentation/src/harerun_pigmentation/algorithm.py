@@ -54,6 +54,11 @@ def melanin_index(image: np.ndarray) -> np.ndarray:
     return _MELANIN_LUT[image[..., 2]]
 
 
+def melanin_index_red(red: np.ndarray) -> np.ndarray:
+    """:func:`melanin_index` from the red channel alone ((H, W) uint8)."""
+    return cv2.LUT(red, _MELANIN_LUT)
+
+
 def mottling(
     l_star: np.ndarray, *, mask: np.ndarray | None = None, scale: int = 1, sigma: float = 4.0, pre_sigma: float = 0.5
 ) -> np.ndarray:

@@ -68,7 +68,8 @@ class PigmentationDetector(Detector):
         small_size = (max(1, size[1] // _SCALE), max(1, size[0] // _SCALE))
         lab = cv2.resize(ctx.lab, small_size, interpolation=cv2.INTER_AREA)
         l_star, b_star = lab[..., 0], lab[..., 2]
-        mi = algorithm.melanin_index(cv2.resize(ctx.image, small_size, interpolation=cv2.INTER_AREA))
+        red_small = cv2.resize(cv2.extractChannel(ctx.image, 2), small_size, interpolation=cv2.INTER_AREA)
+        mi = algorithm.melanin_index_red(red_small)
         skin_grid = cv2.resize(ctx.skin_mask, small_size, interpolation=cv2.INTER_AREA)
         mottle = algorithm.mottling(l_star, mask=skin_grid, sigma=p.mottle_sigma_px / _SCALE)
 
