@@ -22,6 +22,7 @@ with ``cv2.setNumThreads(1)``.
     .venv/bin/python bench/acne.py --split train --no-timing --param min_probability=0.2
     .venv/bin/python bench/acne.py --fit                  # refit the candidate filter on train
     .venv/bin/python bench/acne.py --engine --no-timing   # through the engine's face stage and ROI
+    .venv/bin/python bench/acne.py --engine --no-timing --param restrict_to_zones=false
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fit", action="store_true", help="refit the packaged candidate filter on the train split")
     args = ap.parse_args(argv)
     data = shared_dir()
-    params = {k: float(v) for k, v in (p.split("=", 1) for p in args.param)}
+    params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
     if args.fit:
         import harerun_acne
 

@@ -87,6 +87,10 @@ def test_only_lesions_inside_the_zones_are_reported():
     markers = np.array(res.evidence.markers)
     assert res.measurements["count"] == 3
     assert np.linalg.norm(markers[:, None, :2] - np.array(inside)[None], axis=2).min(axis=0).max() <= 2
+    everywhere = AcneDetector(AcneDetector.Params(restrict_to_zones=False)).analyze(
+        make_context(skin_with_lesions(inside + outside))
+    )
+    assert everywhere.measurements["count"] == 6
 
 
 def test_hayashi_bands():

@@ -34,6 +34,11 @@ class AcneParams(DetectorParams):
     inflamed_delta_a: float = Field(
         3.0, ge=0.0, le=40.0, description="redness contrast Δa* at or above which a lesion counts as inflamed"
     )
+    restrict_to_zones: bool = Field(
+        True,
+        description="report only lesions centred inside the face zones; false counts every lesion on the skin "
+        "mask (jaw, temples, lateral cheeks of 3/4 views)",
+    )
     half_faces_in_roi: float = Field(
         2.0,
         ge=1.0,
@@ -68,7 +73,7 @@ class AcneDetector(Detector):
             min_probability=p.min_probability,
             max_radius_px=p.max_radius_px * s,
         )
-        area = analysed_skin(ctx)
+        area = analysed_skin(ctx) if p.restrict_to_zones else ctx.skin_mask
         lesions = lesions[area[lesions[:, 1].astype(int), lesions[:, 0].astype(int)] > 0]
         count = len(lesions)
         per_half = count / p.half_faces_in_roi
