@@ -93,6 +93,14 @@ def test_only_lesions_inside_the_zones_are_reported():
     assert everywhere.measurements["count"] == 6
 
 
+@pytest.mark.parametrize("size", [505, 640])
+def test_other_roi_sizes(size):
+    # Pixel params are scaled with the ROI size; odd sizes must not break the half-res maps.
+    img = cv2.resize(skin_with_lesions(GRID[::3]), (size, size), interpolation=cv2.INTER_LINEAR)
+    res = AcneDetector().analyze(make_context(img, zones={}))
+    assert res.measurements["count"] == len(GRID[::3])
+
+
 def test_hayashi_bands():
     assert [algorithm.hayashi_grade(n) for n in (0, 5, 6, 20, 21, 50, 51, 200)] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert algorithm.acne_score(0) == 0 and algorithm.acne_score(300) == 100

@@ -8,8 +8,10 @@ Laplacian of Gaussian used for blob detection (Lindeberg 1998). The surround is 
 black letterbox bars or the background never leak into the local skin estimate.
 
 Candidates are the local maxima of the response (grey dilation, as in
-``skimage.feature.peak_local_max`` but with OpenCV), kept when their connected region has a
-lesion-like size and shape.
+``skimage.feature.peak_local_max`` but with OpenCV). Each is described by colour, contrast,
+size and shape features (:data:`FEATURES`) and kept when a logistic-regression candidate
+filter, fit on the ACNE04 train split only (``bench/acne.py --fit``), gives it a high enough
+probability of being an annotated lesion.
 
 Severity follows the lesion-count bands of Hayashi et al. (J Dermatol 2008;35:255-260), the
 criterion ACNE04 (Wu et al., ICCV 2019) uses: per half face 0-5 lesions = grade 0 (mild),
@@ -96,8 +98,8 @@ FEATURES = (
     "elongation",  # sqrt of the eigenvalue ratio of that area's second moments (1 = disk)
     "neighbours",  # other peaks within the same window (clusters, textured skin)
     "response_z",  # response / its standard deviation over the skin
-    "delta_a_z",  # Δa* / its standard deviation over the skin
-    "delta_l_z",  # ΔL* / its standard deviation over the skin
+    "delta_a_z",  # Δa* / its standard deviation over this photo's candidates
+    "delta_l_z",  # ΔL* / its standard deviation over this photo's candidates
     "log_rank",  # log(1 + rank of the peak's response in the photo)
     "edge_l",  # gradient magnitude of the surround L* (hairline, nasal fold, jaw, lip border)
     "edge_a",  # gradient magnitude of the surround a*
@@ -202,11 +204,12 @@ def lesion_candidates(
     hue_shift = (hue_shift + 180.0) % 360.0 - 180.0
     delta_chroma = np.hypot(center[:, 1], center[:, 2]) - np.hypot(s_a, s_b)
 
-    sub = skin[::8, ::8]  # a 64x64 sample is plenty for a face median
+    small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
+    sub = small_mask[::4, ::4] > 0  # a 64x64 sample is plenty for a face median
     med_l, med_a, med_b = (
         float(np.median(c[::4, ::4][sub])) if sub.any() else 0.0 for c in (small_L, small_a, small_b)
     )
-    # Per-photo contrast scale: spread of the response over the skin (robust to a few lesions).
+    # Per-photo contrast scales, so that the filter sees contrast relative to this photo.
     spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
     a_spread = float(np.std(d_a)) + 1e-3
     l_spread = float(np.std(d_l)) + 1e-3
@@ -214,7 +217,6 @@ def lesion_candidates(
     reach = int(np.ceil(3 * center_sigma_px)) + 1
     area, elongation, neighbours = half_max_shape(response, peak, xs, ys, reach=reach)
     # A mask with no background pixel has "infinite" distances: cap before scaling.
-    small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
     border = 2.0 * np.minimum(cv2.distanceTransform(small_mask, cv2.DIST_L2, 3)[sy, sx], 15.0)
     rank = np.empty(len(resp))
     rank[np.argsort(-resp, kind="stable")] = np.arange(len(resp))
