@@ -122,8 +122,12 @@ def bench_acne(host: PluginHost, backends: list[str], limit: int | None) -> None
 
 def bench_stage(host: PluginHost, backends: list[str], repeats: int) -> None:
     src = cv2.imread(str(_need(SHARED / "data/faces/dlib_examples/Tom_Cruise_avp_2014_4.jpg")))
-    img = cv2.resize(src, (1280, 960), interpolation=cv2.INTER_AREA)
-    print("face stage (detect + quality + ROI + zones + skin mask) on a 1280x960 photo:")
+    # A 1280x960 portrait: the photo scaled to 960 px high (aspect kept), widened with its own edges.
+    h, w = src.shape[:2]
+    fit = cv2.resize(src, (round(w * 960 / h), 960), interpolation=cv2.INTER_AREA)
+    side = (1280 - fit.shape[1]) // 2
+    img = cv2.copyMakeBorder(fit, 0, 0, side, 1280 - fit.shape[1] - side, cv2.BORDER_REFLECT)
+    print("face stage (detect + quality + ROI + zones + skin mask) on a 1280x960 photo (Tom_Cruise_avp_2014_4.jpg):")
     default_threads = cv2.getNumThreads()
     for threads in (1, default_threads):
         cv2.setNumThreads(threads)

@@ -24,6 +24,22 @@ CR_RANGE = (133, 173)
 CB_RANGE = (77, 127)
 
 
+def _chroma_polar() -> tuple[np.ndarray, np.ndarray]:
+    """Chroma length and hue (degrees) for every 8-bit (Cr, Cb) pair.
+
+    Hue is measured from the +Cr axis towards -Cb: positive is yellower (orange, blond),
+    negative is redder (towards magenta), so skin sits around +35..+50 degrees.
+    """
+    cr, cb = np.meshgrid(
+        np.arange(256, dtype=np.float32) - 128.0, np.arange(256, dtype=np.float32) - 128.0, indexing="ij"
+    )
+    radius, hue = cv2.cartToPolar(cr, -cb, angleInDegrees=True)
+    return radius, np.where(hue > 180.0, hue - 360.0, hue)
+
+
+_RADIUS, _HUE = _chroma_polar()
+
+
 def classify_skin_pixels(image_bgr: np.ndarray) -> np.ndarray:
     """Static skin classifier: uint8 mask (255 = skin) for a BGR uint8 image of any shape (..., 3)."""
     img = np.ascontiguousarray(image_bgr, dtype=np.uint8)
@@ -88,23 +104,20 @@ def skin_mask(
     if cv2.countNonZero(sample) < 50:
         return np.zeros(roi_bgr.shape[:2], np.uint8)
     sel = sample > 0
-    y_med = float(np.median(ycc[..., 0][sel]))
-    cr = ycc[..., 1].astype(np.float32) - 128.0
-    cb = ycc[..., 2].astype(np.float32) - 128.0
-    # Cr up / Cb down is "redder": measure hue clockwise from the +Cr axis towards -Cb.
-    radius, hue = cv2.cartToPolar(cr, -cb, angleInDegrees=True)
-    hue = np.where(hue > 180.0, hue - 360.0, hue)
-    r_med = max(2.0, float(np.median(radius[sel])))
-    h_med = float(np.median(hue[sel]))
-    # Positive hue = towards -Cb (yellow-orange); negative = towards pure +Cr (red/magenta).
-    mask = (
-        (hue >= h_med - hue_tol_red)
-        & (hue <= h_med + hue_tol_yellow)
-        & (radius >= chroma_range[0] * r_med)
-        & (radius <= chroma_range[1] * r_med)
-        & (ycc[..., 0] >= min_luma_ratio * y_med)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    y_med = float(np.median(y[sel]))
+    r_med = max(2.0, float(np.median(_RADIUS[cr[sel], cb[sel]])))
+    h_med = float(np.median(_HUE[cr[sel], cb[sel]]))
+    # The chroma rule is a 256 x 256 (Cr, Cb) look-up table: one gather instead of per-pixel maths.
+    lut = (
+        (_HUE >= h_med - hue_tol_red)
+        & (_HUE <= h_med + hue_tol_yellow)
+        & (_RADIUS >= chroma_range[0] * r_med)
+        & (_RADIUS <= chroma_range[1] * r_med)
     )
-    mask = mask.astype(np.uint8) * 255
+    index = cr.astype(np.int32) * 256 + cb
+    mask = np.take(np.where(lut, np.uint8(255), np.uint8(0)).ravel(), index)
+    mask[y < min_luma_ratio * y_med] = 0
     if valid is not None:
         mask = cv2.bitwise_and(mask, valid)
     if exclude is not None:
