@@ -27,7 +27,8 @@ class PoresParams(DetectorParams):
         1.5, gt=0.0, le=1000.0, description="pores per cm² in the score zones that score 50 (see README: calibration)"
     )
     score_zones: list[str] = Field(
-        default_factory=lambda: ["nose", "left_cheek", "right_cheek", "forehead"],
+        # A plain default (pydantic copies it per instance), so `harerun plugins list` can show it.
+        ["nose", "left_cheek", "right_cheek", "forehead"],
         description="zones whose pore density makes the score",
     )
 
