@@ -134,7 +134,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     host = PluginHost()
     rows = []
     for name, reg in sorted(host.detectors.items()):
-        params = {k: f.default for k, f in reg.cls.Params.model_fields.items()}
+        params = {k: f.get_default(call_default_factory=True) for k, f in reg.cls.Params.model_fields.items()}
         rows.append({"name": name, "version": reg.cls.version, "package": reg.package, "params": params})
     if args.json:
         _print_json(rows)

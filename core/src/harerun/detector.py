@@ -56,6 +56,20 @@ class FaceContext:
         return cv2.cvtColor(self.image.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
 
     @cached_property
+    def zone_skin(self) -> np.ndarray:
+        """Skin inside the union of the zones (the whole skin mask when there are no zones).
+
+        Detectors that look at neighbourhoods filter on the whole skin mask, and
+        report only features centred here.
+        """
+        if not self.zones:
+            return self.skin_mask
+        union = np.zeros_like(self.skin_mask)
+        for mask in self.zones.values():
+            cv2.bitwise_or(union, mask, dst=union)
+        return cv2.bitwise_and(self.skin_mask, union)
+
+    @cached_property
     def gray(self) -> np.ndarray:
         return cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 

@@ -73,7 +73,7 @@ class AcneDetector(Detector):
             min_probability=p.min_probability,
             max_radius_px=p.max_radius_px * s,
         )
-        area = analysed_skin(ctx) if p.restrict_to_zones else ctx.skin_mask
+        area = ctx.zone_skin if p.restrict_to_zones else ctx.skin_mask
         lesions = lesions[area[lesions[:, 1].astype(int), lesions[:, 0].astype(int)] > 0]
         count = len(lesions)
         per_half = count / p.half_faces_in_roi
@@ -122,19 +122,6 @@ def _density_unit(px_per_mm: float | None) -> tuple[str, float]:
         return "density_per_cm2", (10.0 * px_per_mm) ** 2
     return "density_per_10kpx", 1e4
 
-
-def analysed_skin(ctx: FaceContext) -> np.ndarray:
-    """Skin inside the zones (the whole skin mask when the context has no zones).
-
-    Detection runs on the whole skin mask, so local references see all the skin around a
-    feature; only features centred here are reported.
-    """
-    if not ctx.zones:
-        return ctx.skin_mask
-    union = np.zeros_like(ctx.skin_mask)
-    for zmask in ctx.zones.values():
-        cv2.bitwise_or(union, zmask, dst=union)
-    return cv2.bitwise_and(ctx.skin_mask, union)
 
 
 @hookimpl

@@ -58,7 +58,7 @@ class DarkSpotsDetector(Detector):
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: DarkSpotsParams = self.params
         ppm = ctx.px_per_mm or p.fallback_px_per_mm
-        analysed = analysed_skin(ctx)
+        analysed = ctx.zone_skin
         skin_px = cv2.countNonZero(analysed)
         spots, mask = algorithm.detect_dark_spots(
             ctx.lab[..., 0],
@@ -104,19 +104,6 @@ class DarkSpotsDetector(Detector):
             evidence=Evidence(markers=ctx.to_image_markers(spots[:, :3]) if len(spots) else [], mask=mask),
         )
 
-
-def analysed_skin(ctx: FaceContext) -> np.ndarray:
-    """Skin inside the zones (the whole skin mask when the context has no zones).
-
-    Detection runs on the whole skin mask, so local references see all the skin around a
-    feature; only features centred here are reported.
-    """
-    if not ctx.zones:
-        return ctx.skin_mask
-    union = np.zeros_like(ctx.skin_mask)
-    for zmask in ctx.zones.values():
-        cv2.bitwise_or(union, zmask, dst=union)
-    return cv2.bitwise_and(ctx.skin_mask, union)
 
 
 @hookimpl

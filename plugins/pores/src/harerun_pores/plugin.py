@@ -61,7 +61,7 @@ class PoresDetector(Detector):
             min_contrast=p.min_contrast,
             max_elongation=p.max_elongation,
         )
-        area = analysed_skin(ctx)
+        area = ctx.zone_skin
         pores = pores[area[pores[:, 1].astype(int), pores[:, 0].astype(int)] > 0]
         xs, ys = pores[:, 0].astype(int), pores[:, 1].astype(int)
         cm2_per_px = 1.0 / (10.0 * px_per_mm) ** 2
@@ -104,19 +104,6 @@ class PoresDetector(Detector):
             evidence=Evidence(markers=ctx.to_image_markers(pores[:, :3]) if len(pores) else []),
         )
 
-
-def analysed_skin(ctx: FaceContext) -> np.ndarray:
-    """Skin inside the zones (the whole skin mask when the context has no zones).
-
-    Detection runs on the whole skin mask, so local references see all the skin around a
-    feature; only features centred here are reported.
-    """
-    if not ctx.zones:
-        return ctx.skin_mask
-    union = np.zeros_like(ctx.skin_mask)
-    for zmask in ctx.zones.values():
-        cv2.bitwise_or(union, zmask, dst=union)
-    return cv2.bitwise_and(ctx.skin_mask, union)
 
 
 @hookimpl
