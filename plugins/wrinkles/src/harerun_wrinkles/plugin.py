@@ -49,9 +49,7 @@ class WrinklesDetector(Detector):
         k = p.downscale
         small_shape = (ctx.gray.shape[1] // k, ctx.gray.shape[0] // k)
         g = ctx.gray if k == 1 else cv2.resize(ctx.gray, small_shape, interpolation=cv2.INTER_AREA)
-        strength, angle = algorithm.valley_filter(g, sigmas=(p.sigma_fine_px, p.sigma_coarse_px))
         skin = self._usable_skin(ctx, g, k)
-
         regions = wrinkle_regions(
             size,
             ctx.landmarks,
@@ -60,6 +58,20 @@ class WrinklesDetector(Detector):
             crows_feet_tolerance_deg=p.crows_feet_tolerance_deg,
             shrink=k,
         )
+        # filter only the box around all regions (+ the kernels' reach): about half the ROI
+        union = np.zeros_like(g)
+        for reg in regions:
+            cv2.bitwise_or(union, reg.mask, dst=union)
+        strength = np.zeros(g.shape, np.float32)
+        angle = np.zeros(g.shape, np.float32)
+        if cv2.countNonZero(union):
+            bx, by, bw, bh = cv2.boundingRect(union)
+            pad = int(np.ceil(3 * max(p.sigma_fine_px, p.sigma_coarse_px))) + 2
+            x0, y0 = max(0, bx - pad), max(0, by - pad)
+            x1, y1 = min(g.shape[1], bx + bw + pad), min(g.shape[0], by + bh + pad)
+            s_box, a_box = algorithm.valley_filter(g[y0:y1, x0:x1], sigmas=(p.sigma_fine_px, p.sigma_coarse_px))
+            strength[y0:y1, x0:x1] = s_box
+            angle[y0:y1, x0:x1] = a_box
         scale = float(k)
         per_mm = ctx.px_per_mm
         weighted = np.zeros_like(strength)
