@@ -163,6 +163,15 @@ def test_default_model_dir_is_the_repo_models_folder(monkeypatch, tmp_path):
     assert s.model_dir == REPO / "models" and s.s3_bucket is None
 
 
+def test_shipped_models_stay_found_when_model_dir_points_elsewhere(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARERUN_MODEL_DIR", str(tmp_path / "only-yunet"))
+    monkeypatch.setenv("HARERUN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARERUN_S3_BUCKET", raising=False)
+    (tmp_path / "only-yunet").mkdir()
+    m = ModelStore.from_env().resolve("acne-grade@1")
+    assert m.source == "local" and m.path == REPO / "models" / "acne-grade-1.tflite"
+
+
 def test_repo_manifest_lists_the_committed_models():
     s = ModelStore(REPO / "models", manifests=[REPO / "models" / "models.yaml"])
     names = {(e.name, e.version) for e in s.entries}

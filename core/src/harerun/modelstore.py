@@ -205,8 +205,12 @@ class ModelStore:
         s3_prefix: str = DEFAULT_S3_PREFIX,
         s3_endpoint_url: str | None = None,
         manifests: list[str | os.PathLike] | None = None,
+        fallback_dirs: list[str | os.PathLike] | None = None,
     ) -> None:
         self.model_dir = Path(model_dir).expanduser() if model_dir else None
+        # Searched after model_dir: the project's own shipped models stay usable when
+        # HARERUN_MODEL_DIR points elsewhere (e.g. at a folder holding only the YuNet file).
+        self.fallback_dirs = [Path(d) for d in fallback_dirs or [] if Path(d) != self.model_dir]
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR.expanduser()
         self.s3_bucket = s3_bucket or None
         self.s3_prefix = (s3_prefix or "").strip("/")
@@ -241,6 +245,7 @@ class ModelStore:
             s3_prefix=env.get("HARERUN_S3_PREFIX", DEFAULT_S3_PREFIX),
             s3_endpoint_url=env.get("HARERUN_S3_ENDPOINT_URL") or None,
             manifests=manifests,
+            fallback_dirs=[_REPO_MODELS] if _REPO_MODELS.is_dir() else [],
         )
 
     # -- manifest -----------------------------------------------------------------------
@@ -320,11 +325,12 @@ class ModelStore:
             tried.append(f"local: {name}{'@' + version if version else ''} is not listed in any manifest "
                          f"({', '.join(str(p) for p in self.manifest_paths) or 'none'})")
             return None
-        p = self.model_dir / entry.file
-        if not p.is_file():
+        for folder in (self.model_dir, *self.fallback_dirs):
+            p = folder / entry.file
+            if p.is_file():
+                return self._verified(p, entry.sha256, name, entry.version, "local", tried)
             tried.append(f"local: {p} not found")
-            return None
-        return self._verified(p, entry.sha256, name, entry.version, "local", tried)
+        return None
 
     def _cache_path(self, name: str, version: str, file: str) -> Path:
         return self.cache_dir / name / version / Path(file).name
