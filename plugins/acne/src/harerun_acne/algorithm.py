@@ -274,14 +274,16 @@ def half_max_shape(
     off = np.arange(-reach, reach + 1)
     iy = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None]
     ix = np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
-    inside = (response[iy, ix] >= 0.5 * response[ys, xs][:, None, None]).astype(np.float32)
-    area = inside.sum(axis=(1, 2)).astype(np.float64)
-    dy, dx = np.meshgrid(off.astype(np.float32), off.astype(np.float32), indexing="ij")
-    mx = (inside * dx).sum(axis=(1, 2)) / area
-    my = (inside * dy).sum(axis=(1, 2)) / area
-    cxx = (inside * (dx * dx)).sum(axis=(1, 2)) / area - mx * mx + 1 / 12  # + the pixel's own extent
-    cyy = (inside * (dy * dy)).sum(axis=(1, 2)) / area - my * my + 1 / 12
-    cxy = (inside * (dx * dy)).sum(axis=(1, 2)) / area - mx * my
+    inside = (response[iy, ix] >= 0.5 * response[ys, xs][:, None, None]).reshape(len(xs), -1).astype(np.float32)
+    # All five moment sums in one matrix product (integer sums, exact in float32).
+    dy, dx = (g.ravel() for g in np.meshgrid(off.astype(np.float32), off.astype(np.float32), indexing="ij"))
+    sums = inside @ np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])
+    area = sums[:, 0].astype(np.float64)
+    mx = sums[:, 1] / area
+    my = sums[:, 2] / area
+    cxx = sums[:, 3] / area - mx * mx + 1 / 12  # + the pixel's own extent
+    cyy = sums[:, 4] / area - my * my + 1 / 12
+    cxy = sums[:, 5] / area - mx * my
     root = np.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
     l1, l2 = (cxx + cyy) / 2 + root, np.maximum((cxx + cyy) / 2 - root, 1e-6)
     neighbours = peaks[iy, ix].sum(axis=(1, 2)) - 1.0

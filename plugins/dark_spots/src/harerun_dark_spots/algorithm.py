@@ -75,7 +75,9 @@ def detect_dark_spots(
     lightness = np.asarray(lightness, np.float32)
     delta = gaussian(lightness, 1.0) - local_background(lightness, skin_mask, sigma_px=background_sigma_px)
     weak = ((delta <= -0.5 * min_delta_l) & (skin_mask > 0)).astype(np.uint8)
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    # Grana's block-based labelling (BBDT): the same labels and stats as the default
+    # algorithm, about twice as fast single-threaded.
+    n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_GRANA)
     if n <= 1:
         return np.zeros((0, 5)), np.zeros_like(skin_mask)
     # Regions reaching into a band along the skin-mask edge are dropped: there the local

@@ -95,14 +95,16 @@ def half_max_shape(
     iy = np.clip(ys[:, None] + off, 0, h - 1)
     ix = np.clip(xs[:, None] + off, 0, w - 1)
     patches = response[iy[:, :, None], ix[:, None, :]]
-    inside = patches >= 0.5 * response[ys, xs][:, None, None]
-    area = inside.sum(axis=(1, 2)).astype(np.float64)
-    dy, dx = np.meshgrid(off, off, indexing="ij")
-    mx = (inside * dx).sum(axis=(1, 2)) / area
-    my = (inside * dy).sum(axis=(1, 2)) / area
-    cxx = (inside * dx * dx).sum(axis=(1, 2)) / area - mx * mx + 1 / 12  # + pixel's own extent
-    cyy = (inside * dy * dy).sum(axis=(1, 2)) / area - my * my + 1 / 12
-    cxy = (inside * dx * dy).sum(axis=(1, 2)) / area - mx * my
+    inside = (patches >= 0.5 * response[ys, xs][:, None, None]).reshape(len(xs), -1).astype(np.float32)
+    # All five moment sums in one matrix product (integer sums, exact in float32).
+    dy, dx = (g.ravel().astype(np.float32) for g in np.meshgrid(off, off, indexing="ij"))
+    sums = (inside @ np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])).astype(np.float64)
+    area = sums[:, 0]
+    mx = sums[:, 1] / area
+    my = sums[:, 2] / area
+    cxx = sums[:, 3] / area - mx * mx + 1 / 12  # + pixel's own extent
+    cyy = sums[:, 4] / area - my * my + 1 / 12
+    cxy = sums[:, 5] / area - mx * my
     root = np.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
     l1, l2 = (cxx + cyy) / 2 + root, np.maximum((cxx + cyy) / 2 - root, 1e-6)
     return np.sqrt(area / np.pi), np.sqrt(l1 / l2)
