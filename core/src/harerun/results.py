@@ -65,6 +65,15 @@ class Evidence(BaseModel):
     @field_validator("markers", mode="before")
     @classmethod
     def _markers_native(cls, v: Any) -> Any:
+        # Fast path for the usual (N, 3) numeric markers (thousands of pores): one numpy
+        # rounding instead of a Python round() per number. Idempotent on the output of
+        # FaceContext.to_image_markers, which already rounds with numpy.
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.ndim == 2 and np.isfinite(arr).all():
+            return arr.round(1).tolist()
         return [[round(float(c), 1) for c in m] for m in to_native(v)]
 
 

@@ -179,7 +179,7 @@ def lesion_candidates(
     # Square window: separable, so about twice as fast as a disk.
     peak = (response >= cv2.dilate(response, np.ones((size, size), np.uint8))) & (response >= min_response)
     peak &= inner
-    ys, xs = np.nonzero(peak)
+    ys, xs = peak_coordinates(peak)
     n_feat = len(FEATURES)
     if len(xs) == 0:
         return np.zeros((0, 2)), np.zeros((0, n_feat))
@@ -254,6 +254,17 @@ def lesion_candidates(
     return np.column_stack([xs, ys]).astype(np.float64), features
 
 
+def peak_coordinates(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a boolean image (row-major order), through ``cv2.findNonZero``.
+
+    Several times faster than ``np.nonzero`` on a 512 px image with a few thousand hits.
+    """
+    pts = cv2.findNonZero(np.ascontiguousarray(peak, dtype=bool).view(np.uint8))
+    if pts is None:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    pts = pts.reshape(-1, 2).astype(np.intp)
+    return pts[:, 1], pts[:, 0]
+
 def half_max_shape(
     response: np.ndarray, peaks: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, reach: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -275,9 +286,11 @@ def half_max_shape(
     iy = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None]
     ix = np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
     inside = (response[iy, ix] >= 0.5 * response[ys, xs][:, None, None]).reshape(len(xs), -1).astype(np.float32)
-    # All five moment sums in one matrix product (integer sums, exact in float32).
+    # The moment sums in one matrix product (integer sums, exact in float32).
     dy, dx = (g.ravel() for g in np.meshgrid(off.astype(np.float32), off.astype(np.float32), indexing="ij"))
-    sums = inside @ np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])
+    moments = np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])
+    # cv2.gemm, not numpy @: OpenBLAS would spread this small product over threads and wait.
+    sums = cv2.gemm(inside, moments, 1.0, None, 0.0)
     area = sums[:, 0].astype(np.float64)
     mx = sums[:, 1] / area
     my = sums[:, 2] / area

@@ -70,7 +70,7 @@ def detect_pores(
     inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     peak = response >= cv2.dilate(response, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
     peak &= inner & (response >= min_contrast)
-    ys, xs = np.nonzero(peak)
+    ys, xs = peak_coordinates(peak)
     if len(xs) == 0:
         return np.zeros((0, 4))
     radius, elongation = half_max_shape(response, xs, ys, reach=int(np.ceil(2 * max_radius_px)) + 1)
@@ -79,6 +79,17 @@ def detect_pores(
     out = np.column_stack([xs, ys, np.clip(radius, min_radius_px, max_radius_px), response[ys, xs]])[keep]
     return out[np.argsort(-out[:, 3], kind="stable")].astype(np.float64)
 
+
+def peak_coordinates(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a boolean image (row-major order), through ``cv2.findNonZero``.
+
+    Several times faster than ``np.nonzero`` on a 512 px image with a few thousand hits.
+    """
+    pts = cv2.findNonZero(np.ascontiguousarray(peak, dtype=bool).view(np.uint8))
+    if pts is None:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    pts = pts.reshape(-1, 2).astype(np.intp)
+    return pts[:, 1], pts[:, 0]
 
 def half_max_shape(
     response: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, reach: int
@@ -96,9 +107,11 @@ def half_max_shape(
     ix = np.clip(xs[:, None] + off, 0, w - 1)
     patches = response[iy[:, :, None], ix[:, None, :]]
     inside = (patches >= 0.5 * response[ys, xs][:, None, None]).reshape(len(xs), -1).astype(np.float32)
-    # All five moment sums in one matrix product (integer sums, exact in float32).
+    # The moment sums in one matrix product (integer sums, exact in float32).
     dy, dx = (g.ravel().astype(np.float32) for g in np.meshgrid(off, off, indexing="ij"))
-    sums = (inside @ np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])).astype(np.float64)
+    moments = np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])
+    # cv2.gemm, not numpy @: OpenBLAS would spread this small product over threads and wait.
+    sums = cv2.gemm(inside, moments, 1.0, None, 0.0).astype(np.float64)
     area = sums[:, 0]
     mx = sums[:, 1] / area
     my = sums[:, 2] / area
