@@ -164,7 +164,7 @@ class HaarParams(DetectorParams):
     cascade: Literal["default", "alt", "alt2"] = Field("alt", description="which bundled frontal-face cascade")
     scale_factor: float = Field(1.1, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
     min_neighbors: int = Field(3, ge=0, le=50, description="overlapping hits needed to keep a face")
-    min_size_px: int = Field(20, ge=8, le=1024, description="smallest face side searched, in detection pixels")
+    min_size_px: int = Field(30, ge=8, le=1024, description="smallest face side searched, in detection pixels")
     max_side_px: int = Field(480, ge=64, le=4096, description="the cascade runs on a copy with at most this long side")
     eyes: bool = Field(True, description="run the eye cascade inside each face (eye positions + confidence)")
     min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop frontal faces whose confidence is below this")
@@ -216,11 +216,17 @@ class HaarBackend:
                 gray, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size
             )
             faces = []
-            for (x, y, bw, bh), n in zip(
-                np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1), strict=True
-            ):
-                eyes = find_eyes(gray, (x, y, bw, bh), self._eye) if self._eye is not None else {}
-                score = 0.35 + 0.25 * min(1.0, float(n) / max(1.0, 3.0 * p.min_neighbors)) + 0.2 * len(eyes)
+            boxes = np.asarray(boxes).reshape(-1, 4)
+            neighbours = np.asarray(neighbours).reshape(-1)
+            largest = int(np.argmax(boxes[:, 2] * boxes[:, 3])) if len(boxes) else -1
+            for i, ((x, y, bw, bh), n) in enumerate(zip(boxes, neighbours, strict=True)):
+                score = 0.35 + 0.25 * min(1.0, float(n) / max(1.0, 3.0 * p.min_neighbors))
+                # The eye cascade runs where it matters: the largest face (its eyes align the
+                # ROI) and faces whose neighbours alone do not reach min_score.
+                eyes = {}
+                if self._eye is not None and (i == largest or score < p.min_score):
+                    eyes = find_eyes(gray, (x, y, bw, bh), self._eye)
+                score += 0.2 * len(eyes)
                 if score >= p.min_score:
                     faces.append(Face((float(x), float(y), float(bw), float(bh)), min(1.0, score), eyes, self.name))
             if not faces and self._profile is not None:
