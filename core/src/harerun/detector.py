@@ -74,6 +74,11 @@ class FaceContext:
         return cv2.bitwise_and(self.skin_mask, union)
 
     @cached_property
+    def zone_skin_masks(self) -> dict[str, np.ndarray]:
+        """Each zone's mask AND the skin mask, computed once for all detectors (read-only)."""
+        return {name: cv2.bitwise_and(mask, self.skin_mask) for name, mask in self.zones.items()}
+
+    @cached_property
     def gray(self) -> np.ndarray:
         return cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 

@@ -265,6 +265,7 @@ def peak_coordinates(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pts = pts.reshape(-1, 2).astype(np.intp)
     return pts[:, 1], pts[:, 0]
 
+
 def half_max_shape(
     response: np.ndarray, peaks: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, reach: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -87,7 +87,7 @@ class AcneDetector(Detector):
         zone_density: dict[str, float] = {}
         density_unit, px_per_unit = _density_unit(ctx.px_per_mm)
         for zone, zmask in ctx.zones.items():
-            zone_px = cv2.countNonZero(cv2.bitwise_and(zmask, ctx.skin_mask))
+            zone_px = cv2.countNonZero(ctx.zone_skin_masks[zone])
             if zone_px == 0:
                 continue
             n = int(np.count_nonzero(zmask[ys, xs] > 0)) if count else 0

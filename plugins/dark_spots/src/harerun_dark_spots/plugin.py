@@ -79,7 +79,7 @@ class DarkSpotsDetector(Detector):
         zones, zone_count, zone_area = {}, {}, {}
         xs, ys = spots[:, 0].astype(int), spots[:, 1].astype(int)
         for zone, zmask in ctx.zones.items():
-            inside = cv2.bitwise_and(zmask, ctx.skin_mask)
+            inside = ctx.zone_skin_masks[zone]
             zone_px = cv2.countNonZero(inside)
             if zone_px == 0:
                 continue

@@ -38,16 +38,6 @@ class PigmentationParams(DetectorParams):
     )
 
 
-def analysis_mask(ctx: FaceContext) -> np.ndarray:
-    """Skin pixels inside any face zone (the whole skin mask when there are no zones)."""
-    if not ctx.zones:
-        return ctx.skin_mask
-    union = np.zeros_like(ctx.skin_mask)
-    for zone in ctx.zones.values():
-        cv2.bitwise_or(union, zone, dst=union)
-    return cv2.bitwise_and(union, ctx.skin_mask)
-
-
 _SCALE = 4  # colour statistics, mottling and the evidence map use a 1/4 grid
 
 
@@ -60,7 +50,7 @@ class PigmentationDetector(Detector):
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: PigmentationParams = self.params
-        region = analysis_mask(ctx)
+        region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
         if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
         # colour statistics on a 1/4 grid: area-averaged LAB, so medians cost ~1/16

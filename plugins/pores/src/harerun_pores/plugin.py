@@ -72,7 +72,7 @@ class PoresDetector(Detector):
         zones, zone_count, zone_density, zone_radius = {}, {}, {}, {}
         score_px = score_n = 0
         for zone, zmask in ctx.zones.items():
-            zone_px = cv2.countNonZero(cv2.bitwise_and(zmask, ctx.skin_mask))
+            zone_px = cv2.countNonZero(ctx.zone_skin_masks[zone])
             if zone_px == 0:
                 continue
             inside = zmask[ys, xs] > 0 if len(pores) else np.zeros(0, bool)

@@ -33,16 +33,6 @@ class RednessParams(DetectorParams):
     max_markers: int = Field(50, ge=0, le=1000, description="most red regions reported as markers (largest first)")
 
 
-def analysis_mask(ctx: FaceContext) -> np.ndarray:
-    """Skin pixels inside any face zone (the whole skin mask when there are no zones)."""
-    if not ctx.zones:
-        return ctx.skin_mask
-    union = np.zeros_like(ctx.skin_mask)
-    for zone in ctx.zones.values():
-        cv2.bitwise_or(union, zone, dst=union)
-    return cv2.bitwise_and(union, ctx.skin_mask)
-
-
 def _subsample(mask: np.ndarray, k: int, size: tuple[int, int]) -> np.ndarray:
     """Every k-th pixel of a mask (the one nearest each k x k block's centre), cropped to ``size`` (w, h)."""
     return np.ascontiguousarray(mask[k // 2 :: k, k // 2 :: k][: size[1], : size[0]])
@@ -57,7 +47,7 @@ class RednessDetector(Detector):
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: RednessParams = self.params
-        region = analysis_mask(ctx)
+        region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
         if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
         k = p.downscale

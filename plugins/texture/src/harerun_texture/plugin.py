@@ -29,16 +29,6 @@ class TextureParams(DetectorParams):
     lbp_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of the LBP term (the contrast term gets the rest)")
 
 
-def analysis_mask(ctx: FaceContext) -> np.ndarray:
-    """Skin pixels inside any face zone (the whole skin mask when there are no zones)."""
-    if not ctx.zones:
-        return ctx.skin_mask
-    union = np.zeros_like(ctx.skin_mask)
-    for zone in ctx.zones.values():
-        cv2.bitwise_or(union, zone, dst=union)
-    return cv2.bitwise_and(union, ctx.skin_mask)
-
-
 class TextureDetector(Detector):
     """Roughness: thresholded uniform LBP (Ojala et al. 2002) structure fraction + local contrast."""
 
@@ -48,7 +38,7 @@ class TextureDetector(Detector):
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: TextureParams = self.params
-        region = analysis_mask(ctx)
+        region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
         if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
         labels, hp = algorithm.roughness_maps(
@@ -73,8 +63,7 @@ class TextureDetector(Detector):
             "lbp_riu2_hist": [float(v) for v in hist],
         }
         zones: dict[str, float] = {}
-        for zname, zmask in ctx.zones.items():
-            zm = cv2.bitwise_and(zmask, ctx.skin_mask)
+        for zname, zm in ctx.zone_skin_masks.items():  # zone AND skin, cached on the context
             if not cv2.countNonZero(zm):
                 continue
             zones[zname], zhist, zcontrast = measure(zm)
