@@ -115,21 +115,40 @@ def skin_mask(
         & (_RADIUS >= chroma_range[0] * r_med)
         & (_RADIUS <= chroma_range[1] * r_med)
     )
-    index = cr.astype(np.int32) * 256 + cb
+    index = (cr.astype(np.uint16) << 8) | cb
     mask = np.take(np.where(lut, np.uint8(255), np.uint8(0)).ravel(), index)
-    mask[y < min_luma_ratio * y_med] = 0
+    # Luma floor as an 8-bit threshold (no float image): y >= ceil(ratio * median) stays.
+    floor = int(np.ceil(min_luma_ratio * y_med))
+    if floor > 0:
+        mask = cv2.bitwise_and(mask, cv2.threshold(y, floor - 1, 255, cv2.THRESH_BINARY)[1])
     if valid is not None:
         mask = cv2.bitwise_and(mask, valid)
+    keep_out = None
     if exclude is not None:
-        mask[exclude > 0] = 0
+        keep_out = cv2.bitwise_not(exclude) if exclude.dtype == np.uint8 else np.where(exclude > 0, 0, 255).astype(np.uint8)
+        mask = cv2.bitwise_and(mask, keep_out)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = _fill_small_holes(mask, max_area=max_hole_fraction * mask.size)
-    if exclude is not None:  # hole filling must not bring the features back
-        mask[exclude > 0] = 0
+    # Topology (hole filling, keeping the face's components) on a half-resolution copy:
+    # connected-component labelling is the costly part and 2 px do not change which
+    # holes or blobs there are. Pixel decisions stay at full resolution.
+    h, w = mask.shape
+    half = (max(1, w // 2), max(1, h // 2))
+    small = cv2.resize(mask, half, interpolation=cv2.INTER_NEAREST)
+    filled = _fill_small_holes(small, max_area=max_hole_fraction * small.size)
+    holes = cv2.bitwise_and(filled, cv2.bitwise_not(small))
+    if cv2.countNonZero(holes):
+        grown = cv2.dilate(cv2.resize(holes, (w, h), interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
+        mask = cv2.bitwise_or(mask, grown)
+    kept = _keep_face_components(filled, None if centre is None else (centre[0] * half[0] / w, centre[1] * half[1] / h))
+    if cv2.countNonZero(cv2.bitwise_xor(kept, filled)):  # some blobs were dropped
+        near = cv2.dilate(cv2.resize(kept, (w, h), interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
+        mask = cv2.bitwise_and(mask, near)
+    if keep_out is not None:  # hole filling must not bring the features back
+        mask = cv2.bitwise_and(mask, keep_out)
     if valid is not None:
         mask = cv2.bitwise_and(mask, valid)
-    return _keep_face_components(mask, centre)
+    return mask
 
 
 def _fill_small_holes(mask: np.ndarray, *, max_area: float) -> np.ndarray:
