@@ -104,9 +104,8 @@ def half_max_shape(
     """
     h, w = response.shape
     off = np.arange(-reach, reach + 1)
-    iy = np.clip(ys[:, None] + off, 0, h - 1)
-    ix = np.clip(xs[:, None] + off, 0, w - 1)
-    patches = response[iy[:, :, None], ix[:, None, :]]
+    flat = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None] * w + np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
+    patches = np.take(response, flat)  # flat indices: faster than response[iy, ix]
     inside = (patches >= 0.5 * response[ys, xs][:, None, None]).reshape(len(xs), -1).astype(np.float32)
     # The moment sums in one matrix product (integer sums, exact in float32).
     dy, dx = (g.ravel().astype(np.float32) for g in np.meshgrid(off, off, indexing="ij"))
