@@ -159,13 +159,20 @@ def lesion_candidates(
     small_L, small_a, small_b = cv2.split(small_lab)
     small_sig = small_a - lightness_weight * small_L
     sig_small = surround_sigma_px / 2
-    # Two multi-channel blurs instead of seven single-channel ones.
-    blurred = cv2.split(
-        gaussian(cv2.merge([small_sig * small_w, small_L * small_w, small_a * small_w, small_w]), sig_small)
-    )
-    blurred += cv2.split(
-        gaussian(cv2.merge([small_b * small_w, small_L * small_L * small_w, small_a * small_a * small_w]), sig_small)
-    )
+    # Seven single-channel blurs: the same values as multi-channel ones, without the
+    # merge/split copies (faster on one core).
+    blurred = [
+        gaussian(c, sig_small)
+        for c in (
+            small_sig * small_w,
+            small_L * small_w,
+            small_a * small_w,
+            small_w,
+            small_b * small_w,
+            small_L * small_L * small_w,
+            small_a * small_a * small_w,
+        )
+    ]
     den = np.maximum(blurred[3], 1e-3)
     surround = [blurred[i] / den for i in (0, 1, 2, 4, 5, 6)]
     signal_surround = cv2.resize(surround[0], (w, h), interpolation=cv2.INTER_LINEAR)
