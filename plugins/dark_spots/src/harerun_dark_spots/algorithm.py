@@ -72,7 +72,7 @@ def detect_dark_spots(
         (positive, L* units) over the spot; largest contrast x area first.
     mask : (H, W) uint8 map of the kept spots (255 inside).
     """
-    lightness = np.asarray(lightness, np.float32)
+    lightness = np.ascontiguousarray(lightness, np.float32)  # one copy of a strided L* view, not one per filter
     delta = gaussian(lightness, 1.0) - local_background(lightness, skin_mask, sigma_px=background_sigma_px)
     weak = ((delta <= -0.5 * min_delta_l) & (skin_mask > 0)).astype(np.uint8)
     # Grana's block-based labelling (BBDT): the same labels and stats as the default
@@ -85,12 +85,13 @@ def detect_dark_spots(
     band_px = max(1, int(round(edge_band_px)))
     # A square window: separable, several times faster than a disk of this size.
     inner = cv2.erode(skin_mask, np.ones((2 * band_px + 1, 2 * band_px + 1), np.uint8))
-    at_border = np.bincount(labels[(weak > 0) & (inner == 0)], minlength=n) > 0
     in_region = weak > 0
+    at_border = np.bincount(labels[in_region & (inner == 0)], minlength=n) > 0
     region_labels = labels[in_region]
-    total = np.bincount(region_labels, weights=-delta[in_region], minlength=n)
+    region_delta = delta[in_region]
+    total = np.bincount(region_labels, weights=-region_delta, minlength=n)
     # Hysteresis: a region counts only if it holds a seed pixel at least min_delta_l darker.
-    seeded = np.bincount(region_labels[delta[in_region] <= -min_delta_l], minlength=n) > 0
+    seeded = np.bincount(region_labels[region_delta <= -min_delta_l], minlength=n) > 0
     area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     bw = stats[:, cv2.CC_STAT_WIDTH].astype(np.float64)
     bh = stats[:, cv2.CC_STAT_HEIGHT].astype(np.float64)

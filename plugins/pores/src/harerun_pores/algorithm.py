@@ -64,7 +64,7 @@ def detect_pores(
     sigma_c = max(0.6, 0.5 * (min_radius_px + max_radius_px) / np.sqrt(2))
     sigma_s = max(3.0, 4 * sigma_c)
     weight = skin.astype(np.float32)
-    lightness = np.asarray(lightness, np.float32)
+    lightness = np.ascontiguousarray(lightness, np.float32)  # one copy of a strided L* view, not one per filter
     response = masked_surround(lightness, weight, sigma_s) - gaussian(lightness, sigma_c)
     size = 2 * int(min_separation_px) + 1
     inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
