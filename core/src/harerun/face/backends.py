@@ -120,20 +120,23 @@ def shared_eye_cascade() -> cv2.CascadeClassifier:
     return _shared_eye_cascade
 
 
-def find_eyes(gray: np.ndarray, box, cascade: cv2.CascadeClassifier) -> dict[str, tuple[float, float]]:
+def find_eyes(
+    gray: np.ndarray, box, cascade: cv2.CascadeClassifier, *, width: int = 160
+) -> dict[str, tuple[float, float]]:
     """Eye centres inside the upper part of a face box, with OpenCV's eye cascade.
 
     ``gray`` is an 8-bit grey image (histogram-equalised works best), ``box`` the face
     (x, y, w, h) in its pixels. Returns ``left_eye`` (image left) and/or ``right_eye``:
-    the largest hit on each half of the box.
+    the largest hit on each half of the box. The strip is scaled to ``width`` pixels
+    (the cascade's window is 20 px; eyes are ~0.25 of the face width).
     """
     x, y, w, h = (int(round(v)) for v in box)
     x0, y0 = max(0, x), max(0, y + int(0.15 * h))
     top = gray[y0 : max(y0, y + int(0.6 * h)), x0 : max(x0, x + w)]
     if top.size == 0 or w < 8:
         return {}
-    # The eye cascade's window is 20 px: bring the strip to ~160 px (small faces up, big ones down).
-    scale = 160.0 / w
+    # The eye cascade's window is 20 px: bring the strip to ``width`` (small faces up, big ones down).
+    scale = float(width) / w
     top = cv2.resize(top, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
     found = cascade.detectMultiScale(top, scaleFactor=1.15, minNeighbors=3, minSize=(20, 20), maxSize=(64, 64))
     mid = (x + w / 2.0 - x0) * scale

@@ -53,6 +53,9 @@ CLOSE_UP_PADS = (0.3, 0.6)
 NEUTRAL_GREY = (127, 127, 127)
 #: A face this big (px) on the coarse copy is trusted without a search at full detection size.
 COARSE_MIN_FACE_PX = 40
+#: Side of the upright face crop the eye line is re-measured on (eyes ~30 px: the eye
+#: cascade's 20 px window fits; 160 px finds the same eyes at 1.6x the time).
+EYE_LINE_CROP = 128
 #: Rotations (degrees) tried when neither the photo nor the padded copies show a face.
 ROTATION_RETRIES = (25.0, -25.0)
 
@@ -239,12 +242,12 @@ def check_eye_line(image_bgr: np.ndarray, face: Face, *, min_correction_deg: flo
     lm = face.landmarks
     if "left_eye" not in lm or "right_eye" not in lm:
         return face
-    size = 160
+    size = EYE_LINE_CROP
     m = alignment_matrix(face, padding=0.0, roi_size=size)
     crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     gray = cv2.equalizeHist(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop)
     with EYE_CASCADE_LOCK:
-        eyes = find_eyes(gray, (0, 0, size, size), shared_eye_cascade())
+        eyes = find_eyes(gray, (0, 0, size, size), shared_eye_cascade(), width=size)
     if len(eyes) != 2:
         return face
     (lx, ly), (rx, ry) = apply_affine(m, [lm["left_eye"], lm["right_eye"]])
