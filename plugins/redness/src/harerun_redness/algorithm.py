@@ -90,7 +90,8 @@ def red_blobs(red: np.ndarray, *, min_area: int = 6, max_count: int | None = Non
     areas and positions are scaled back, so ``min_area`` is in full-resolution px.
     """
     sub = np.ascontiguousarray(red[step // 2 :: step, step // 2 :: step])
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(sub, connectivity=8)
+    # Grana's block-based labelling: the same labels and stats as the default, faster on one core.
+    n, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(sub, 8, cv2.CV_32S, cv2.CCL_GRANA)
     if n <= 1:
         return np.zeros((0, 3))
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64) * step * step

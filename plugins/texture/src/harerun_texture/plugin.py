@@ -48,7 +48,7 @@ class TextureDetector(Detector):
         def measure(mask: np.ndarray) -> tuple[float, np.ndarray, float]:
             x, y, w, h = cv2.boundingRect(mask)
             box = (slice(y, y + h), slice(x, x + w))
-            hist = algorithm.lbp_histogram(np.ascontiguousarray(labels[box]), np.ascontiguousarray(mask[box]))
+            hist = algorithm.lbp_histogram(labels[box], mask[box])  # OpenCV reads the row-strided views as is
             contrast = algorithm.local_contrast(hp[box], mask[box])
             lbp_term = min(1.0, (1.0 - hist[0]) / p.structure_full)
             contrast_term = min(1.0, max(0.0, contrast - p.contrast_floor) / p.contrast_full)
