@@ -34,13 +34,14 @@ REASON_CODES = (
 )
 
 
-def face_patch(roi_bgr: np.ndarray, padding: float) -> np.ndarray:
-    """The face box inside an aligned ROI (the ROI minus its margin), as a METRIC_SIZE square."""
+def face_patch(roi_bgr: np.ndarray, padding: float, *, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """The face box inside an aligned ROI (the ROI minus its margin), as a METRIC_SIZE square
+    (``interpolation=cv2.INTER_NEAREST`` for masks)."""
     s = roi_bgr.shape[0]
     inner = s / (1.0 + 2.0 * padding)
     a = int(round((s - inner) / 2.0))
     patch = roi_bgr[a : s - a, a : s - a]
-    return cv2.resize(patch, (METRIC_SIZE, METRIC_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(patch, (METRIC_SIZE, METRIC_SIZE), interpolation=interpolation)
 
 
 def image_metrics(patch_bgr: np.ndarray, *, valid: np.ndarray | None = None) -> dict[str, float]:
@@ -67,8 +68,9 @@ def image_metrics(patch_bgr: np.ndarray, *, valid: np.ndarray | None = None) -> 
 
 def colour_cast(image_bgr: np.ndarray) -> float:
     """Grey-world colour cast of the whole photo: chroma (sqrt(a*^2 + b*^2)) of its mean colour."""
-    if image_bgr.shape[0] * image_bgr.shape[1] > 1 << 18:  # every 4th pixel gives the same mean
-        image_bgr = np.ascontiguousarray(image_bgr[::4, ::4])
+    h, w = image_bgr.shape[:2]
+    if h * w > 1 << 18:  # every 4th pixel (nearest-neighbour quarter copy) gives the same mean
+        image_bgr = cv2.resize(image_bgr, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_NEAREST)
     mean = np.array([[cv2.mean(image_bgr)[:3]]], np.float32) / 255.0
     lab = cv2.cvtColor(mean, cv2.COLOR_BGR2LAB)[0, 0]
     return float(np.hypot(lab[1], lab[2]))

@@ -114,11 +114,25 @@ def resolve_backend(face_cfg: FaceConfig, host) -> tuple[Any, str, list[str]]:
         return backend_instance(reg.cls, face_cfg.backend_params.get("haar")), "haar", warnings
 
 
+def shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` <= 1 with area averaging, like ``cv2.resize(...,
+    INTER_AREA)`` (within 1 grey level) but faster: exact halvings first (a linear resize
+    to half size averages 2 x 2 blocks), then one area resize for the rest."""
+    if scale >= 1.0:
+        return image
+    h, w = image.shape[:2]
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    while image.shape[1] >= 2 * tw and image.shape[0] >= 2 * th:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    if image.shape[1] != tw or image.shape[0] != th:
+        image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def _detect_scaled(backend, image_bgr: np.ndarray, max_side: int) -> list[Face]:
     h, w = image_bgr.shape[:2]
     scale = min(1.0, max_side / float(max(h, w)))
-    small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return [f.mapped(1.0 / scale) for f in backend.detect(small)]
+    return [f.mapped(1.0 / scale) for f in backend.detect(shrink(image_bgr, scale))]
 
 
 def _clip_to_image(face: Face, w: int, h: int) -> Face | None:
@@ -173,9 +187,7 @@ def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
                 break
     if not faces and face_cfg.rotation_retry:
         scale = min(1.0, face_cfg.detect_max_side / float(max(h, w)))
-        small = (
-            image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        )
+        small = shrink(image_bgr, scale)
         best: list[Face] = []
         for angle in ROTATION_RETRIES:  # try both and keep the more confident: a wrong turn finds junk
             rotated, m = _rotated_copy(small, angle)
@@ -392,7 +404,10 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
     h, w = image_bgr.shape[:2]
     eyes_found = sum(k in face.landmarks for k in ("left_eye", "right_eye"))
     roll = face_roll_deg(face)
-    metrics = image_metrics(face_patch(ctx.image, face_cfg.padding), valid=face_patch(valid, face_cfg.padding))
+    metrics = image_metrics(
+        face_patch(ctx.image, face_cfg.padding),
+        valid=face_patch(valid, face_cfg.padding, interpolation=cv2.INTER_NEAREST),
+    )
     metrics.update(
         face_px=float(min(face.box[2], face.box[3])),
         face_fraction=float(face.area / (w * h)),
