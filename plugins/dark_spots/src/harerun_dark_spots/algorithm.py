@@ -15,24 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
-    """``cv2.GaussianBlur`` with the kernel cut at 2.5 sigma.
-
-    OpenCV's default for float images is 4 sigma, twice the work for weights below 0.2 %.
-    """
-    k = 2 * int(np.ceil(2.5 * sigma)) + 1
-    return cv2.GaussianBlur(image, (k, k), sigma)
-
-
-def local_background(lightness: np.ndarray, skin_mask: np.ndarray, *, sigma_px: float) -> np.ndarray:
-    """Skin-only Gaussian mean of L*, computed at 1/4 resolution and upsampled."""
-    h, w = skin_mask.shape
-    weight = (skin_mask > 0).astype(np.float32)
-    small = (max(1, w // 4), max(1, h // 4))
-    num = gaussian(cv2.resize(lightness * weight, small, interpolation=cv2.INTER_AREA), sigma_px / 4)
-    den = gaussian(cv2.resize(weight, small, interpolation=cv2.INTER_AREA), sigma_px / 4)
-    return cv2.resize(num / np.maximum(den, 1e-3), (w, h), interpolation=cv2.INTER_LINEAR)
+from harerun.imageops import gaussian, masked_gaussian_mean
 
 
 def detect_dark_spots(
@@ -73,7 +56,9 @@ def detect_dark_spots(
     mask : (H, W) uint8 map of the kept spots (255 inside).
     """
     lightness = np.ascontiguousarray(lightness, np.float32)  # one copy of a strided L* view, not one per filter
-    delta = gaussian(lightness, 1.0) - local_background(lightness, skin_mask, sigma_px=background_sigma_px)
+    delta = gaussian(lightness, 1.0) - masked_gaussian_mean(
+        lightness, (skin_mask > 0).astype(np.float32), background_sigma_px, downscale=4
+    )
     weak = ((delta <= -0.5 * min_delta_l) & (skin_mask > 0)).astype(np.uint8)
     # Grana's block-based labelling (BBDT): the same labels and stats as the default
     # algorithm, about twice as fast single-threaded.

@@ -15,23 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
-    """``cv2.GaussianBlur`` with the kernel cut at 2.5 sigma.
-
-    OpenCV's default for float images is 4 sigma, twice the work for weights below 0.2 %.
-    """
-    k = 2 * int(np.ceil(2.5 * sigma)) + 1
-    return cv2.GaussianBlur(image, (k, k), sigma)
-
-
-def masked_surround(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Skin-only Gaussian mean of ``image`` (normalised convolution) at half resolution."""
-    h, w = weight.shape
-    half = (max(1, w // 2), max(1, h // 2))
-    num = gaussian(cv2.resize(image * weight, half, interpolation=cv2.INTER_AREA), sigma / 2)
-    den = gaussian(cv2.resize(weight, half, interpolation=cv2.INTER_AREA), sigma / 2)
-    return cv2.resize(num / np.maximum(den, 1e-3), (w, h), interpolation=cv2.INTER_LINEAR)
+from harerun.imageops import gaussian, masked_gaussian_mean, peak_coordinates
 
 
 def detect_pores(
@@ -65,7 +49,7 @@ def detect_pores(
     sigma_s = max(3.0, 4 * sigma_c)
     weight = skin.astype(np.float32)
     lightness = np.ascontiguousarray(lightness, np.float32)  # one copy of a strided L* view, not one per filter
-    response = masked_surround(lightness, weight, sigma_s) - gaussian(lightness, sigma_c)
+    response = masked_gaussian_mean(lightness, weight, sigma_s, downscale=2) - gaussian(lightness, sigma_c)
     size = 2 * int(min_separation_px) + 1
     inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     peak = response >= cv2.dilate(response, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
@@ -79,17 +63,6 @@ def detect_pores(
     out = np.column_stack([xs, ys, np.clip(radius, min_radius_px, max_radius_px), response[ys, xs]])[keep]
     return out[np.argsort(-out[:, 3], kind="stable")].astype(np.float64)
 
-
-def peak_coordinates(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero`` of a boolean image (row-major order), through ``cv2.findNonZero``.
-
-    Several times faster than ``np.nonzero`` on a 512 px image with a few thousand hits.
-    """
-    pts = cv2.findNonZero(np.ascontiguousarray(peak, dtype=bool).view(np.uint8))
-    if pts is None:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    pts = pts.reshape(-1, 2).astype(np.intp)
-    return pts[:, 1], pts[:, 0]
 
 
 def half_max_shape(
