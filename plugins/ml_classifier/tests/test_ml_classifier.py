@@ -167,7 +167,8 @@ def test_plugin_runs_keras_and_legacy_h5_files(isolated_store, suffix):
     assert r.status == "ok", r.message
     m = r.measurements
     probs = [m[f"p_grade_{k}"] for k in range(4)]
-    assert abs(sum(probs) - 1) < 1e-3 and m["grade"] == int(np.argmax(probs)) and 0 <= r.score <= 100
+    # probabilities are reported to 4 decimals, so a near-tie may round to equal values
+    assert abs(sum(probs) - 1) < 1e-3 and probs[m["grade"]] >= max(probs) - 1e-4 and 0 <= r.score <= 100
     assert r.score == pytest.approx(100 * m["grade_expected"] / 3, abs=0.05)
     assert m["runtime"] == "keras" and m["model_source"] == "local" and m["model_load_ms"] > 0
     assert set(m["zone_lesion_count_est"]) == set(ctx.zones)
