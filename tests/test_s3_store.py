@@ -333,7 +333,8 @@ def test_plugin_loads_its_model_from_s3(s3_server, s3_env):
     assert ml.measurements["model_source"] == "s3" and ml.measurements["model"] == "tiny-grade@1"
     assert ml.measurements["model_load_ms"] > 0
     probs = [ml.measurements[f"p_grade_{k}"] for k in range(4)]
-    assert abs(sum(probs) - 1) < 1e-3 and ml.measurements["grade"] == int(np.argmax(probs))
+    # probabilities are reported to 4 decimals: an untrained model's near-tie may round to equal values
+    assert abs(sum(probs) - 1) < 1e-3 and probs[ml.measurements["grade"]] >= max(probs) - 1e-4
     assert result.results["other"].status == "ok"
     row = ModelStore.from_env().status(["tiny-grade@1"])[0]
     assert row["source"] == "cache" and row["load_ms"] == ml.measurements["model_load_ms"]
