@@ -30,6 +30,7 @@ from pydantic import Field
 from harerun.detector import DetectorParams
 from harerun.face import Face, ModelMissing
 from harerun.hookspecs import hookimpl
+from harerun.modelstore import ModelStore, ModelUnavailable
 
 YUNET_MODEL_FILE = "face_detection_yunet_2023mar.onnx"
 
@@ -63,15 +64,9 @@ def yunet_lookup() -> tuple[Path | None, str]:
         if hit is not None and (hit[0] is not None and hit[0].is_file() or now - hit[2] < _MISS_TTL_S):
             return hit[0], hit[1]
         try:
-            from harerun.modelstore import ModelStore, ModelUnavailable
-
-            try:
-                found, why = ModelStore.from_env().resolve(YUNET_MODEL_SPEC).path, ""
-            except ModelUnavailable as exc:
-                found, why = None, exc.reason
-        except ImportError:  # pragma: no cover - the store ships with the core
-            p = Path(os.environ.get("HARERUN_MODEL_DIR", "models")).expanduser() / YUNET_MODEL_FILE
-            found, why = (p, "") if p.is_file() else (None, f"{p} not found")
+            found, why = ModelStore.from_env().resolve(YUNET_MODEL_SPEC).path, ""
+        except ModelUnavailable as exc:
+            found, why = None, exc.reason
         _lookup_cache[key] = (found, why, now)
         return found, why
 
