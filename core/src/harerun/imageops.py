@@ -38,3 +38,22 @@ def peak_coordinates(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     pts = pts.reshape(-1, 2).astype(np.intp)
     return pts[:, 1], pts[:, 0]
+
+
+def mask_window(mask: np.ndarray, margin: int, *, align: int = 1) -> tuple[slice, slice]:
+    """Rows and columns of the bounding box of ``mask > 0`` grown by ``margin`` px, clipped to the image.
+
+    For filtering only where a mask has pixels: when ``margin`` covers the reach of every
+    filter applied, values inside the box are exactly those of the whole image. The corners
+    are moved outwards to multiples of ``align``, so a crop keeps the block grid of an
+    ``align``-times (or 2, 4 ... dividing it) downscale. The whole image is returned when the
+    mask is empty or the image size is not a multiple of ``align``.
+    """
+    h, w = mask.shape[:2]
+    x, y, bw, bh = cv2.boundingRect(mask)
+    if bw == 0 or h % align or w % align:
+        return slice(0, h), slice(0, w)
+    x0, y0 = max(0, (x - margin) // align * align), max(0, (y - margin) // align * align)
+    x1 = min(w, -(-(x + bw + margin) // align) * align)
+    y1 = min(h, -(-(y + bh + margin) // align) * align)
+    return slice(y0, y1), slice(x0, x1)

@@ -27,7 +27,7 @@ from importlib import resources
 import cv2
 import numpy as np
 
-from harerun.imageops import gaussian, peak_coordinates
+from harerun.imageops import gaussian, mask_window, peak_coordinates
 
 #: Upper lesion counts (per half face) of Hayashi grades 0, 1 and 2; above the last is grade 3.
 HAYASHI_BANDS = (5, 20, 50)
@@ -138,6 +138,14 @@ def lesion_candidates(
     xy : (N, 2) float64 peak positions ``[x, y]`` in ROI pixels.
     features : (N, len(FEATURES)) float64, columns as in :data:`FEATURES`.
     """
+    # Filter only the skin's bounding box plus the filters' reach: nothing outside it is used,
+    # and the corners stay on the 8 px grid of the half-resolution maps and of the 1-in-8
+    # median sample, so every value is the same as on the whole ROI.
+    reach = int(np.ceil(3 * center_sigma_px)) + 1
+    margin = 2 * int(np.ceil(2.5 * surround_sigma_px / 2)) + 2 * reach + int(min_separation_px) + 4
+    rows, cols = mask_window(skin_mask, margin, align=8)
+    full_lab = lab
+    lab, skin_mask = lab[rows, cols], skin_mask[rows, cols]
     h, w = skin_mask.shape
     skin = skin_mask > 0
     weight = skin.astype(np.float32)
@@ -185,7 +193,8 @@ def lesion_candidates(
 
     sy, sx = np.minimum(ys // 2, half[1] - 1), np.minimum(xs // 2, half[0] - 1)
     s_sig, s_l, s_a, s_b, s_l2, s_a2 = (c[sy, sx] for c in surround)
-    center = gaussian_at(lab, xs, ys, center_sigma_px)
+    # On the whole ROI (no copy of the crop); the same values, the patches never reach its edge.
+    center = gaussian_at(full_lab, xs + cols.start, ys + rows.start, center_sigma_px)
     d_l, d_a, d_b = center[:, 0] - s_l, center[:, 1] - s_a, center[:, 2] - s_b
     resp = response[ys, xs]
     # Wider (2x sigma) centre values are read off the half-resolution maps: 4x fewer pixels.
@@ -205,15 +214,13 @@ def lesion_candidates(
 
     small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
     sub = small_mask[::4, ::4] > 0  # a 64x64 sample is plenty for a face median
-    med_l, med_a, med_b = (
-        float(np.median(c[::4, ::4][sub])) if sub.any() else 0.0 for c in (small_L, small_a, small_b)
-    )
+    # One median over the three channels at once: the same values as three calls, half the time.
+    med_l, med_a, med_b = (float(v) for v in np.median(small_lab[::4, ::4][sub], axis=0)) if sub.any() else (0.0,) * 3
     # Per-photo contrast scales, so that the filter sees contrast relative to this photo.
     spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
     a_spread = float(np.std(d_a)) + 1e-3
     l_spread = float(np.std(d_l)) + 1e-3
 
-    reach = int(np.ceil(3 * center_sigma_px)) + 1
     area, elongation, neighbours = half_max_shape(response, peak, xs, ys, reach=reach)
     # A mask with no background pixel has "infinite" distances: cap before scaling.
     border = 2.0 * np.minimum(cv2.distanceTransform(small_mask, cv2.DIST_L2, 3)[sy, sx], 15.0)
@@ -250,7 +257,7 @@ def lesion_candidates(
             center[:, 0] - near[:, 0],
         ]
     ).astype(np.float64)
-    return np.column_stack([xs, ys]).astype(np.float64), features
+    return np.column_stack([xs + cols.start, ys + rows.start]).astype(np.float64), features
 
 
 
@@ -342,8 +349,15 @@ def lesion_probability(features: np.ndarray, model: dict | None = None) -> np.nd
     # Clip to the range seen in training: a quadratic model must not extrapolate (very clean
     # synthetic skin gives z-scores far beyond anything in real photos).
     clipped = np.clip(features, model["clip_low"], model["clip_high"])
-    z = (quadratic_design(clipped) - model["mean"]) / model["scale"]
-    return 1.0 / (1.0 + np.exp(-(z @ model["weights"] + model["bias"])))
+    # The logistic model on standardised quadratic_design() columns, rewritten as a quadratic
+    # form f·(Q f + b) + c of the clipped features: the same logit (to ~1e-15) without
+    # building the N x 377 design matrix, 5-10x faster with a few hundred candidates.
+    n = features.shape[1]
+    w = model["weights"] / model["scale"]
+    quad = np.zeros((n, n))
+    quad[np.triu_indices(n)] = w[n:]
+    logit = ((clipped @ quad + w[:n]) * clipped).sum(axis=1) + (model["bias"] - float(model["mean"] @ w))
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def detect_lesions(
