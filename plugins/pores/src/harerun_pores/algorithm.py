@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from harerun.imageops import gaussian, masked_gaussian_mean, peak_coordinates
+from harerun.imageops import gaussian, mask_window, masked_gaussian_mean, peak_coordinates
 
 
 def detect_pores(
@@ -27,6 +27,7 @@ def detect_pores(
     min_contrast: float = 2.0,
     min_separation_px: int = 2,
     max_elongation: float = 2.5,
+    report_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Find pores as small dark blobs.
 
@@ -39,28 +40,41 @@ def detect_pores(
     min_contrast : minimum darkness ΔL* (surround minus centre) at the peak.
     min_separation_px : radius of the local-maximum window.
     max_elongation : largest bounding-box elongation of a pore's region.
+    report_mask : (H, W) uint8; when given, only pores centred on it (> 0) are returned (e.g.
+        the skin inside the face zones), and the filters run only around it, while the local
+        surround still uses the whole skin mask.
 
     Returns
     -------
     (N, 4) float64 array ``[x, y, r, contrast_delta_l]`` in ROI pixels, darkest first.
     """
-    skin = skin_mask > 0
     sigma_c = max(0.6, 0.5 * (min_radius_px + max_radius_px) / np.sqrt(2))
     sigma_s = max(3.0, 4 * sigma_c)
-    weight = skin.astype(np.float32)
-    lightness = np.ascontiguousarray(lightness, np.float32)  # one copy of a strided L* view, not one per filter
+    reach = int(np.ceil(2 * max_radius_px)) + 1
+    # Filter only the box around the reported area plus the filters' reach (corners on the
+    # half-resolution grid): the same values there as on the whole ROI, a fraction of the work.
+    margin = 2 * (int(np.ceil(2.5 * sigma_s / 2)) + 2) + max(reach, int(min_separation_px))
+    rows, cols = mask_window(skin_mask if report_mask is None else report_mask, margin, align=8)
+    skin_mask = skin_mask[rows, cols]
+    weight = (skin_mask > 0).astype(np.float32)
+    # One copy of the strided L* view (of the window only), not one per filter.
+    lightness = np.ascontiguousarray(lightness[rows, cols], np.float32)
     response = masked_gaussian_mean(lightness, weight, sigma_s, downscale=2) - gaussian(lightness, sigma_c)
     size = 2 * int(min_separation_px) + 1
     inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     peak = response >= cv2.dilate(response, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
     peak &= inner & (response >= min_contrast)
     ys, xs = peak_coordinates(peak)
+    if report_mask is not None:
+        on = report_mask[rows, cols][ys, xs] > 0
+        ys, xs = ys[on], xs[on]
     if len(xs) == 0:
         return np.zeros((0, 4))
-    radius, elongation = half_max_shape(response, xs, ys, reach=int(np.ceil(2 * max_radius_px)) + 1)
+    radius, elongation = half_max_shape(response, xs, ys, reach=reach)
     # A pore is small and round; bigger or elongated blobs are acne, spots, hair or wrinkles.
     keep = (elongation <= max_elongation) & (radius <= 1.25 * max_radius_px)
-    out = np.column_stack([xs, ys, np.clip(radius, min_radius_px, max_radius_px), response[ys, xs]])[keep]
+    radius = np.clip(radius, min_radius_px, max_radius_px)
+    out = np.column_stack([xs + cols.start, ys + rows.start, radius, response[ys, xs]])[keep]
     return out[np.argsort(-out[:, 3], kind="stable")].astype(np.float64)
 
 

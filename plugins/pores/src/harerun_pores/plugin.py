@@ -60,9 +60,9 @@ class PoresDetector(Detector):
             max_radius_px=max_r,
             min_contrast=p.min_contrast,
             max_elongation=p.max_elongation,
+            report_mask=ctx.zone_skin,
         )
         area = ctx.zone_skin
-        pores = pores[area[pores[:, 1].astype(int), pores[:, 0].astype(int)] > 0]
         xs, ys = pores[:, 0].astype(int), pores[:, 1].astype(int)
         cm2_per_px = 1.0 / (10.0 * px_per_mm) ** 2
         known = ctx.px_per_mm is not None
