@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from harerun.imageops import gaussian, masked_gaussian_mean
+from harerun.imageops import gaussian, mask_window, masked_gaussian_mean
 
 
 def detect_dark_spots(
@@ -55,7 +55,17 @@ def detect_dark_spots(
         (positive, L* units) over the spot; largest contrast x area first.
     mask : (H, W) uint8 map of the kept spots (255 inside).
     """
-    lightness = np.ascontiguousarray(lightness, np.float32)  # one copy of a strided L* view, not one per filter
+    # Filter only the skin's bounding box plus the background filter's reach (corners on the
+    # quarter-resolution grid): every spot lies on the skin, and the values there are the
+    # same as on the whole ROI.
+    full_shape = skin_mask.shape
+    margin = 4 * (int(np.ceil(2.5 * background_sigma_px / 4)) + 2)
+    rows, cols = mask_window(skin_mask, margin, align=8)
+    skin_mask = skin_mask[rows, cols]
+    if report_mask is not None:
+        report_mask = report_mask[rows, cols]
+    # One copy of the strided L* view (of the window only), not one per filter.
+    lightness = np.ascontiguousarray(lightness[rows, cols], np.float32)
     delta = gaussian(lightness, 1.0) - masked_gaussian_mean(
         lightness, (skin_mask > 0).astype(np.float32), background_sigma_px, downscale=4
     )
@@ -64,7 +74,7 @@ def detect_dark_spots(
     # algorithm, about twice as fast single-threaded.
     n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_GRANA)
     if n <= 1:
-        return np.zeros((0, 5)), np.zeros_like(skin_mask)
+        return np.zeros((0, 5)), np.zeros(full_shape, np.uint8)
     # Regions reaching into a band along the skin-mask edge are dropped: there the local
     # reference mixes in shading, hair and the jaw or nose shadow, not a spot.
     band_px = max(1, int(round(edge_band_px)))
@@ -91,14 +101,16 @@ def detect_dark_spots(
         keep &= report_mask[cy, cx] > 0
     ids = np.nonzero(keep)[0]
     contrast = total[ids] / area[ids]
-    spots = np.column_stack([centroids[ids], np.sqrt(area[ids] / np.pi), area[ids], contrast])
+    centre = centroids[ids] + (cols.start, rows.start)
+    spots = np.column_stack([centre, np.sqrt(area[ids] / np.pi), area[ids], contrast])
     spots = spots[np.argsort(-spots[:, 3] * spots[:, 4], kind="stable")]
-    mask = np.zeros_like(skin_mask)
+    full_mask = np.zeros(full_shape, np.uint8)
+    mask = full_mask[rows, cols]
     for i in ids:  # only the kept spots' boxes, instead of a gather over the whole label image
         x, y, bw_i, bh_i = stats[i, :4]
         box = mask[y : y + bh_i, x : x + bw_i]
         box[labels[y : y + bh_i, x : x + bw_i] == i] = 255
-    return spots.astype(np.float64), mask
+    return spots.astype(np.float64), full_mask
 
 
 def dark_spot_score(weighted_area_pct: float, *, at_half: float) -> float:
