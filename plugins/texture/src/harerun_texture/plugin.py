@@ -8,6 +8,7 @@ from pydantic import Field
 
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.imageops import mask_window
 from harerun.results import DetectorResult, Evidence
 from harerun_texture import algorithm
 
@@ -41,15 +42,23 @@ class TextureDetector(Detector):
         region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
         if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
+        # The maps only around the measured skin (+ the filters' reach): the same values there.
+        margin = p.smooth_px // 2 + max(p.lbp_radius_px, p.highpass_px // 2) + 2
+        rows, cols = mask_window(region, margin)
         labels, hp = algorithm.roughness_maps(
-            ctx.gray, radius=p.lbp_radius_px, threshold=p.lbp_threshold, smooth=p.smooth_px, hp_size=p.highpass_px
+            ctx.gray[rows, cols],
+            radius=p.lbp_radius_px,
+            threshold=p.lbp_threshold,
+            smooth=p.smooth_px,
+            hp_size=p.highpass_px,
         )
 
         def measure(mask: np.ndarray) -> tuple[float, np.ndarray, float]:
             x, y, w, h = cv2.boundingRect(mask)
             box = (slice(y, y + h), slice(x, x + w))
-            hist = algorithm.lbp_histogram(labels[box], mask[box])  # OpenCV reads the row-strided views as is
-            contrast = algorithm.local_contrast(hp[box], mask[box])
+            at = (slice(y - rows.start, y - rows.start + h), slice(x - cols.start, x - cols.start + w))
+            hist = algorithm.lbp_histogram(labels[at], mask[box])  # OpenCV reads the row-strided views as is
+            contrast = algorithm.local_contrast(hp[at], mask[box])
             lbp_term = min(1.0, (1.0 - hist[0]) / p.structure_full)
             contrast_term = min(1.0, max(0.0, contrast - p.contrast_floor) / p.contrast_full)
             score = 100.0 * (p.lbp_weight * lbp_term + (1.0 - p.lbp_weight) * contrast_term)
@@ -70,8 +79,10 @@ class TextureDetector(Detector):
             measurements[f"{zname}_structured_fraction"] = float(1.0 - zhist[0])
             measurements[f"{zname}_local_contrast_gray_sd"] = zcontrast
 
-        rough = cv2.convertScaleAbs(hp, alpha=255.0 / (p.contrast_floor + p.contrast_full))
-        rough[(labels == 0) | (region == 0)] = 0
+        rough = np.zeros_like(region)
+        scaled = cv2.convertScaleAbs(hp, alpha=255.0 / (p.contrast_floor + p.contrast_full))
+        shown = cv2.min(region[rows, cols], labels)  # > 0 on structured (LBP label > 0) measured skin
+        rough[rows, cols] = cv2.bitwise_and(scaled, scaled, mask=shown)
         return DetectorResult(score=score, zones=zones, measurements=measurements, evidence=Evidence(mask=rough))
 
 
