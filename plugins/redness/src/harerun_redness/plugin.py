@@ -8,6 +8,7 @@ from pydantic import Field
 
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.imageops import mask_window
 from harerun.results import DetectorResult, Evidence
 from harerun_redness import algorithm
 
@@ -52,13 +53,16 @@ class RednessDetector(Detector):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
         k = p.downscale
         full_region = region
+        # Everything is measured on the zones' skin: work on its bounding box (+ the box filter's
+        # reach, corners on the k-grid), which gives the same values there as the whole ROI.
+        rows, cols = mask_window(region, k * (p.smooth_px // k + 2), align=8)
+        image, skin, region = ctx.image[rows, cols], ctx.skin_mask[rows, cols], region[rows, cols]
+        zone_masks = {zname: zmask[rows, cols] for zname, zmask in ctx.zones.items()}
         if k > 1:  # area-averaged copy: a k x k mean smooths like the box filter and costs 1/k^2 after it
-            size = (ctx.image.shape[1] // k, ctx.image.shape[0] // k)
-            image = cv2.resize(ctx.image, size, interpolation=cv2.INTER_AREA)
-            skin = _subsample(ctx.skin_mask, k, size)
+            size = (image.shape[1] // k, image.shape[0] // k)
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            skin = _subsample(skin, k, size)
             region = _subsample(region, k, size)
-        else:
-            image, skin = ctx.image, ctx.skin_mask
         ei = algorithm.erythema_index(image, smooth=max(1, p.smooth_px // k))
         base = algorithm.redness_baseline(ei, region, percentile=p.baseline_percentile)
         red = algorithm.red_area_mask(ei, region, baseline=base, delta=p.red_delta_ei)
@@ -83,7 +87,7 @@ class RednessDetector(Detector):
             "red_area_pct": red_pct,
         }
         zones: dict[str, float] = {}
-        for zname, zmask in ctx.zones.items():
+        for zname, zmask in zone_masks.items():
             zm = cv2.bitwise_and(_subsample(zmask, k, region.shape[::-1]) if k > 1 else zmask, skin)
             if not cv2.countNonZero(zm):
                 continue
@@ -93,12 +97,14 @@ class RednessDetector(Detector):
             measurements[f"{zname}_red_area_pct"] = zpct
 
         blobs = algorithm.red_blobs(red, min_area=-(-p.min_blob_area_px // (k * k)), step=1)  # ceil
-        blobs = blobs * np.array([k, k, k]) + np.array([(k - 1) / 2, (k - 1) / 2, 0.0])
+        blobs = blobs * np.array([k, k, k]) + np.array([(k - 1) / 2 + cols.start, (k - 1) / 2 + rows.start, 0.0])
         measurements["red_region_count"] = len(blobs)
-        heat = cv2.convertScaleAbs(cv2.max(cv2.subtract(ei, base), 0.0), alpha=255.0 / (2.0 * p.red_delta_ei))
+        box_heat = cv2.convertScaleAbs(cv2.max(cv2.subtract(ei, base), 0.0), alpha=255.0 / (2.0 * p.red_delta_ei))
         if k > 1:
-            heat = cv2.resize(heat, full_region.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        heat = cv2.bitwise_and(heat, full_region)
+            box_size = (cols.stop - cols.start, rows.stop - rows.start)
+            box_heat = cv2.resize(box_heat, box_size, interpolation=cv2.INTER_LINEAR)
+        heat = np.zeros_like(full_region)
+        heat[rows, cols] = cv2.bitwise_and(box_heat, full_region[rows, cols])
         return DetectorResult(
             score=score,
             zones=zones,
