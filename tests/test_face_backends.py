@@ -13,7 +13,8 @@ from harerun.errors import PipelineError
 from harerun.face import Face, ModelMissing
 from harerun.face.backends import HaarBackend, YuNetBackend, forget_model_lookups, yunet_lookup, yunet_model_path
 from harerun.face.config import FaceConfig
-from harerun.face.stage import _rotated_copy, backend_instance, detect_faces
+from harerun.face.roi import apply_affine
+from harerun.face.stage import _rotated_copy, backend_instance, detect_faces, find_tilted_eyes
 from harerun.host import PluginHost
 
 #: The astronaut's face in skimage's astronaut photo (x, y, w, h), checked by eye.
@@ -106,19 +107,35 @@ def test_close_up_retry_maps_back_to_the_photo(host, astronaut_bgr):
 
 
 def test_rotated_copy_maps_back_to_the_face(host, astronaut_bgr):
-    tilted = cv2.warpAffine(
-        astronaut_bgr, cv2.getRotationMatrix2D((224, 115), 30, 1.0), (512, 512), borderMode=cv2.BORDER_REPLICATE
-    )
+    m = cv2.getRotationMatrix2D((224, 115), -30, 1.0)
+    tilted = cv2.warpAffine(astronaut_bgr, m, (512, 512), borderMode=cv2.BORDER_REPLICATE)
     plain = FaceConfig(backend="haar", rotation_retry=False)
-    assert detect_faces(tilted, face_cfg=plain, host=host)[0] == []  # Haar misses a 30 degree roll
+    assert detect_faces(tilted, face_cfg=plain, host=host)[0] == []  # Haar misses this 30 degree roll
     faces, _, _ = detect_faces(tilted, face_cfg=FaceConfig(backend="haar"), host=host)
     assert len(faces) >= 1
     f = faces[0]
     cx, cy = f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2
     # The face centre of the original rotated by the same 30 degrees.
-    true_c = cv2.getRotationMatrix2D((224, 115), 30, 1.0) @ np.array([222.5, 119.5, 1.0])
+    true_c = m @ np.array([222.5, 119.5, 1.0])
     assert np.hypot(cx - true_c[0], cy - true_c[1]) < 20
-    assert f.angle == -25.0
+    assert f.angle == 25.0
+
+
+def test_eyes_of_a_rolled_head_are_found_on_turned_crops(host, astronaut_bgr):
+    upright = detect_faces(astronaut_bgr, face_cfg=FaceConfig(backend="haar"), host=host)[0][0]
+    eyes = np.array([upright.landmarks["left_eye"], upright.landmarks["right_eye"]])
+    m = cv2.getRotationMatrix2D((224, 115), 30, 1.0)
+    tilted = cv2.warpAffine(astronaut_bgr, m, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    # The upright box of the turned face, without eyes: what the cascade gives for a rolled head.
+    (cx, cy), side = (
+        apply_affine(m, [(upright.box[0] + upright.box[2] / 2, upright.box[1] + upright.box[3] / 2)])[0],
+        upright.box[2],
+    )
+    bare = Face((cx - side / 2, cy - side / 2, side, side), 0.6, {}, "haar")
+    found = find_tilted_eyes(tilted, bare)
+    got = np.array([found.landmarks["left_eye"], found.landmarks["right_eye"]])
+    assert np.hypot(*(got - apply_affine(m, eyes)).T).max() < 8
+    assert find_tilted_eyes(np.full_like(tilted, 128), bare).landmarks == {}  # nothing there: unchanged
 
 
 def test_rotated_copy_keeps_the_corners():
