@@ -27,7 +27,7 @@ from importlib import resources
 import cv2
 import numpy as np
 
-from harerun.imageops import gaussian, mask_window, peak_coordinates
+from harerun.imageops import gaussian, mask_window, median, peak_coordinates
 
 #: Upper lesion counts (per half face) of Hayashi grades 0, 1 and 2; above the last is grade 3.
 HAYASHI_BANDS = (5, 20, 50)
@@ -214,8 +214,7 @@ def lesion_candidates(
 
     small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
     sub = small_mask[::4, ::4] > 0  # a 64x64 sample is plenty for a face median
-    # One median over the three channels at once: the same values as three calls, half the time.
-    med_l, med_a, med_b = (float(v) for v in np.median(small_lab[::4, ::4][sub], axis=0)) if sub.any() else (0.0,) * 3
+    med_l, med_a, med_b = (median(c[::4, ::4][sub]) if sub.any() else 0.0 for c in (small_L, small_a, small_b))
     # Per-photo contrast scales, so that the filter sees contrast relative to this photo.
     spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
     a_spread = float(np.std(d_a)) + 1e-3
