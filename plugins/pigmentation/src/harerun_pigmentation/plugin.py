@@ -13,6 +13,7 @@ from pydantic import Field
 
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.imageops import mask_window, median
 from harerun.results import DetectorResult, Evidence
 from harerun_pigmentation import algorithm
 
@@ -53,14 +54,20 @@ class PigmentationDetector(Detector):
         region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
         if not cv2.countNonZero(region):
             return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
+        # Everything is measured on the zones' skin: work on its bounding box plus the mottling
+        # low-pass's reach (OpenCV's default kernel, 4 sigma each side), corners on the grid, so
+        # the values there are those of the whole ROI.
+        reach = int(round(8 * p.mottle_sigma_px / _SCALE + 1)) // 2 + 3
+        rows, cols = mask_window(region, _SCALE * reach, align=8)
+        full_region, region = region, region[rows, cols]
         # colour statistics on a 1/4 grid: area-averaged LAB, so medians cost ~1/16
-        size = ctx.image.shape[:2]
+        size = region.shape
         small_size = (max(1, size[1] // _SCALE), max(1, size[0] // _SCALE))
-        lab = cv2.resize(ctx.lab, small_size, interpolation=cv2.INTER_AREA)
+        lab = cv2.resize(ctx.lab[rows, cols], small_size, interpolation=cv2.INTER_AREA)
         l_star, b_star = lab[..., 0], lab[..., 2]
-        red_small = cv2.resize(cv2.extractChannel(ctx.image, 2), small_size, interpolation=cv2.INTER_AREA)
-        mi = algorithm.melanin_index_red(red_small)
-        skin_grid = cv2.resize(ctx.skin_mask, small_size, interpolation=cv2.INTER_AREA)
+        red = cv2.extractChannel(ctx.image[rows, cols], 2)
+        mi = algorithm.melanin_index_red(cv2.resize(red, small_size, interpolation=cv2.INTER_AREA))
+        skin_grid = cv2.resize(ctx.skin_mask[rows, cols], small_size, interpolation=cv2.INTER_AREA)
         mottle = algorithm.mottling(l_star, mask=skin_grid, sigma=p.mottle_sigma_px / _SCALE)
 
         def small(mask: np.ndarray) -> np.ndarray:
@@ -70,7 +77,7 @@ class PigmentationDetector(Detector):
         m = small(region)
         if not m.any():
             m = cv2.resize(region, small_size, interpolation=cv2.INTER_AREA) > 0
-        face_l, face_b = float(np.median(l_star[m])), float(np.median(b_star[m]))
+        face_l, face_b = median(l_star[m]), median(b_star[m])
         face_ita = float(algorithm.ita_degrees(face_l, face_b))
         measurements: dict[str, object] = {
             "l_star": face_l,
@@ -79,15 +86,15 @@ class PigmentationDetector(Detector):
             "ita_band": algorithm.ita_band(face_ita),
             "melanin_index": float(mi[m].mean()),
         }
-        skin_small = small(ctx.skin_mask)
+        skin_small = small(ctx.skin_mask[rows, cols])
         zone_ita: dict[str, float] = {}
         zone_l: dict[str, float] = {}
         zone_mottle: dict[str, float] = {}
         for zname, zmask in ctx.zones.items():
-            zm = small(zmask) & skin_small
+            zm = small(zmask[rows, cols]) & skin_small
             if not zm.any():
                 continue
-            zl, zb = float(np.median(l_star[zm])), float(np.median(b_star[zm]))
+            zl, zb = median(l_star[zm]), median(b_star[zm])
             zone_l[zname] = zl
             zone_ita[zname] = float(algorithm.ita_degrees(zl, zb))
             zone_mottle[zname] = float(mottle[zm].mean())
@@ -118,8 +125,9 @@ class PigmentationDetector(Detector):
 
         # evidence: how far each spot's ITA° is from the face's, on the coarse grid
         dev = np.abs(algorithm.ita_degrees(l_star, b_star) - face_ita) * (255.0 / p.ita_deviation_full_deg)
-        heat = cv2.resize(np.clip(dev, 0, 255).astype(np.uint8), region.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        heat = cv2.bitwise_and(heat, region)
+        box_heat = cv2.resize(np.clip(dev, 0, 255).astype(np.uint8), size[::-1], interpolation=cv2.INTER_LINEAR)
+        heat = np.zeros_like(full_region)
+        heat[rows, cols] = cv2.bitwise_and(box_heat, region)
         return DetectorResult(score=score, zones=zones, measurements=measurements, evidence=Evidence(mask=heat))
 
 
