@@ -3,9 +3,11 @@
 ``detect_faces`` picks the backend (``auto``: yunet when its model is installed, else
 haar; a missing yunet model falls back to haar with a warning), runs it on a copy whose
 long side is at most ``face.detect_max_side`` and, when nothing is found, on copies padded
-with a neutral grey border (close-ups fill the frame and detectors miss them), then on
-copies rotated by +-25 degrees (tilted heads defeat the Haar cascades). All coordinates
-come back in original-photo pixels.
+with a neutral grey border (close-ups fill the frame and detectors miss them). Rolled
+heads defeat the Haar cascades in two ways: when the largest face comes with fewer than
+two eyes, the eye cascade looks again on crops of its box turned by +-25 degrees; when
+that fails too, or no face was found at all, the photo is searched again on copies turned
+by +-25 degrees. All coordinates come back in original-photo pixels.
 
 ``run_face_stage`` then re-measures the eye line of faces whose eyes came from a
 landmark regressor (YuNet places the eyes of a tilted head almost level) with the eye
