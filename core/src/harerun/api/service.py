@@ -64,6 +64,9 @@ class Service:
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics | None = None) -> Service:
+        if settings.opencv_threads:
+            # Photos are analysed in parallel already: OpenCV's pool on top only oversubscribes the cores.
+            cv2.setNumThreads(settings.opencv_threads)
         engine = Engine(
             pipelines_dir=settings.pipelines_dir,
             experiments_file=settings.experiments_file,

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         30.0, gt=0, description="reading the body plus analysing it must finish within this"
     )
     analysis_threads: int = Field(2, ge=1, le=64, description="photos analysed at once per server process")
+    opencv_threads: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="OpenCV's own threads per process (cv2.setNumThreads); 1 suits a server whose analysis "
+        "threads and processes already fill the cores; 0 keeps OpenCV's default (one per core)",
+    )
     queue_size: int = Field(4, ge=0, le=1000, description="photos waiting for a thread; beyond that requests get 503")
     max_requests: int = Field(
         64, ge=1, description="requests in progress per process (reading, queued or running); beyond that 503"
