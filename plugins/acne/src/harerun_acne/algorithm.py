@@ -141,50 +141,42 @@ def lesion_candidates(
     # Filter only the skin's bounding box plus the filters' reach: nothing outside it is used,
     # and the corners stay on the 8 px grid of the half-resolution maps and of the 1-in-8
     # median sample, so every value is the same as on the whole ROI.
-    reach = int(np.ceil(3 * center_sigma_px)) + 1
+    reach = int(np.ceil(3 * center_sigma_px)) + 1  # of the half-maximum window around a peak
     margin = 2 * int(np.ceil(2.5 * surround_sigma_px / 2)) + 2 * reach + int(min_separation_px) + 4
     rows, cols = mask_window(skin_mask, margin, align=8)
     full_lab = lab
     lab, skin_mask = lab[rows, cols], skin_mask[rows, cols]
     h, w = skin_mask.shape
     skin = skin_mask > 0
-    weight = skin.astype(np.float32)
-    signal = cv2.transform(lab, np.array([[-lightness_weight, 1.0, 0.0]], np.float32))  # a* - w L*
+    # The work is ordered so that few full-size maps are alive at once: a peak footprint of a
+    # few MB stays within what the allocator keeps between calls, instead of fresh pages (page
+    # faults) on every call.
 
     # Surround statistics at half resolution (normalised convolution over the skin): the
-    # surround is wide and smooth, so nothing is lost, and it is 4x cheaper.
+    # surround is wide and smooth, so nothing is lost, and it is 4x cheaper. Single-channel
+    # blurs: the same values as multi-channel ones, without the merge/split copies.
     half = (w // 2, h // 2)
-    small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
+    small_w = cv2.resize(skin.astype(np.float32), half, interpolation=cv2.INTER_AREA)
     small_lab = cv2.resize(lab, half, interpolation=cv2.INTER_AREA)
-    small_L, small_a, small_b = cv2.split(small_lab)
-    small_sig = small_a - lightness_weight * small_L
+    small_L, small_a = cv2.extractChannel(small_lab, 0), cv2.extractChannel(small_lab, 1)
     sig_small = surround_sigma_px / 2
-    # Seven single-channel blurs: the same values as multi-channel ones, without the
-    # merge/split copies (faster on one core).
-    blurred = [
-        gaussian(c, sig_small)
-        for c in (
-            small_sig * small_w,
-            small_L * small_w,
-            small_a * small_w,
-            small_w,
-            small_b * small_w,
-            small_L * small_L * small_w,
-            small_a * small_a * small_w,
-        )
-    ]
-    den = np.maximum(blurred[3], 1e-3)
-    surround = [blurred[i] / den for i in (0, 1, 2, 4, 5, 6)]
-    signal_surround = cv2.resize(surround[0], (w, h), interpolation=cv2.INTER_LINEAR)
+    den = np.maximum(gaussian(small_w, sig_small), 1e-3)
+    sur_sig = gaussian((small_a - lightness_weight * small_L) * small_w, sig_small) / den
+    del small_L, small_a
 
-    response = gaussian(signal, center_sigma_px) - signal_surround
+    signal = cv2.transform(lab, np.array([[-lightness_weight, 1.0, 0.0]], np.float32))  # a* - w L*
+    response = gaussian(signal, center_sigma_px)
+    scratch = cv2.resize(sur_sig, (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.subtract(response, scratch, dst=response)
     inner = skin
     if border_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
         inner = cv2.erode(skin_mask, k) > 0
     size = 2 * int(min_separation_px) + 1
     # Square window: separable, so about twice as fast as a disk.
-    peak = (response >= cv2.dilate(response, np.ones((size, size), np.uint8))) & (response >= min_response)
+    peak = response >= cv2.dilate(response, np.ones((size, size), np.uint8), dst=scratch)
+    del scratch
+    peak &= response >= min_response
     peak &= inner
     ys, xs = peak_coordinates(peak)
     n_feat = len(FEATURES)
@@ -192,35 +184,50 @@ def lesion_candidates(
         return np.zeros((0, 2)), np.zeros((0, n_feat))
 
     sy, sx = np.minimum(ys // 2, half[1] - 1), np.minimum(xs // 2, half[0] - 1)
-    s_sig, s_l, s_a, s_b, s_l2, s_a2 = (c[sy, sx] for c in surround)
+    s_sig = sur_sig[sy, sx]
+    resp = response[ys, xs]
+    resp_fine = gaussian_at(signal, xs, ys, 0.7) - s_sig
+    del signal
+    # Per-photo contrast scale, so that the filter sees contrast relative to this photo.
+    spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
+    area, elongation, neighbours = half_max_shape(response, peak, xs, ys, reach=reach)
+    del response, peak
+
+    # The rest of the surround: L* and a* as maps (their edges are needed), b* and the
+    # second moments only at the candidates (the same quotients as whole maps).
+    small_L, small_a, small_b = cv2.split(small_lab)
+    sur_l, sur_a = (gaussian(c * small_w, sig_small) / den for c in (small_L, small_a))
+    at_den = den[sy, sx]
+    s_l, s_a = sur_l[sy, sx], sur_a[sy, sx]
+    s_b, s_l2, s_a2 = (
+        gaussian(c, sig_small)[sy, sx] / at_den
+        for c in (small_b * small_w, small_L * small_L * small_w, small_a * small_a * small_w)
+    )
+    del small_w, small_L, small_a, small_b, den
     # On the whole ROI (no copy of the crop); the same values, the patches never reach its edge.
     center = gaussian_at(full_lab, xs + cols.start, ys + rows.start, center_sigma_px)
     d_l, d_a, d_b = center[:, 0] - s_l, center[:, 1] - s_a, center[:, 2] - s_b
-    resp = response[ys, xs]
     # Wider (2x sigma) centre values are read off the half-resolution maps: 4x fewer pixels.
     near = gaussian_at(small_lab, sx, sy, center_sigma_px)
     resp_coarse = near[:, 1] - lightness_weight * near[:, 0] - s_sig
-    resp_fine = gaussian_at(signal, xs, ys, 0.7) - s_sig
     # Edges of the smooth surround, on the half-resolution maps (per ROI pixel).
     edge_l, edge_a = (
         0.5
         * cv2.magnitude(cv2.Sobel(c, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(c, cv2.CV_32F, 0, 1, ksize=3))[sy, sx]
         / 8
-        for c in (surround[1], surround[2])
+        for c in (sur_l, sur_a)
     )
+    del sur_l, sur_a
     hue_shift = np.degrees(np.arctan2(center[:, 2], center[:, 1]) - np.arctan2(s_b, s_a))
     hue_shift = (hue_shift + 180.0) % 360.0 - 180.0
     delta_chroma = np.hypot(center[:, 1], center[:, 2]) - np.hypot(s_a, s_b)
 
     small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
     sub = small_mask[::4, ::4] > 0  # a 64x64 sample is plenty for a face median
-    med_l, med_a, med_b = (median(c[::4, ::4][sub]) if sub.any() else 0.0 for c in (small_L, small_a, small_b))
-    # Per-photo contrast scales, so that the filter sees contrast relative to this photo.
-    spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
+    med_l, med_a, med_b = (median(small_lab[::4, ::4, i][sub]) if sub.any() else 0.0 for i in range(3))
     a_spread = float(np.std(d_a)) + 1e-3
     l_spread = float(np.std(d_l)) + 1e-3
 
-    area, elongation, neighbours = half_max_shape(response, peak, xs, ys, reach=reach)
     # A mask with no background pixel has "infinite" distances: cap before scaling.
     border = 2.0 * np.minimum(cv2.distanceTransform(small_mask, cv2.DIST_L2, 3)[sy, sx], 15.0)
     rank = np.empty(len(resp))
