@@ -255,6 +255,33 @@ def test_coarse_first_look_agrees_with_the_full_search(host, astronaut_bgr):
     assert iou(coarse[0].box, full[0].box) > 0.7
 
 
+@pytest.mark.shared
+def test_analysis_search_stops_early_but_keeps_every_face_it_needs(host, shared, with_yunet, monkeypatch):
+    # With min_face_px the search may stop at the coarse copy: fewer detector passes, and
+    # every face of that size is still found.
+    calls = []
+    real = YuNetBackend.detect
+    monkeypatch.setattr(YuNetBackend, "detect", lambda self, img: calls.append(img.shape) or real(self, img))
+    folder = shared / "data/faces/dlib_examples"
+    boxes = json.loads((folder / "boxes.json").read_text())
+    cfg = FaceConfig(backend="yunet")
+    passes = {}
+    big_total = big_found = big_listed = 0
+    for mode, min_px in (("listing", None), ("analysis", 48)):
+        calls.clear()
+        for name, truth in boxes.items():
+            faces, _, _ = detect_faces(cv2.imread(str(folder / name)), face_cfg=cfg, host=host, min_face_px=min_px)
+            for t in (t for t in truth if min(t[2], t[3]) >= 48):
+                hit = any(iou(f.box, t) >= 0.3 for f in faces)
+                if mode == "analysis":
+                    big_total, big_found = big_total + 1, big_found + hit
+                else:
+                    big_listed += hit
+        passes[mode] = len(calls)
+    assert big_total >= 10 and big_found == big_listed == big_total
+    assert passes["analysis"] < passes["listing"], passes
+
+
 def test_fallback_is_reported_even_without_a_face(host, no_yunet):
     from harerun.face.config import QualityConfig
     from harerun.face.stage import run_face_stage

@@ -202,6 +202,8 @@ class HaarBackend:
         self._eye = _load_cascade("haarcascade_eye.xml") if self.params.eyes else None
         self._profile = _load_cascade("haarcascade_profileface.xml") if self.params.profile else None
         self._lock = threading.Lock()  # a CascadeClassifier must not be used by two threads at once
+        #: Faces smaller than this (pixels of the image given to ``detect``) are not searched for.
+        self.smallest_face_px = float(self.params.min_size_px)
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         p = self.params
@@ -268,6 +270,10 @@ class YuNetBackend:
     name = "yunet"
     version = "2023mar"
     Params = YuNetParams
+    #: Faces of this side (pixels of the image given to ``detect``) and up are found reliably
+    #: (YuNet is trained down to ~10 px faces; all 13 dlib-example faces of 48 px and more
+    #: are found at a 320 px long side, where they are 30 px and up).
+    smallest_face_px = 20.0
 
     def __init__(self, params: YuNetParams | None = None) -> None:
         self.params = params if params is not None else self.Params()

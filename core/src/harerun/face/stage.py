@@ -171,10 +171,10 @@ def _unrotate(face: Face, copy_to_image: np.ndarray, angle: float) -> Face:
     return Face((cx - w / 2.0, cy - h / 2.0, w, h), face.score, lms, face.backend, angle)
 
 
-def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
+def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig, min_face_px: int | None) -> list[Face]:
     """One backend over the photo and the close-up retries, then the tilt checks: the eyes
     of the largest face on turned crops, and the turned copies when still no face has both."""
-    faces = _upright_search(backend, image_bgr, face_cfg)
+    faces = _upright_search(backend, image_bgr, face_cfg, min_face_px)
     if not face_cfg.rotation_retry:
         return faces
     if not faces:
@@ -191,15 +191,21 @@ def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
     return turned if turned and _both_eyes(max(turned, key=lambda f: f.area)) else faces
 
 
-def _upright_search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
-    """The backend on a coarse copy (big faces), at detection size, then on padded copies."""
+def _upright_search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig, min_face_px: int | None) -> list[Face]:
+    """The backend on a coarse copy (big faces), at detection size, then on padded copies.
+
+    The coarse copy's faces are final when one of them is big (``COARSE_MIN_FACE_PX``), or
+    when the caller needs no face smaller than ``min_face_px`` (original pixels) and such a
+    face is big enough on the coarse copy for the backend to find (its ``smallest_face_px``).
+    """
     h, w = image_bgr.shape[:2]
     coarse = face_cfg.coarse_side
     if coarse and coarse < min(face_cfg.detect_max_side, max(h, w)):
         # Portraits are the common case: a big face is found on a small copy in a third of the time.
         faces = _detect_scaled(backend, image_bgr, coarse)
         scale = coarse / float(max(h, w))
-        if faces and max(min(f.box[2], f.box[3]) for f in faces) * scale >= COARSE_MIN_FACE_PX:
+        fine_enough = min_face_px is not None and min_face_px * scale >= getattr(backend, "smallest_face_px", np.inf)
+        if faces and (fine_enough or max(min(f.box[2], f.box[3]) for f in faces) * scale >= COARSE_MIN_FACE_PX):
             return faces
     faces = _detect_scaled(backend, image_bgr, face_cfg.detect_max_side)
     if not faces and face_cfg.close_up_retry:
@@ -279,14 +285,18 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def detect_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
+def detect_faces(
+    image_bgr: np.ndarray, *, face_cfg: FaceConfig, host, min_face_px: int | None = None
+) -> tuple[list[Face], str, list[str]]:
     """Every face in the photo, largest first, in original-photo pixels.
 
+    With ``min_face_px``, faces smaller than that may be left out when that saves a search
+    at full detection size (the analysis needs no smaller face).
     Returns ``(faces, backend_used, warnings)``.
     """
     image_bgr = as_bgr(image_bgr)
     backend, used, warnings = resolve_backend(face_cfg, host)
-    faces = _search(backend, image_bgr, face_cfg)
+    faces = _search(backend, image_bgr, face_cfg, min_face_px)
     faces.sort(key=lambda f: f.area, reverse=True)
     return faces, used, warnings
 
@@ -450,7 +460,7 @@ def run_face_stage(image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: 
     if face_cfg.mode == "skip":
         return _skip_stage(image_bgr, face_cfg, quality_cfg)
     t0 = time.perf_counter()
-    faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host)
+    faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host, min_face_px=face_cfg.min_face_px)
     timings = {"face_detect": (time.perf_counter() - t0) * 1e3}
     if not faces:
         t1 = time.perf_counter()
