@@ -51,21 +51,13 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def server_pids(pid: int) -> list[int]:
-    """The processes serving requests: uvicorn's workers when it forked them, else itself."""
-    try:
-        kids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        kids = []
-    workers = []
-    for k in kids:  # skip helpers such as multiprocessing's resource tracker
-        try:
-            cmd = Path(f"/proc/{k}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"resource_tracker" not in cmd:
-            workers.append(k)
-    return workers or [pid]
+def server_pids(pid: int, deep: bool = False) -> list[int]:
+    """The processes serving requests: uvicorn's workers when it forked them, else itself
+    (with ``deep``, also their analysis processes)."""
+    kids = hostile.child_pids(pid)
+    if deep:
+        return [pid, *kids, *(g for k in kids for g in hostile.child_pids(k))]
+    return kids or [pid]
 
 
 def run_level(url: str, photos: list[tuple[str, bytes]], clients: int, total: int, pipeline: str,
@@ -115,8 +107,9 @@ def run_level(url: str, photos: list[tuple[str, bytes]], clients: int, total: in
 
 
 def bench_server(workers: int, threads: int, photos, levels, per_client: int, pipeline: str,
-                 max_seconds: float) -> tuple[list[dict], list[int]]:
-    env = {"HARERUN_ANALYSIS_THREADS": str(threads), "HARERUN_QUEUE_SIZE": "32", "HARERUN_REQUEST_TIMEOUT_S": "60"}
+                 max_seconds: float, processes: int = 0) -> tuple[list[dict], list[int]]:
+    env = {"HARERUN_ANALYSIS_THREADS": str(threads), "HARERUN_ANALYSIS_PROCESSES": str(processes),
+           "HARERUN_QUEUE_SIZE": "32", "HARERUN_REQUEST_TIMEOUT_S": "60"}
     log = REPO / "build" / f"bench-http-w{workers}.log"
     log.parent.mkdir(exist_ok=True)
     server = hostile.LiveServer(env, workers=workers, log_path=log)
@@ -131,7 +124,7 @@ def bench_server(workers: int, threads: int, photos, levels, per_client: int, pi
         rows = []
         for n in levels:
             rows.append(run_level(url, photos, n, max(per_client * n, 2 * len(photos)), pipeline, max_seconds))
-        rss = [hostile.rss_bytes(p) for p in server_pids(pid)]
+        rss = [hostile.rss_bytes(p) for p in server_pids(pid, deep=processes > 0)]
     finally:
         server.stop()
     return rows, rss
@@ -141,9 +134,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pipeline", default="default")
     ap.add_argument("--clients", default="1,2,8", help="concurrency levels (default 1,2,8)")
-    ap.add_argument("--servers", default="1x2,2x1",
-                    help="server shapes PROCESSESxTHREADS (default 1x2,2x1: one process with two analysis threads, "
-                         "two processes with one each)")
+    ap.add_argument("--servers", default="1x2,2x1,1p2",
+                    help="server shapes PROCESSESxTHREADS or PROCESSESpANALYSIS_PROCESSES (default 1x2,2x1,1p2: one "
+                         "process with two analysis threads, two processes with one each, one process feeding two "
+                         "analysis processes)")
     ap.add_argument("--requests", type=int, default=30, help="requests per client at each level (default 30)")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="time cap per level (default 120)")
     ap.add_argument("--fuzz", type=int, default=0, metavar="N",
@@ -160,9 +154,15 @@ def main() -> int:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (figures are rough when loaded)")
     print("p50/p95/p99: client wall time per request; engine p50: the server's own timings_ms.total")
     for shape in filter(None, args.servers.split(",")):
-        workers, threads = (int(x) for x in shape.split("x"))
-        rows, rss = bench_server(workers, threads, photos, levels, args.requests, args.pipeline, args.max_seconds)
-        print(f"\n== {workers} server process(es) x {threads} analysis thread(s)")
+        if "p" in shape:
+            workers, processes = (int(x) for x in shape.split("p"))
+            threads, what = 1, f"{processes} analysis process(es) each"
+        else:
+            (workers, threads), processes = (int(x) for x in shape.split("x")), 0
+            what = f"{threads} analysis thread(s)"
+        rows, rss = bench_server(workers, threads, photos, levels, args.requests, args.pipeline, args.max_seconds,
+                                 processes)
+        print(f"\n== {workers} server process(es) x {what}")
         print(f"{'clients':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'photos/s':>9} "
               f"{'engine p50 ms':>13}  statuses")
         for r in rows:

@@ -82,12 +82,18 @@ def test_error_codes_over_http(http, photo):
     grey = cv2.imencode(".jpg", np.full((200, 300, 3), 128, np.uint8))[1].tobytes()
     cases = [
         (http.post(ANALYZE, json={"picture": "x"}), 400, "BAD_REQUEST"),
-        (http.post(ANALYZE, params={"pipeline": "nope"}, content=photo, headers={"content-type": "image/jpeg"}),
-         404, "UNKNOWN_PIPELINE"),
+        (
+            http.post(ANALYZE, params={"pipeline": "nope"}, content=photo, headers={"content-type": "image/jpeg"}),
+            404,
+            "UNKNOWN_PIPELINE",
+        ),
         (http.get("/no/such/route"), 404, "NOT_FOUND"),
         (http.delete(ANALYZE), 405, "METHOD_NOT_ALLOWED"),
-        (http.post(ANALYZE, files={"image": ("big.jpg", photo + b"\0" * (11 * MB), "image/jpeg")}),
-         413, "IMAGE_TOO_LARGE"),
+        (
+            http.post(ANALYZE, files={"image": ("big.jpg", photo + b"\0" * (11 * MB), "image/jpeg")}),
+            413,
+            "IMAGE_TOO_LARGE",
+        ),
         (http.post(ANALYZE, content=b"x" * (11 * MB), headers={"content-type": "image/jpeg"}), 413, "IMAGE_TOO_LARGE"),
         (http.post(ANALYZE, content=photo, headers={"content-type": "text/csv"}), 415, "UNSUPPORTED_MEDIA_TYPE"),
         (http.post(ANALYZE, content=grey, headers={"content-type": "image/jpeg"}), 422, "NO_FACE"),
@@ -162,8 +168,12 @@ def test_concurrent_requests_agree_and_excess_load_is_503(server, photo):
 
 
 def test_a_small_pool_refuses_instead_of_queueing(tmp_path, photo):
-    env = {"HARERUN_ANALYSIS_THREADS": "1", "HARERUN_QUEUE_SIZE": "0", "HARERUN_WARM_UP": "false",
-           "HARERUN_RETRY_AFTER_S": "3"}
+    env = {
+        "HARERUN_ANALYSIS_THREADS": "1",
+        "HARERUN_QUEUE_SIZE": "0",
+        "HARERUN_WARM_UP": "false",
+        "HARERUN_RETRY_AFTER_S": "3",
+    }
     with hostile.LiveServer(env, log_path=tmp_path / "serve.log") as url:
         barrier = threading.Barrier(6)
 
@@ -191,8 +201,10 @@ def test_a_client_that_stalls_mid_upload_is_cut_off_by_the_timeout(tmp_path):
     with hostile.LiveServer(env, log_path=tmp_path / "serve.log") as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-            s.sendall(b"POST " + ANALYZE.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-                      b"Content-Length: 100000\r\n\r\n\xff\xd8\xff\xe0")
+            s.sendall(
+                b"POST " + ANALYZE.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                b"Content-Length: 100000\r\n\r\n\xff\xd8\xff\xe0"
+            )
             t0 = time.monotonic()
             raw = b""
             while b"\r\n\r\n" not in raw or not raw.rstrip().endswith(b"}"):
@@ -206,3 +218,51 @@ def test_a_client_that_stalls_mid_upload_is_cut_off_by_the_timeout(tmp_path):
         assert json.loads(body)["error"]["code"] == "TIMEOUT"
         assert 0.5 < waited < 10
         assert httpx.get(url + "/health").status_code == 200
+
+
+def test_analysis_processes_serve_errors_metrics_and_survive_a_lost_process(tmp_path, astronaut_bgr, photo):
+    import os
+    import signal
+    import time
+
+    env = {"HARERUN_ANALYSIS_PROCESSES": "2", "HARERUN_QUEUE_SIZE": "8"}
+    server = hostile.LiveServer(env, log_path=tmp_path / "serve.log")
+    url = server.start()
+    try:
+        analysers = hostile.child_pids(server.proc.pid)
+        assert len(analysers) == 2  # both started (and warmed up) before /ready said yes
+        with httpx.Client(base_url=url, timeout=120.0) as c:
+            assert c.get("/ready").json()["capacity"] == 2 + 8
+            # Errors raised inside an analysis process keep their code and details.
+            grey = cv2.imencode(".jpg", np.full((200, 300, 3), 128, np.uint8))[1].tobytes()
+            for case in hostile.corpus(astronaut_bgr)[:6]:
+                r = c.post(ANALYZE, **case.httpx_kwargs())
+                assert (r.status_code, _code(r)) == (case.status, case.code), case.name
+            r = c.post(ANALYZE, content=grey, headers={"content-type": "image/jpeg"})
+            assert (r.status_code, _code(r), r.json()["error"]["issues"]) == (422, "NO_FACE", ["NO_FACE"])
+            r = c.post(DETECT, content=photo, headers={"content-type": "image/jpeg"})
+            assert r.status_code == 200 and r.json()["face_detected"] is True
+            # Concurrent photos agree, and detector timings reach this process's /metrics.
+            with ThreadPoolExecutor(6) as ex:
+                responses = list(
+                    ex.map(lambda _: c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}), range(6))
+                )
+            assert {r.status_code for r in responses} == {200}
+
+            def same(r):  # each process loaded the model itself: only its load time differs
+                out = r.json()["results"]
+                out["ml_classifier"]["measurements"].pop("model_load_ms")
+                return out
+
+            assert all(same(r) == same(responses[0]) for r in responses)
+            assert 'harerun_detector_duration_seconds_count{detector="acne"}' in c.get("/metrics").text
+            # A killed analysis process costs at most the photos it held (503 WORKER_LOST), then the pool is rebuilt.
+            os.kill(analysers[0], signal.SIGKILL)
+            time.sleep(0.5)
+            codes = []
+            for _ in range(4):
+                r = c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"})
+                codes.append((r.status_code, _code(r)))
+            assert set(codes) <= {(200, None), (503, "WORKER_LOST")} and codes[-1] == (200, None), codes
+    finally:
+        server.stop()

@@ -16,6 +16,18 @@ class HareRunError(Exception):
             self.code = code
         self.details = details or {}
 
+    def __reduce__(self):
+        # Pickle the whole state (code, details, issues, ...), not only the message: errors
+        # raised in an analysis process must reach the server unchanged.
+        return (_restore_error, (type(self), self.args, self.__dict__))
+
+
+def _restore_error(cls: type, args: tuple, state: dict) -> HareRunError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
 
 class PluginError(HareRunError):
     """A plugin failed to load, registered something invalid, or is missing."""

@@ -39,7 +39,8 @@ class UnsupportedMediaType(HareRunError):
 
 
 class ServiceUnavailable(HareRunError):
-    """503: ``OVERLOADED`` (every analysis thread and queue slot busy), ``TIMEOUT`` or ``NOT_READY``."""
+    """503: ``OVERLOADED`` (every analysis worker and queue slot busy), ``TIMEOUT``, ``NOT_READY`` or
+    ``WORKER_LOST`` (the analysis process holding the photo died)."""
 
     code = "OVERLOADED"
     http_status = 503

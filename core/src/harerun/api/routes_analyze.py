@@ -53,7 +53,7 @@ async def analyze(
         overlay = req.include_overlay if req.include_overlay is not None else include_overlay
         if subject is not None and len(subject) > MAX_SUBJECT:
             raise BadRequest(f"`subject_id` is longer than {MAX_SUBJECT} characters")
-        return await svc.pool.run(svc.analyze_job, req.data, name, subject, overlay)
+        return await svc.run("analyze_job", req.data, name, subject, overlay)
 
     payload = await handle_photo(request, service, job, pipeline=pipeline)
     service.metrics.record_variant(payload.get("variant"))

@@ -35,6 +35,6 @@ async def detect(
     quality issues say `NO_FACE`. The photo is sent as for the analysis endpoint."""
 
     async def job(svc: Service, req: ImageRequest, name: str) -> dict:
-        return await svc.pool.run(svc.detect_job, req.data, name)
+        return await svc.run("detect_job", req.data, name)
 
     return JSONResponse(await handle_photo(request, service, job, pipeline=pipeline))

@@ -22,6 +22,7 @@ from harerun.api.settings import Settings
 from harerun.api.workers import WorkerPool
 from harerun.engine import Engine
 from harerun.errors import HareRunError, UnknownPipeline
+from harerun.hookspecs import hookimpl
 from harerun.host import did_you_mean
 from harerun.pipeline import Pipeline
 
@@ -78,10 +79,26 @@ class Service:
         pool = WorkerPool(
             settings.analysis_threads,
             settings.queue_size,
+            processes=settings.analysis_processes,
+            initializer=_init_analysis_process,
+            initargs=(settings,),
             retry_after_s=settings.retry_after_s,
             on_change=metrics.in_flight.set,
         )
         return cls(settings=settings, engine=engine, pool=pool, metrics=metrics)
+
+    async def run(self, job: str, *args: Any) -> Any:
+        """Run the job method ``job`` (``analyze_job``, ``detect_job``) on the pool: on a thread
+        of this process, or in an analysis process, whose detector timings are recorded here."""
+        if not self.pool.processes:
+            return await self.pool.run(getattr(self, job), *args)
+        out, observed = await self.pool.run(_process_job, job, *args)
+        for name, ms in observed:
+            if ms is None:
+                self.metrics.detector_errors.labels(name).inc()
+            else:
+                self.metrics.detector_latency.labels(name).observe(ms / 1000.0)
+        return out
 
     # -- start-up ------------------------------------------------------------------
 
@@ -106,6 +123,7 @@ class Service:
             raise HareRunError(f"the default pipeline '{default}' cannot be used: {self.pipeline_errors[default]}")
         if self.settings.warm_up:
             self.warm_up()
+        self.pool.start()  # analysis processes load and warm up before /ready says yes
         if self.pipeline_errors:
             self.not_ready_reason = "some pipelines cannot be used: " + "; ".join(
                 f"{k}: {v.splitlines()[0]}" for k, v in self.pipeline_errors.items()
@@ -195,3 +213,42 @@ class Service:
             "pipeline": pipe.name,
             "timings_ms": timings,
         }
+
+
+# -- analysis processes (HARERUN_ANALYSIS_PROCESSES > 0) ----------------------------------
+
+_process_service: Service | None = None
+
+
+class _DetectorLog:
+    """Detector timings and errors seen in an analysis process, handed back with each result."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float | None]] = []
+
+    @hookimpl
+    def after_detector_run(self, detector_id: str, detector: Any, elapsed_ms: float) -> None:
+        self.seen.append((getattr(detector, "name", None) or detector_id, float(elapsed_ms)))
+
+    @hookimpl
+    def on_detector_error(self, detector_id: str, detector: Any) -> None:
+        self.seen.append((getattr(detector, "name", None) or detector_id, None))
+
+
+_detector_log = _DetectorLog()
+
+
+def _init_analysis_process(settings: Settings) -> None:
+    """Runs once in each analysis process: its own engine, pipelines loaded and warmed up."""
+    global _process_service
+    local = settings.model_copy(update={"analysis_processes": 0, "analysis_threads": 1})
+    service = Service.create(local)
+    service.engine.host.pm.register(_detector_log, name="harerun-api-process-log")
+    service.start()
+    _process_service = service
+
+
+def _process_job(job: str, *args: Any) -> tuple[Any, list[tuple[str, float | None]]]:
+    _detector_log.seen = []
+    out = getattr(_process_service, job)(*args)
+    return out, _detector_log.seen

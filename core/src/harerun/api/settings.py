@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         30.0, gt=0, description="reading the body plus analysing it must finish within this"
     )
     analysis_threads: int = Field(2, ge=1, le=64, description="photos analysed at once per server process")
+    analysis_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="analyse in this many worker processes fed from one queue instead of in threads "
+        "(0: threads); processes avoid the GIL and balance the load across connections",
+    )
     opencv_threads: int = Field(
         1,
         ge=0,

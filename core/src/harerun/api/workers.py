@@ -1,40 +1,80 @@
-"""A bounded pool of analysis threads.
+"""A bounded pool of analysis threads or processes.
 
-CPU-heavy work never runs on the event loop. At most ``threads`` photos are analysed
+CPU-heavy work never runs on the event loop. At most ``workers`` photos are analysed
 at once and at most ``queue_size`` more wait; past that a request is refused at once
 with 503 + Retry-After instead of queueing without bound. A slot is released only when
-its thread has really finished (a timed-out request's work keeps its slot until done),
+its worker has really finished (a timed-out request's work keeps its slot until done),
 so the count always matches the CPU actually in use.
+
+Threads share the process (and its GIL); processes (``processes > 0``, started with
+``spawn``) analyse truly in parallel from one shared queue, so the load is balanced
+whichever connection a photo came in on. A process that dies (killed, out of memory)
+fails only the photos it held, with 503 ``WORKER_LOST``; the pool is rebuilt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from harerun.api.errors import ServiceUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("harerun.api")
 
 
 class WorkerPool:
     def __init__(
-        self, threads: int, queue_size: int, *, retry_after_s: int = 1, on_change: Callable[[int], None] | None = None
+        self,
+        threads: int,
+        queue_size: int,
+        *,
+        processes: int = 0,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple = (),
+        retry_after_s: int = 1,
+        on_change: Callable[[int], None] | None = None,
     ) -> None:
-        self.threads = threads
-        self.capacity = threads + queue_size
+        self.processes = processes
+        self.workers = processes or threads
+        self.threads = self.workers  # photos analysed at once (the name /ready has always used)
+        self.capacity = self.workers + queue_size
         self.retry_after_s = retry_after_s
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="harerun-analysis")
+        self._initializer, self._initargs = initializer, initargs
         self._in_flight = 0
         self._lock = threading.Lock()
         self._on_change = on_change or (lambda n: None)
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> Executor:
+        if self.processes:
+            ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
+            return ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=ctx,
+                initializer=_process_init,
+                initargs=(ctx.Barrier(self.processes), self._initializer, self._initargs),
+            )
+        return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="harerun-analysis")
+
+    def start(self, *, timeout_s: float = 600.0) -> None:
+        """Start every worker process now and wait until all have run the initializer
+        (loaded and warmed up); nothing to do for threads."""
+        if not self.processes:
+            return
+        futures = [self._executor.submit(_all_started, timeout_s) for _ in range(self.processes)]
+        for f in futures:
+            f.result(timeout=timeout_s)
 
     @property
     def in_flight(self) -> int:
-        """Photos being analysed or waiting for a thread."""
+        """Photos being analysed or waiting for a worker."""
         return self._in_flight
 
     def has_room(self) -> bool:
@@ -52,22 +92,61 @@ class WorkerPool:
             self._in_flight -= 1
             self._on_change(self._in_flight)
 
+    def _replace_broken(self, broken: Executor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                log.error("an analysis process stopped unexpectedly; starting a new pool")
+                self._executor = self._new_executor()
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def _lost(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            "the analysis process handling this photo stopped unexpectedly; retry shortly",
+            code="WORKER_LOST",
+            retry_after_s=self.retry_after_s,
+        )
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on a pool thread; raise 503 OVERLOADED when the pool and queue are full."""
+        """Run ``fn(*args)`` on a worker; raise 503 OVERLOADED when the pool and queue are full.
+
+        For processes ``fn`` and ``args`` must pickle (a module-level function)."""
         with self._lock:
             if self._in_flight >= self.capacity:
                 raise self.overloaded()
             self._in_flight += 1
             self._on_change(self._in_flight)
+        executor = self._executor
         try:
-            future = self._executor.submit(fn, *args)
+            future = executor.submit(fn, *args)
+        except BrokenProcessPool:
+            self._release(None)
+            self._replace_broken(executor)
+            raise self._lost() from None
         except BaseException:
-            with self._lock:
-                self._in_flight -= 1
-                self._on_change(self._in_flight)
+            self._release(None)
             raise
         future.add_done_callback(self._release)
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            self._replace_broken(executor)
+            raise self._lost() from None
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+_start_barrier: Any = None
+
+
+def _process_init(barrier: Any, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    global _start_barrier
+    _start_barrier = barrier
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _all_started(timeout_s: float) -> None:
+    """Returns once every process of the pool is running it: each start-up call blocks
+    its process until all are initialised, so the calls land on distinct processes."""
+    _start_barrier.wait(timeout=timeout_s)
