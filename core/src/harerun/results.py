@@ -7,6 +7,7 @@ validators turn numpy numbers into plain floats and ints.
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +33,14 @@ def severity_for(score: float) -> Severity:
 
 
 def to_native(value: Any) -> Any:
-    """Recursively convert numpy values to JSON-native Python values."""
+    """Recursively convert numpy values to JSON-native Python values (NaN and infinities to None)."""
+    # Plain Python scalars first: they are nearly all of what detectors report, and each
+    # isinstance() test below costs about as much as the rest of the work.
+    t = type(value)
+    if t is float:
+        return value if isfinite(value) else None
+    if t is int or t is str or t is bool or value is None:
+        return value
     if isinstance(value, dict):
         return {str(k): to_native(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -45,8 +53,17 @@ def to_native(value: Any) -> Any:
         return int(value)
     if isinstance(value, (np.floating, float)):
         f = float(value)
-        return None if f != f or f in (float("inf"), float("-inf")) else f
+        return f if isfinite(f) else None
     return value
+
+
+def _score_0_100(v: Any) -> float:
+    """``v`` as a float clipped to [0, 100] and rounded to 2 decimals (NaN stays NaN).
+
+    ``min``/``max`` on a Python float: the same value as ``np.clip`` (also for -0.0 and NaN)
+    without its dispatch on a scalar.
+    """
+    return round(min(max(float(v), 0.0), 100.0), 2)
 
 
 class Evidence(BaseModel):
@@ -91,12 +108,12 @@ class DetectorResult(BaseModel):
     @field_validator("score", mode="before")
     @classmethod
     def _score_native(cls, v: Any) -> Any:
-        return None if v is None else round(float(np.clip(float(v), 0.0, 100.0)), 2)
+        return None if v is None else _score_0_100(v)
 
     @field_validator("zones", mode="before")
     @classmethod
     def _zones_native(cls, v: Any) -> Any:
-        return {str(k): round(float(np.clip(float(s), 0.0, 100.0)), 2) for k, s in dict(v).items()}
+        return {str(k): _score_0_100(s) for k, s in dict(v).items()}
 
     @field_validator("measurements", mode="before")
     @classmethod
