@@ -21,6 +21,7 @@ from harerun_ml_classifier.algorithm import (
     density_target,
     lesion_feature_maps,
     soft_labels,
+    zone_cell_fractions,
     zone_counts,
 )
 from harerun_ml_classifier.plugin import MLClassifierDetector, MLClassifierParams
@@ -75,6 +76,59 @@ def test_feature_maps_ignore_black_bars():
     img[:, :40] = 0
     x = lesion_feature_maps(img)
     assert x[:, :10, 3:].max() == 0
+
+
+def _direct_feature_maps(image_bgr, *, size=128, feature_size=256):
+    """The training-time definition of the input, written directly (the form the model was trained on)."""
+    h, w = image_bgr.shape[:2]
+    big = image_bgr if (h, w) == (feature_size, feature_size) else cv2.resize(
+        image_bgr, (feature_size, feature_size), interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR)
+    lab = cv2.cvtColor(np.ascontiguousarray(big, dtype=np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
+    L = lab[..., 0] * (100.0 / 255.0)
+    a = lab[..., 1] - 128.0
+    valid = cv2.erode((L > 8).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    a_bg = cv2.GaussianBlur(a, (0, 0), 3)
+    l_bg = cv2.GaussianBlur(L, (0, 0), 3)
+    maps = cv2.merge([
+        np.clip((a - a_bg) * (1 / 12.0), 0, 1) * valid,
+        np.clip((cv2.GaussianBlur(a, (0, 0), 0.75) - cv2.GaussianBlur(a, (0, 0), 2)) * (1 / 6.0), 0, 1) * valid,
+        np.clip((l_bg - L) * (1 / 15.0), 0, 1) * valid,
+        np.clip((L - l_bg) * (1 / 15.0), 0, 1) * valid,
+    ])
+    k = feature_size // size
+    pooled = cv2.dilate(maps, np.ones((k, k), np.uint8), anchor=(0, 0))[::k, ::k] if k > 1 else maps
+    rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return np.concatenate([rgb.astype(np.float32) * (1 / 255.0), pooled], axis=-1)
+
+
+@pytest.mark.parametrize("shape,size,feature_size", [
+    ((512, 512), 128, 256), ((256, 256), 128, 256), ((300, 420), 128, 256), ((100, 140), 128, 256),
+    ((512, 512), 64, 256), ((512, 512), 256, 256),
+])
+def test_feature_maps_are_bit_identical_to_the_direct_form(shape, size, feature_size):
+    rng = np.random.default_rng(sum(shape) + size)
+    img = cv2.resize(_skin_with_lesions(), shape[::-1], interpolation=cv2.INTER_AREA)
+    img[:, : shape[1] // 10] = 0  # letterbox bar
+    img[-20:] = rng.integers(0, 40, (20, shape[1], 3), dtype=np.uint8)  # dark noise around the L* > 8 limit
+    img[: shape[0] // 4, -shape[1] // 4:] = rng.integers(0, 256, (shape[0] // 4, shape[1] // 4, 3), dtype=np.uint8)
+    new = lesion_feature_maps(img, size=size, feature_size=feature_size)
+    old = _direct_feature_maps(img, size=size, feature_size=feature_size)
+    assert new.shape == old.shape and new.dtype == old.dtype
+    assert np.array_equal(new.view(np.uint32), old.view(np.uint32))  # same bits, signed zeros included
+
+
+@pytest.mark.parametrize("roi,grid", [(512, 16), (512, 8), (384, 16), (400, 16), (96, 5)])
+def test_zone_cell_fractions_equal_the_area_resize(roi, grid):
+    rng = np.random.default_rng(roi + grid)
+    masks = [np.zeros((roi, roi), np.uint8), np.full((roi, roi), 255, np.uint8)]
+    for _ in range(6):
+        m = np.zeros((roi, roi), np.uint8)
+        cv2.circle(m, tuple(int(v) for v in rng.integers(0, roi, 2)), int(rng.integers(1, roi // 2)), 255, -1)
+        m[rng.random((roi, roi)) > 0.997] = 7  # any non-zero value is inside
+        masks.append(m)
+    for m in masks:
+        expected = cv2.resize((m > 0).astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(zone_cell_fractions(m, (grid, grid)), expected)
 
 
 def test_density_target_sums_to_the_count_at_the_right_place():

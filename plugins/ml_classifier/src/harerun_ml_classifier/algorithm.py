@@ -50,25 +50,59 @@ def lesion_feature_maps(image_bgr: np.ndarray, *, size: int = INPUT_SIZE, featur
         raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
     if feature_size % size:
         raise ValueError("feature_size must be a multiple of size")
+    # The direct form (tests/test_ml_classifier.py keeps it and checks the two give
+    # bit-identical inputs) with fewer passes over full-size buffers: the 8-bit LAB channels
+    # are converted to float32 one at a time, ``L > 8`` is tested on the 8-bit L channel, the
+    # maps are computed in place, and the dark map is the exact negation of the bright one
+    # (``l_bg - L == -(L - l_bg)`` in floating point).
     h, w = image_bgr.shape[:2]
     big = image_bgr if (h, w) == (feature_size, feature_size) else cv2.resize(
         image_bgr, (feature_size, feature_size), interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR)
-    lab = cv2.cvtColor(np.ascontiguousarray(big, dtype=np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
-    L = lab[..., 0] * (100.0 / 255.0)  # 8-bit LAB: L* scaled to 0..255, a* offset by 128
-    a = lab[..., 1] - 128.0
-    valid = cv2.erode((L > 8).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
-    a_bg = cv2.GaussianBlur(a, (0, 0), 3)
-    l_bg = cv2.GaussianBlur(L, (0, 0), 3)
-    maps = cv2.merge([
-        np.clip((a - a_bg) * (1 / 12.0), 0, 1) * valid,
-        np.clip((cv2.GaussianBlur(a, (0, 0), 0.75) - cv2.GaussianBlur(a, (0, 0), 2)) * (1 / 6.0), 0, 1) * valid,
-        np.clip((l_bg - L) * (1 / 15.0), 0, 1) * valid,
-        np.clip((L - l_bg) * (1 / 15.0), 0, 1) * valid,
-    ])
+    big = np.ascontiguousarray(big, dtype=np.uint8)
+    lab8 = cv2.cvtColor(big, cv2.COLOR_BGR2LAB)
+    L = np.multiply(lab8[..., 0], _L_SCALE, dtype=np.float32)  # 8-bit LAB: L* scaled to 0..255, a* offset by 128
+    a = np.subtract(lab8[..., 1], _A_OFFSET, dtype=np.float32)
+    valid = cv2.erode((lab8[..., 0] >= _VALID_MIN_L8).view(np.uint8), _ERODE_5)  # 0/1: L* > 8, eroded
+    bright = cv2.GaussianBlur(L, (0, 0), 3)
+    np.subtract(L, bright, out=bright)
+    bright *= _BRIGHT_SCALE
+    dark = np.subtract(_ZERO, bright, out=L)  # 0 - x rather than -x: +0.0 where the direct form has +0.0
+    spot = cv2.GaussianBlur(a, (0, 0), 3)
+    np.subtract(a, spot, out=spot)
+    spot *= _SPOT_SCALE
+    blob = cv2.GaussianBlur(a, (0, 0), 0.75)
+    blob -= cv2.GaussianBlur(a, (0, 0), 2)
+    blob *= _BLOB_SCALE
     k = feature_size // size
-    pooled = cv2.dilate(maps, np.ones((k, k), np.uint8), anchor=(0, 0))[::k, ::k] if k > 1 else maps
-    rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return np.concatenate([rgb.astype(np.float32) * (1 / 255.0), pooled], axis=-1)
+    maps = []
+    for m in (spot, blob, dark, bright):
+        np.clip(m, 0, 1, out=m)
+        m *= valid
+        maps.append(_block_max(m, k))
+    rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB).astype(np.float32)
+    rgb *= _RGB_SCALE
+    return cv2.merge([rgb, *maps])
+
+
+_L_SCALE = np.float32(100.0 / 255.0)
+_A_OFFSET = np.float32(128.0)
+#: Smallest 8-bit L for which L * 100/255 > 8 in float32: the letterbox test done on the 8-bit channel.
+_VALID_MIN_L8 = int(np.argmax(np.arange(256, dtype=np.float32) * _L_SCALE > 8))
+_ERODE_5 = np.ones((5, 5), np.uint8)
+_SPOT_SCALE = np.float32(1 / 12.0)
+_BLOB_SCALE = np.float32(1 / 6.0)
+_BRIGHT_SCALE = np.float32(1 / 15.0)
+_RGB_SCALE = np.float32(1 / 255.0)
+_ZERO = np.float32(0.0)
+
+
+def _block_max(m: np.ndarray, k: int) -> np.ndarray:
+    """Maximum over each k x k block: the dilation anchored at the block's corner, sampled every k pixels."""
+    if k == 1:
+        return m
+    h, w = m.shape[:2]
+    return cv2.resize(cv2.dilate(m, np.ones((k, k), np.uint8), anchor=(0, 0)), (w // k, h // k),
+                      interpolation=cv2.INTER_NEAREST)
 
 
 def prepare_input(image_bgr: np.ndarray, *, size: int = INPUT_SIZE) -> np.ndarray:
@@ -200,10 +234,29 @@ def zone_counts(density: np.ndarray, zones: dict[str, np.ndarray]) -> dict[str, 
     that tile the ROI split the total exactly.
     """
     g = density.shape[:2]
-    out = {}
-    for name, m in zones.items():
-        frac = cv2.resize((m > 0).astype(np.float32), (g[1], g[0]), interpolation=cv2.INTER_AREA)
-        out[name] = float((density * frac).sum())
+    return {name: float((density * zone_cell_fractions(m, g)).sum()) for name, m in zones.items()}
+
+
+def zone_cell_fractions(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(grid) float32: the fraction of each cell's pixels where ``mask > 0``.
+
+    The same numbers as ``cv2.resize((mask > 0).astype(np.float32), grid[::-1], interpolation=cv2.INTER_AREA)``.
+    When the grid divides the mask evenly (the usual case: a 512-px ROI on a 16-cell grid)
+    each cell is the mean of its own block only, so only the cells under the mask's bounding
+    box are computed (a zone is a small part of the ROI); the rest are 0.
+    """
+    gh, gw = grid
+    h, w = mask.shape[:2]
+    if h % gh or w % gw or mask.dtype != np.uint8 or mask.ndim != 2:
+        return cv2.resize((mask > 0).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+    ky, kx = h // gh, w // gw
+    out = np.zeros((gh, gw), np.float32)
+    x, y, bw, bh = cv2.boundingRect(mask)
+    if bw == 0 or bh == 0:
+        return out
+    c0, r0, c1, r1 = x // kx, y // ky, -(-(x + bw) // kx), -(-(y + bh) // ky)
+    crop = mask[r0 * ky:r1 * ky, c0 * kx:c1 * kx]
+    out[r0:r1, c0:c1] = cv2.resize((crop > 0).astype(np.float32), (c1 - c0, r1 - r0), interpolation=cv2.INTER_AREA)
     return out
 
 
