@@ -12,6 +12,8 @@ from harerun.results import DetectorResult, Evidence, severity_for
 from harerun_wrinkles import algorithm
 from harerun_wrinkles.regions import wrinkle_regions
 
+NO_REGION_SKIN = "no skin pixels in any wrinkle region"
+
 
 class WrinklesParams(DetectorParams):
     downscale: int = Field(2, ge=1, le=4, description="the line filter runs on the ROI shrunk by this factor")
@@ -58,20 +60,20 @@ class WrinklesDetector(Detector):
             crows_feet_tolerance_deg=p.crows_feet_tolerance_deg,
             shrink=k,
         )
-        # filter only the box around all regions (+ the kernels' reach): about half the ROI
+        # filter only the box around all regions (+ the kernels' reach): about half the ROI;
+        # the maps below are all on that box, offset (x0, y0) from the shrunk ROI
         union = np.zeros_like(g)
         for reg in regions:
             cv2.bitwise_or(union, reg.mask, dst=union)
-        strength = np.zeros(g.shape, np.float32)
-        angle = np.zeros(g.shape, np.float32)
-        if cv2.countNonZero(union):
-            bx, by, bw, bh = cv2.boundingRect(union)
-            pad = int(np.ceil(3 * max(p.sigma_fine_px, p.sigma_coarse_px))) + 2
-            x0, y0 = max(0, bx - pad), max(0, by - pad)
-            x1, y1 = min(g.shape[1], bx + bw + pad), min(g.shape[0], by + bh + pad)
-            s_box, a_box = algorithm.valley_filter(g[y0:y1, x0:x1], sigmas=(p.sigma_fine_px, p.sigma_coarse_px))
-            strength[y0:y1, x0:x1] = s_box
-            angle[y0:y1, x0:x1] = a_box
+        if not cv2.countNonZero(union):
+            return DetectorResult(status="skipped", message=NO_REGION_SKIN)
+        bx, by, bw, bh = cv2.boundingRect(union)
+        pad = int(np.ceil(3 * max(p.sigma_fine_px, p.sigma_coarse_px))) + 2
+        x0, y0 = max(0, bx - pad), max(0, by - pad)
+        x1, y1 = min(g.shape[1], bx + bw + pad), min(g.shape[0], by + bh + pad)
+        strength, angle = algorithm.valley_filter(g[y0:y1, x0:x1], sigmas=(p.sigma_fine_px, p.sigma_coarse_px))
+        box = (slice(y0, y1), slice(x0, x1))
+        skin_box = skin[box]
         scale = float(k)
         per_mm = ctx.px_per_mm
         weighted = np.zeros_like(strength)
@@ -81,19 +83,20 @@ class WrinklesDetector(Detector):
         total_len = 0.0
         total_count = 0
         for reg in regions:
-            rm = (reg.mask > 0) & (skin > 0)
-            area_px = float(np.count_nonzero(rm)) * scale * scale
+            # every region lies inside the box; min of two masks: non-zero where both are
+            rm = cv2.min(reg.mask[box], skin_box)
+            area_px = float(cv2.countNonZero(rm)) * scale * scale
             if area_px == 0:
                 continue
-            x, y, bw, bh = cv2.boundingRect(rm.astype(np.uint8))
+            x, y, bw, bh = cv2.boundingRect(rm)
             crop = (slice(y, y + bh), slice(x, x + bw))
             w = strength[crop] * algorithm.orientation_weight(angle[crop], reg.prior_deg, reg.tolerance_deg)
-            w[~rm[crop]] = 0
+            w[rm[crop] == 0] = 0
             np.maximum(weighted[crop], w, out=weighted[crop])
             lines = algorithm.line_segments(
                 (w >= p.strength_threshold).astype(np.uint8), min_length=p.min_length_px / scale
             )
-            lines = [(cx + x, cy + y, ln) for cx, cy, ln in lines]
+            lines = [(cx + (x + x0), cy + (y + y0), ln) for cx, cy, ln in lines]
             length_px = sum(ln for _, _, ln in lines) * scale
             density = 1000.0 * length_px / area_px
             score = 100.0 * min(1.0, density / p.density_full)
@@ -110,7 +113,7 @@ class WrinklesDetector(Detector):
             markers.extend(((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5, 0.5 * ln * scale) for cx, cy, ln in lines)
 
         if not zones:
-            return DetectorResult(status="skipped", message="no skin pixels in any wrinkle region")
+            return DetectorResult(status="skipped", message=NO_REGION_SKIN)
         type_scores = np.array(list(zones.values()))
         score = 0.5 * type_scores.max() + 0.5 * type_scores.mean()
         measurements["line_count"] = total_count
@@ -118,7 +121,8 @@ class WrinklesDetector(Detector):
         if per_mm:
             measurements["total_length_mm"] = total_len / per_mm
         markers.sort(key=lambda m: -m[2])
-        heat = np.clip(weighted * (255.0 / (2.0 * p.strength_threshold)), 0, 255).astype(np.uint8)
+        heat = np.zeros(g.shape, np.uint8)
+        heat[box] = np.clip(weighted * (255.0 / (2.0 * p.strength_threshold)), 0, 255)
         if k != 1:
             heat = cv2.resize(heat, ctx.gray.shape[::-1], interpolation=cv2.INTER_LINEAR)
         return DetectorResult(
