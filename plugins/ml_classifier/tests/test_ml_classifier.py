@@ -129,6 +129,9 @@ def test_zone_cell_fractions_equal_the_area_resize(roi, grid):
     for m in masks:
         expected = cv2.resize((m > 0).astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
         assert np.array_equal(zone_cell_fractions(m, (grid, grid)), expected)
+        x, y, w, h = cv2.boundingRect(m)
+        for bounds in ((x, y, w, h), (max(x - 3, 0), max(y - 5, 0), w + 9, h + 7), (0, 0, roi, roi)):
+            assert np.array_equal(zone_cell_fractions(m, (grid, grid), bounds=bounds), expected)
 
 
 def test_density_target_sums_to_the_count_at_the_right_place():

@@ -226,24 +226,30 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes:
     }
 
 
-def zone_counts(density: np.ndarray, zones: dict[str, np.ndarray]) -> dict[str, float]:
+def zone_counts(density: np.ndarray, zones: dict[str, np.ndarray], *,
+                bounds: tuple[int, int, int, int] | None = None) -> dict[str, float]:
     """Lesions inside each zone: the density map (any grid) weighted by each cell's zone coverage.
 
     Each zone mask (ROI size, 255 inside) is reduced to the density grid by area
     averaging, so a cell half inside a zone contributes half its lesions; zones
-    that tile the ROI split the total exactly.
+    that tile the ROI split the total exactly. ``bounds`` (x, y, w, h), when given,
+    must hold every non-zero pixel of every zone (e.g. the bounding box of their
+    union); it only saves looking at the rest of the ROI.
     """
     g = density.shape[:2]
-    return {name: float((density * zone_cell_fractions(m, g)).sum()) for name, m in zones.items()}
+    return {name: float((density * zone_cell_fractions(m, g, bounds=bounds)).sum()) for name, m in zones.items()}
 
 
-def zone_cell_fractions(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def zone_cell_fractions(mask: np.ndarray, grid: tuple[int, int], *,
+                        bounds: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """(grid) float32: the fraction of each cell's pixels where ``mask > 0``.
 
     The same numbers as ``cv2.resize((mask > 0).astype(np.float32), grid[::-1], interpolation=cv2.INTER_AREA)``.
     When the grid divides the mask evenly (the usual case: a 512-px ROI on a 16-cell grid)
     each cell is the mean of its own block only, so only the cells under the mask's bounding
-    box are computed (a zone is a small part of the ROI); the rest are 0.
+    box are computed (a zone is a small part of the ROI); the rest are 0. ``bounds``
+    (x, y, w, h), when given, must hold every non-zero pixel of the mask: the bounding box
+    is then searched there only.
     """
     gh, gw = grid
     h, w = mask.shape[:2]
@@ -251,9 +257,13 @@ def zone_cell_fractions(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         return cv2.resize((mask > 0).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
     ky, kx = h // gh, w // gw
     out = np.zeros((gh, gw), np.float32)
-    x, y, bw, bh = cv2.boundingRect(mask)
+    bx, by, bw, bh = (0, 0, w, h) if bounds is None else bounds
+    if bw <= 0 or bh <= 0:
+        return out
+    x, y, bw, bh = cv2.boundingRect(mask[by:by + bh, bx:bx + bw])
     if bw == 0 or bh == 0:
         return out
+    x, y = x + bx, y + by
     c0, r0, c1, r1 = x // kx, y // ky, -(-(x + bw) // kx), -(-(y + bh) // ky)
     crop = mask[r0 * ky:r1 * ky, c0 * kx:c1 * kx]
     out[r0:r1, c0:c1] = cv2.resize((crop > 0).astype(np.float32), (c1 - c0, r1 - r0), interpolation=cv2.INTER_AREA)

@@ -95,12 +95,15 @@ class MLClassifierDetector(Detector):
         mask = None
         if density is not None:
             measurements["lesion_count_est"] = round(float(density.sum()), 1)
-            zones = {z: cv2.bitwise_and(m, ctx.skin_mask) for z, m in ctx.zones.items()}
-            measurements["zone_lesion_count_est"] = {z: round(v, 1) for z, v in zone_counts(density, zones).items()}
+            # zone AND skin, and their union, cached on the context (shared with other detectors)
+            bounds = cv2.boundingRect(ctx.zone_skin) if ctx.zones else None
+            counts = zone_counts(density, ctx.zone_skin_masks, bounds=bounds)
+            measurements["zone_lesion_count_est"] = {z: round(v, 1) for z, v in counts.items()}
             h, w = ctx.image.shape[:2]
             up = cv2.resize(density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h),
                             interpolation=cv2.INTER_LINEAR)
-            mask = cv2.bitwise_and(np.clip(up, 0, 255).astype(np.uint8), ctx.skin_mask)
+            mask = np.clip(up, 0, 255, out=up).astype(np.uint8)
+            cv2.bitwise_and(mask, ctx.skin_mask, dst=mask)
         return DetectorResult(
             score=100.0 * expected / (N_GRADES - 1),
             measurements=measurements,

@@ -160,7 +160,7 @@ def _load_tflite(resolved: ResolvedModel) -> LoadedModel:
 
     def run(x: np.ndarray):
         with lock:
-            interpreter.set_tensor(inp["index"], x[None].astype(np.float32))
+            interpreter.set_tensor(inp["index"], np.ascontiguousarray(x[None], dtype=np.float32))  # copies
             interpreter.invoke()
             out = [interpreter.get_tensor(o["index"]).copy() for o in outs]
         return _split_outputs(out)
