@@ -66,9 +66,20 @@ def detect_dark_spots(
         report_mask = report_mask[rows, cols]
     # One copy of the strided L* view (of the window only), not one per filter.
     lightness = np.ascontiguousarray(lightness[rows, cols], np.float32)
-    delta = gaussian(lightness, 1.0) - masked_gaussian_mean(
-        lightness, (skin_mask > 0).astype(np.float32), background_sigma_px, downscale=4
-    )
+    background = masked_gaussian_mean(lightness, (skin_mask > 0).astype(np.float32), background_sigma_px, downscale=4)
+    # Everything else only on the skin's bounding box + the 1 px smoothing's reach: outside it
+    # there is no skin, so no spot, and the erosion below still sees non-skin around the skin.
+    # Corners on the 8 px grid, like the window's: OpenCV's filters compute the last columns of a
+    # row not a multiple of 8 wide in another code path (last bits differ), and the labelling
+    # scans the same 2x2 blocks in the same order (same labels).
+    rows_in, cols_in = mask_window(skin_mask, 3, align=8)
+    skin_mask, background = skin_mask[rows_in, cols_in], background[rows_in, cols_in]
+    if report_mask is not None:
+        report_mask = report_mask[rows_in, cols_in]
+    origin = (cols.start, rows.start)  # of the window, for the centroids (see below)
+    rows = slice(rows.start + rows_in.start, rows.start + rows_in.stop)
+    cols = slice(cols.start + cols_in.start, cols.start + cols_in.stop)
+    delta = gaussian(lightness[rows_in, cols_in], 1.0) - background
     weak = ((delta <= -0.5 * min_delta_l) & (skin_mask > 0)).astype(np.uint8)
     # Grana's block-based labelling (BBDT): the same labels and stats as the default
     # algorithm, about twice as fast single-threaded.
@@ -101,7 +112,11 @@ def detect_dark_spots(
         keep &= report_mask[cy, cx] > 0
     ids = np.nonzero(keep)[0]
     contrast = total[ids] / area[ids]
-    centre = centroids[ids] + (cols.start, rows.start)
+    # The labelling's centroids are (exact integer coordinate sum) / area; redo that division in
+    # the window's coordinates, as on the whole window, so the centres keep the same bits.
+    n_ids = area[ids, None]
+    sums = np.rint(centroids[ids] * n_ids) + n_ids * (cols_in.start, rows_in.start)
+    centre = sums / n_ids + origin
     spots = np.column_stack([centre, np.sqrt(area[ids] / np.pi), area[ids], contrast])
     spots = spots[np.argsort(-spots[:, 3] * spots[:, 4], kind="stable")]
     full_mask = np.zeros(full_shape, np.uint8)
