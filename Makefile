@@ -31,4 +31,4 @@ clean:
 	rm -rf $(VENV) build
 
 serve: install
-	$(BIN)/harerun serve --host 127.0.0.1 --port 8000
+	HARERUN_ANALYSIS_PROCESSES=$${HARERUN_ANALYSIS_PROCESSES:-2} $(BIN)/harerun serve --host 127.0.0.1 --port 8000

@@ -32,7 +32,8 @@ def add_commands(subparsers) -> None:
         help="run the HTTP API and the page at / (settings: HARERUN_* environment variables)",
         description="Run the HTTP API with uvicorn. Settings come from HARERUN_* environment variables "
         "(HARERUN_PIPELINES_DIR, HARERUN_DEFAULT_PIPELINE, HARERUN_MAX_UPLOAD_BYTES, "
-        "HARERUN_ANALYSIS_THREADS, HARERUN_QUEUE_SIZE, HARERUN_REQUEST_TIMEOUT_S, HARERUN_CORS_ORIGINS, ...).",
+        "HARERUN_ANALYSIS_THREADS, HARERUN_ANALYSIS_PROCESSES, HARERUN_QUEUE_SIZE, HARERUN_REQUEST_TIMEOUT_S, "
+        "HARERUN_CORS_ORIGINS, ...).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
