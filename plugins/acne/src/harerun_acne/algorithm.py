@@ -277,21 +277,19 @@ def half_max_shape(
     above half the peak's response; its elongation is ``sqrt(l1 / l2)`` of the eigenvalues
     of their second moments (1 for a disk, large for a line).
 
+    ``peaks`` is the peak image (bool, or uint8 > 0 on peaks).
+
     Returns
     -------
     area : (N,) half-maximum area in pixels.
     elongation : (N,) >= 1.
     neighbours : (N,) number of other peaks in the window.
     """
-    h, w = response.shape
-    off = np.arange(-reach, reach + 1)
-    flat = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None] * w + np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
+    flat = _patch_index(response.shape, xs, ys, reach)
     inside = (np.take(response, flat) >= 0.5 * response[ys, xs][:, None, None]).reshape(len(xs), -1).astype(np.float32)
     # The moment sums in one matrix product (integer sums, exact in float32).
-    dy, dx = (g.ravel() for g in np.meshgrid(off.astype(np.float32), off.astype(np.float32), indexing="ij"))
-    moments = np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])
     # cv2.gemm, not numpy @: OpenBLAS would spread this small product over threads and wait.
-    sums = cv2.gemm(inside, moments, 1.0, None, 0.0)
+    sums = cv2.gemm(inside, _moment_matrix(reach), 1.0, None, 0.0)
     area = sums[:, 0].astype(np.float64)
     mx = sums[:, 1] / area
     my = sums[:, 2] / area
@@ -300,8 +298,9 @@ def half_max_shape(
     cxy = sums[:, 5] / area - mx * my
     root = np.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
     l1, l2 = (cxx + cyy) / 2 + root, np.maximum((cxx + cyy) / 2 - root, 1e-6)
-    neighbours = np.take(peaks, flat).sum(axis=(1, 2)) - 1.0
-    return area, np.sqrt(l1 / l2), neighbours.astype(np.float64)
+    # Count, not sum: ``peaks`` may be a bool image or any uint8 mask (> 0 on peaks).
+    neighbours = np.count_nonzero(np.take(peaks, flat), axis=(1, 2)) - 1.0
+    return area, np.sqrt(l1 / l2), neighbours
 
 
 def gaussian_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, sigma: float) -> np.ndarray:
@@ -310,18 +309,45 @@ def gaussian_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, sigma: float)
     The same as sampling ``gaussian(image, sigma)`` at the points, but it
     only touches the few hundred patches needed instead of the whole image.
     """
-    r = max(1, int(np.ceil(2.5 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k2 = np.outer(k, k)
-    k2 /= k2.sum()
+    r, k2 = _gaussian_kernel(sigma)
     h, w = image.shape[:2]
-    off = np.arange(-r, r + 1)
     # Flat indices and np.take: about 3x faster than image[iy, ix] on a 3-channel image.
-    flat = np.clip(ys[:, None] + off, 0, h - 1)[:, :, None] * w + np.clip(xs[:, None] + off, 0, w - 1)[:, None, :]
+    flat = _patch_index((h, w), xs, ys, r)
     patches = np.take(image.reshape(h * w, -1), flat, axis=0)
     if image.ndim == 2:
         patches = patches[..., 0]
     return np.tensordot(patches, k2, axes=([1, 2], [0, 1]))
+
+
+@lru_cache(maxsize=16)
+def _gaussian_kernel(sigma: float) -> tuple[int, np.ndarray]:
+    """Radius and normalised 2-D kernel of :func:`gaussian_at` (read-only, cached per sigma)."""
+    r = max(1, int(np.ceil(2.5 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k2 = np.outer(k, k)
+    k2 /= k2.sum()
+    k2.flags.writeable = False
+    return r, k2
+
+
+def _patch_index(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, r: int) -> np.ndarray:
+    """(N, 2r+1, 2r+1) flat indices of the squares around the points, edges replicated."""
+    h, w = shape[:2]
+    off = np.arange(-r, r + 1)
+    # np.minimum/np.maximum: the same integers as np.clip, without its Python-level overhead.
+    iy = np.minimum(np.maximum(ys[:, None] + off, 0), h - 1)
+    ix = np.minimum(np.maximum(xs[:, None] + off, 0), w - 1)
+    return iy[:, :, None] * w + ix[:, None, :]
+
+
+@lru_cache(maxsize=8)
+def _moment_matrix(reach: int) -> np.ndarray:
+    """Columns 1, dx, dy, dx², dy², dx·dy over the (2 reach + 1)² window, float32 (read-only)."""
+    off = np.arange(-reach, reach + 1).astype(np.float32)
+    dy, dx = (g.ravel() for g in np.meshgrid(off, off, indexing="ij"))
+    moments = np.column_stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy])
+    moments.flags.writeable = False
+    return moments
 
 
 def quadratic_design(features: np.ndarray) -> np.ndarray:
@@ -344,6 +370,11 @@ def load_lesion_filter() -> dict:
     model = dict(model)
     for key in ("clip_low", "clip_high", "mean", "scale", "weights"):
         model[key] = np.asarray(model[key], dtype=np.float64)
+    # Built once here rather than on every call (the same arrays, read-only).
+    form = _quadratic_form(model, len(FEATURES))
+    for a in form[:2]:
+        a.flags.writeable = False
+    model["_quadratic_form"] = form
     return model
 
 
@@ -358,12 +389,17 @@ def lesion_probability(features: np.ndarray, model: dict | None = None) -> np.nd
     # The logistic model on standardised quadratic_design() columns, rewritten as a quadratic
     # form f·(Q f + b) + c of the clipped features: the same logit (to ~1e-15) without
     # building the N x 377 design matrix, 5-10x faster with a few hundred candidates.
-    n = features.shape[1]
+    quad, lin, const = model.get("_quadratic_form") or _quadratic_form(model, features.shape[1])
+    logit = ((clipped @ quad + lin) * clipped).sum(axis=1) + const
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def _quadratic_form(model: dict, n: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``Q``, ``b`` and ``c`` of the logit ``f·(Q f + b) + c`` of :func:`lesion_probability`."""
     w = model["weights"] / model["scale"]
     quad = np.zeros((n, n))
     quad[np.triu_indices(n)] = w[n:]
-    logit = ((clipped @ quad + w[:n]) * clipped).sum(axis=1) + (model["bias"] - float(model["mean"] @ w))
-    return 1.0 / (1.0 + np.exp(-logit))
+    return quad, w[:n], model["bias"] - float(model["mean"] @ w)
 
 
 def detect_lesions(
