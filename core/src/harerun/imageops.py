@@ -29,11 +29,14 @@ def masked_gaussian_mean(image: np.ndarray, weight: np.ndarray, sigma: float, *,
 
 
 def peak_coordinates(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero`` of a boolean image (row-major order), through ``cv2.findNonZero``.
+    """``np.nonzero`` of a boolean or uint8 image (row-major order), through ``cv2.findNonZero``.
 
     Several times faster than ``np.nonzero`` on a 512 px image with a few thousand hits.
+    A uint8 image (an OpenCV mask) is searched as it is, without a conversion pass.
     """
-    pts = cv2.findNonZero(np.ascontiguousarray(peak, dtype=bool).view(np.uint8))
+    if peak.dtype != np.uint8:
+        peak = np.ascontiguousarray(peak, dtype=bool).view(np.uint8)
+    pts = cv2.findNonZero(peak)
     if pts is None:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     pts = pts.reshape(-1, 2).astype(np.intp)

@@ -101,6 +101,21 @@ def test_other_roi_sizes(size):
     assert res.measurements["count"] == len(GRID[::3])
 
 
+@pytest.mark.parametrize("shape", [(64, 96), (37, 50), (40, 41)])
+def test_half_size_planes_are_opencvs_area_resize(shape):
+    # Bit for bit: the fast path (even sizes, also on a crop view) and the fallback.
+    rng = np.random.default_rng(1)
+    big = (rng.normal(0, 40, (shape[0] + 8, shape[1] + 8, 3)) * rng.uniform(0, 100, (1, 1, 3))).astype(np.float32)
+    big[:4, :4] = -0.0  # a block of negative zeros: OpenCV gives +0.0
+    for image in (big[: shape[0], : shape[1]], big[4 : 4 + shape[0], 2 : 2 + shape[1]].copy()):
+        ref = cv2.split(cv2.resize(image, (shape[1] // 2, shape[0] // 2), interpolation=cv2.INTER_AREA))
+        got = algorithm.half_size_planes(image)
+        assert [c.tobytes() for c in got] == [c.tobytes() for c in ref]
+    xs, ys = rng.integers(0, shape[1] // 2, 20), rng.integers(0, shape[0] // 2, 20)
+    stacked = algorithm.gaussian_at(cv2.merge(ref), xs, ys, 1.2)
+    assert algorithm.gaussian_at(got, xs, ys, 1.2).tobytes() == stacked.tobytes()
+
+
 def test_hayashi_bands():
     assert [algorithm.hayashi_grade(n) for n in (0, 5, 6, 20, 21, 50, 51, 200)] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert algorithm.acne_score(0) == 0 and algorithm.acne_score(300) == 100

@@ -157,27 +157,29 @@ def lesion_candidates(
     # blurs: the same values as multi-channel ones, without the merge/split copies.
     half = (w // 2, h // 2)
     small_w = cv2.resize(skin.astype(np.float32), half, interpolation=cv2.INTER_AREA)
-    small_lab = cv2.resize(lab, half, interpolation=cv2.INTER_AREA)
-    small_L, small_a = cv2.extractChannel(small_lab, 0), cv2.extractChannel(small_lab, 1)
+    small_L, small_a, small_b = small_planes = half_size_planes(lab)
     sig_small = surround_sigma_px / 2
     den = np.maximum(gaussian(small_w, sig_small), 1e-3)
     sur_sig = gaussian((small_a - lightness_weight * small_L) * small_w, sig_small) / den
-    del small_L, small_a
 
     signal = cv2.transform(lab, np.array([[-lightness_weight, 1.0, 0.0]], np.float32))  # a* - w L*
     response = gaussian(signal, center_sigma_px)
     scratch = cv2.resize(sur_sig, (w, h), interpolation=cv2.INTER_LINEAR)
     cv2.subtract(response, scratch, dst=response)
-    inner = skin
+    inner = skin_mask
     if border_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-        inner = cv2.erode(skin_mask, k) > 0
+        inner = cv2.erode(skin_mask, k)
     size = 2 * int(min_separation_px) + 1
     # Square window: separable, so about twice as fast as a disk.
-    peak = response >= cv2.dilate(response, np.ones((size, size), np.uint8), dst=scratch)
-    del scratch
-    peak &= response >= min_response
-    peak &= inner
+    # response >= local max and >= min_response  <=>  response >= max(local max, min_response)
+    # (the scalar rounds to float32 as in a numpy comparison); the peak image is uint8, > 0 on
+    # peaks: OpenCV compare/and, no bool temporaries.
+    level = cv2.dilate(response, np.ones((size, size), np.uint8), dst=scratch)
+    cv2.max(level, float(np.float32(min_response)), dst=level)
+    peak = cv2.compare(response, level, cv2.CMP_GE)
+    del scratch, level
+    cv2.bitwise_and(peak, inner, dst=peak)
     ys, xs = peak_coordinates(peak)
     n_feat = len(FEATURES)
     if len(xs) == 0:
@@ -195,7 +197,6 @@ def lesion_candidates(
 
     # The rest of the surround: L* and a* as maps (their edges are needed), b* and the
     # second moments only at the candidates (the same quotients as whole maps).
-    small_L, small_a, small_b = cv2.split(small_lab)
     sur_l, sur_a = (gaussian(c * small_w, sig_small) / den for c in (small_L, small_a))
     at_den = den[sy, sx]
     s_l, s_a = sur_l[sy, sx], sur_a[sy, sx]
@@ -208,7 +209,7 @@ def lesion_candidates(
     center = gaussian_at(full_lab, xs + cols.start, ys + rows.start, center_sigma_px)
     d_l, d_a, d_b = center[:, 0] - s_l, center[:, 1] - s_a, center[:, 2] - s_b
     # Wider (2x sigma) centre values are read off the half-resolution maps: 4x fewer pixels.
-    near = gaussian_at(small_lab, sx, sy, center_sigma_px)
+    near = gaussian_at(small_planes, sx, sy, center_sigma_px)
     resp_coarse = near[:, 1] - lightness_weight * near[:, 0] - s_sig
     # Edges of the smooth surround, on the half-resolution maps (per ROI pixel).
     edge_l, edge_a = (
@@ -224,7 +225,8 @@ def lesion_candidates(
 
     small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
     sub = small_mask[::4, ::4] > 0  # a 64x64 sample is plenty for a face median
-    med_l, med_a, med_b = (median(small_lab[::4, ::4, i][sub]) if sub.any() else 0.0 for i in range(3))
+    med_l, med_a, med_b = (median(c[::4, ::4][sub]) if sub.any() else 0.0 for c in small_planes)
+    del small_planes
     a_spread = float(np.std(d_a)) + 1e-3
     l_spread = float(np.std(d_l)) + 1e-3
 
@@ -303,20 +305,54 @@ def half_max_shape(
     return area, np.sqrt(l1 / l2), neighbours
 
 
-def gaussian_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian_at(image, xs: np.ndarray, ys: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-weighted mean of ``image`` around each point (x, y), edges replicated.
 
     The same as sampling ``gaussian(image, sigma)`` at the points, but it
     only touches the few hundred patches needed instead of the whole image.
+    ``image`` is (H, W) or (H, W, C), or a sequence of C (H, W) planes (the same
+    values as their (H, W, C) stack).
     """
     r, k2 = _gaussian_kernel(sigma)
-    h, w = image.shape[:2]
-    # Flat indices and np.take: about 3x faster than image[iy, ix] on a 3-channel image.
-    flat = _patch_index((h, w), xs, ys, r)
-    patches = np.take(image.reshape(h * w, -1), flat, axis=0)
-    if image.ndim == 2:
-        patches = patches[..., 0]
+    if isinstance(image, np.ndarray):
+        h, w = image.shape[:2]
+        # Flat indices and np.take: about 3x faster than image[iy, ix] on a 3-channel image.
+        flat = _patch_index((h, w), xs, ys, r)
+        patches = np.take(image.reshape(h * w, -1), flat, axis=0)
+        if image.ndim == 2:
+            patches = patches[..., 0]
+    else:
+        flat = _patch_index(image[0].shape, xs, ys, r)
+        patches = np.stack([np.take(c, flat) for c in image], axis=-1)  # (N, k, k, C), as above
     return np.tensordot(patches, k2, axes=([1, 2], [0, 1]))
+
+
+def half_size_planes(image: np.ndarray) -> list[np.ndarray]:
+    """The channels of ``cv2.resize(image, (W // 2, H // 2), interpolation=cv2.INTER_AREA)``.
+
+    For a 3-channel float32 image, OpenCV's 2x area reduction is a scalar loop computing
+    ``(0 + ((p00 + p01) + p10) + p11) * 0.25`` per channel. The same sums here run as three
+    contiguous row additions over the interleaved rows (``p01`` is the value 3 floats to the
+    right of ``p00``; the other half of the results is not used) and one channel split: about
+    twice as fast, and the same bits (tested against ``cv2.resize``). Other sizes, layouts and
+    types go through OpenCV.
+    """
+    h, w = image.shape[:2]
+    if image.dtype != np.float32 or image.ndim != 3 or image.shape[2] != 3 or h % 2 or w % 2 or image.strides[1:] != (12, 4):
+        return list(cv2.split(cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
+    h2, w2 = h // 2, w // 2
+    even, odd = image[0::2].reshape(h2, 3 * w), image[1::2].reshape(h2, 3 * w)
+    sums = np.empty((h2, 3 * w), np.float32)
+    q = sums[:, :-3]
+    cv2.add(even[:, :-3], even[:, 3:], dst=q)
+    cv2.add(q, odd[:, :-3], dst=q)
+    cv2.add(q, odd[:, 3:], dst=q)
+    planes = [np.empty((h2, w2), np.float32) for _ in range(3)]
+    cv2.mixChannels([sums.reshape(h2, w2, 6)], planes, [0, 0, 1, 1, 2, 2])
+    for c in planes:
+        c += np.float32(0.0)  # OpenCV's 0 + sum: -0.0 becomes +0.0
+        c *= np.float32(0.25)
+    return planes
 
 
 @lru_cache(maxsize=16)
