@@ -21,8 +21,12 @@ differs from a full-size computation on ~1 % of the ROI pixels (it keeps fewer 1
 
 from __future__ import annotations
 
+import sys
+
 import cv2
 import numpy as np
+
+from harerun.imageops import median
 
 #: Chai & Ngan (1999) skin box in OpenCV's 8-bit YCrCb.
 CR_RANGE = (133, 173)
@@ -43,6 +47,25 @@ def _chroma_polar() -> tuple[np.ndarray, np.ndarray]:
 
 
 _RADIUS, _HUE = _chroma_polar()
+
+#: A YCrCb pixel's (Cr, Cb) bytes read as one native uint16: ``Cr + 256 Cb`` on little-endian
+#: machines, ``256 Cr + Cb`` on big-endian ones. Tables indexed that way (flat, 65536 entries):
+_PAIR_CB_MAJOR = sys.byteorder == "little"
+
+
+def _pair_table(table: np.ndarray) -> np.ndarray:
+    """A (Cr, Cb)-indexed 256 x 256 table, flattened in the order of :func:`_chroma_pairs`."""
+    return np.ascontiguousarray(table.T if _PAIR_CB_MAJOR else table).ravel()
+
+
+_RADIUS_PAIRS, _HUE_PAIRS = _pair_table(_RADIUS), _pair_table(_HUE)
+
+
+def _chroma_pairs(ycc: np.ndarray) -> np.ndarray:
+    """(H, W) uint16 view (no copy) of the (Cr, Cb) byte pairs of a contiguous 8-bit YCrCb image:
+    one index per pixel into :func:`_pair_table` tables."""
+    h, w = ycc.shape[:2]
+    return np.ndarray((h, w), np.uint16, buffer=ycc, offset=1, strides=(ycc.strides[0], 3))
 
 
 def classify_skin_pixels(image_bgr: np.ndarray) -> np.ndarray:
@@ -165,19 +188,20 @@ def _skin_mask_at(
     if cv2.countNonZero(sample) < 50:
         return np.zeros(roi_bgr.shape[:2], np.uint8)
     sel = sample > 0
-    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    y_med = float(np.median(y[sel]))
-    r_med = max(2.0, float(np.median(_RADIUS[cr[sel], cb[sel]])))
-    h_med = float(np.median(_HUE[cr[sel], cb[sel]]))
+    y = ycc[..., 0]
+    pairs = _chroma_pairs(ycc)  # (Cr, Cb) of every pixel as one table index, without a copy
+    chroma = np.take(_RADIUS_PAIRS, pairs[sel]), np.take(_HUE_PAIRS, pairs[sel])
+    y_med = median(y[sel])
+    r_med = max(2.0, median(chroma[0]))
+    h_med = median(chroma[1])
     # The chroma rule is a 256 x 256 (Cr, Cb) look-up table: one gather instead of per-pixel maths.
     lut = (
-        (_HUE >= h_med - hue_tol_red)
-        & (_HUE <= h_med + hue_tol_yellow)
-        & (_RADIUS >= chroma_range[0] * r_med)
-        & (_RADIUS <= chroma_range[1] * r_med)
+        (_HUE_PAIRS >= h_med - hue_tol_red)
+        & (_HUE_PAIRS <= h_med + hue_tol_yellow)
+        & (_RADIUS_PAIRS >= chroma_range[0] * r_med)
+        & (_RADIUS_PAIRS <= chroma_range[1] * r_med)
     )
-    index = cr.astype(np.int32) * 256 + cb
-    mask = np.take(np.where(lut, np.uint8(255), np.uint8(0)).ravel(), index)
+    mask = np.take(np.where(lut, np.uint8(255), np.uint8(0)), pairs)
     mask[y < min_luma_ratio * y_med] = 0
     if valid is not None:
         mask = cv2.bitwise_and(mask, valid)
@@ -194,34 +218,38 @@ def _skin_mask_at(
 
 
 def _fill_small_holes(mask: np.ndarray, *, max_area: float) -> np.ndarray:
-    """Fill background components that do not touch the border and are smaller than ``max_area``."""
-    inv = cv2.bitwise_not(mask)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    """Fill background components that do not touch the border and are smaller than ``max_area``.
+
+    Labels only (OpenCV's per-component statistics cost more than the labelling itself):
+    areas come from a bincount, border contact from the labels on the edges.
+    """
+    n, labels = cv2.connectedComponentsWithAlgorithm(cv2.bitwise_not(mask), 4, cv2.CV_32S, cv2.CCL_SAUF)
     if n <= 1:
         return mask
-    x, y, w, h, area = (stats[:, i] for i in range(5))
-    s_h, s_w = mask.shape
-    inner = (x > 0) & (y > 0) & (x + w < s_w) & (y + h < s_h) & (area <= max_area)
-    inner[0] = False
-    out = mask.copy()
-    out[inner[labels]] = 255
-    return out
+    area = np.bincount(labels.ravel(), minlength=n)
+    fill = np.where(area <= max_area, np.uint8(255), np.uint8(0))  # label -> 255 where filled
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        fill[edge] = 0
+    fill[0] = 0  # label 0 is the skin (255) itself
+    return cv2.bitwise_or(mask, np.take(fill, labels))
 
 
 def _keep_face_components(mask: np.ndarray, centre: tuple[float, float] | None) -> np.ndarray:
     """Drop background blobs: keep the biggest component (or the one at ``centre``) and
     every component at least a quarter of its size."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels = cv2.connectedComponentsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)
     if n <= 2:
         return mask
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    main = int(np.argmax(areas)) + 1
+    area = np.bincount(labels.ravel(), minlength=n)
+    area[0] = 0  # the background is no component
+    main = int(np.argmax(area))  # which of equal biggest ones does not change the result
     if centre is not None:
         cx = int(np.clip(round(centre[0]), 0, mask.shape[1] - 1))
         cy = int(np.clip(round(centre[1]), 0, mask.shape[0] - 1))
-        if labels[cy, cx] > 0 and stats[labels[cy, cx], cv2.CC_STAT_AREA] * 4 >= areas.max():
-            main = int(labels[cy, cx])
-    keep = np.zeros(n, bool)
-    keep[1:] = areas * 4 >= stats[main, cv2.CC_STAT_AREA]
-    keep[main] = True
-    return np.where(keep[labels], 255, 0).astype(np.uint8)
+        at = int(labels[cy, cx])
+        if at > 0 and area[at] * 4 >= area[main]:
+            main = at
+    lut = np.where(area * 4 >= area[main], np.uint8(255), np.uint8(0))
+    lut[0] = 0
+    lut[main] = 255
+    return np.take(lut, labels)
