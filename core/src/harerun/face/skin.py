@@ -152,12 +152,13 @@ def skin_mask(
         kernel_px=3,
         **kw,
     )
+    # In place from the resize on (a fresh full-size buffer costs about as much as a pass).
     mask = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1]
+    cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY, dst=mask)
     if exclude is not None:
-        mask[exclude > 0] = 0
+        cv2.bitwise_and(mask, 0, dst=mask, mask=exclude)  # 0 wherever exclude is set
     if valid is not None:
-        mask = cv2.bitwise_and(mask, valid)
+        cv2.bitwise_and(mask, valid, dst=mask)
     return mask
 
 

@@ -46,7 +46,7 @@ from harerun.face.roi import (
     roll_angle_deg,
 )
 from harerun.face.skin import skin_mask
-from harerun.face.zones import FaceFrame, face_zones, feature_masks
+from harerun.face.zones import FaceFrame, face_zones, features_mask
 from harerun.results import FaceInfo, QualityReport
 
 #: Border added around the photo for the close-up retries, as fractions of its size.
@@ -397,13 +397,13 @@ def build_context(
     )
     frame = FaceFrame(eyes["left_eye"], eyes["right_eye"], mouth=mouth, nose=lm.get("nose"))
     t2 = time.perf_counter()
-    exclude = None
-    if features:
-        feats = feature_masks(
+    exclude = reference = None
+    if features:  # (one array each: every fresh full-size buffer costs its page faults)
+        exclude = features_mask(
             size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose")
         )
-        exclude = feats["eyes"] | feats["brows"] | feats["lips"] | feats["nostrils"]
-    reference = zones["left_cheek"] | zones["right_cheek"] | zones["nose"] if features else None
+        reference = cv2.bitwise_or(zones["left_cheek"], zones["right_cheek"])
+        cv2.bitwise_or(reference, zones["nose"], dst=reference)
     centre = lm.get("nose", (size / 2.0, size / 2.0)) if features else None
     skin = skin_mask(roi, reference=reference, exclude=exclude, valid=valid, centre=centre)
     t3 = time.perf_counter()

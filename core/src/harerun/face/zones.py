@@ -74,6 +74,21 @@ def _depth(ab: np.ndarray) -> np.ndarray:
     return z + nose + mouth_chin
 
 
+def _edge_points(polygon, steps: int = 6) -> np.ndarray:
+    """A polygon's vertices with ``steps - 1`` points between each and the next (face frame)."""
+    pts = np.asarray(polygon, np.float64)
+    nxt = np.roll(pts, -1, axis=0)
+    t = np.arange(steps)[None, :, None] / steps
+    return (pts[:, None, :] * (1 - t) + nxt[:, None, :] * t).reshape(-1, 2)
+
+
+#: Every zone's edge points (ZONE_NAMES order) and their depths, worked out once: a face's
+#: zones are then one frame mapping (the same numbers point by point) and seven fills.
+_ZONE_POINTS = np.concatenate([_edge_points(ZONE_POLYGONS[name]) for name in ZONE_NAMES])
+_ZONE_DEPTH = _depth(_ZONE_POINTS)
+_ZONE_SPLITS = np.cumsum([len(_edge_points(ZONE_POLYGONS[name])) for name in ZONE_NAMES])[:-1]
+
+
 class FaceFrame:
     """The eye-based face frame: maps ``(a, b)`` in eye distances to ROI pixels."""
 
@@ -104,20 +119,17 @@ class FaceFrame:
         p = np.asarray(point, np.float64) - self.m
         return float(p @ self.u) / self.d, float(p @ self.v) / self.d
 
-    def to_roi(self, ab) -> np.ndarray:
+    def to_roi(self, ab, *, depth: np.ndarray | None = None) -> np.ndarray:
+        """ROI pixels of face-frame points (``depth``: their :func:`_depth`, when known already)."""
         ab = np.asarray(ab, np.float64).reshape(-1, 2)
-        a = ab[:, 0] + _depth(ab) * self.yaw
+        a = ab[:, 0] + (_depth(ab) if depth is None else depth) * self.yaw
         b = np.where(ab[:, 1] > 0, ab[:, 1] * self.b_scale, ab[:, 1])
         return self.m + self.d * (a[:, None] * self.u + b[:, None] * self.v)
 
     def polygon_mask(self, size: int, polygon, *, steps: int = 6) -> np.ndarray:
         """Fill ``polygon`` (face-frame vertices); edges are split so the yaw bends them."""
-        pts = np.asarray(polygon, np.float64)
-        nxt = np.roll(pts, -1, axis=0)
-        t = np.arange(steps)[None, :, None] / steps
-        dense = (pts[:, None, :] * (1 - t) + nxt[:, None, :] * t).reshape(-1, 2)
         mask = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(mask, [np.round(self.to_roi(dense)).astype(np.int32)], 255)
+        cv2.fillPoly(mask, [np.round(self.to_roi(_edge_points(polygon, steps))).astype(np.int32)], 255)
         return mask
 
     def ellipse(self, mask: np.ndarray, centre_ab, half_axes_ab, *, centre_px=None) -> None:
@@ -152,10 +164,23 @@ def face_zones(
     valid : optional mask of ROI pixels that come from the photo; zones are clipped to it.
     """
     frame = FaceFrame(left_eye, right_eye, mouth=mouth, nose=nose)
-    zones = {name: frame.polygon_mask(size, ZONE_POLYGONS[name]) for name in ZONE_NAMES}
-    if valid is not None:
-        zones = {k: cv2.bitwise_and(z, valid) for k, z in zones.items()}
+    corners = np.round(frame.to_roi(_ZONE_POINTS, depth=_ZONE_DEPTH)).astype(np.int32)
+    zones = {}
+    for name, poly in zip(ZONE_NAMES, np.split(corners, _ZONE_SPLITS), strict=True):
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, [poly], 255)
+        if valid is not None:
+            # Clipped in place, only on the polygon's box (the fill does not leave it): no fresh
+            # full-size buffer, and the untouched zero pages stay unwritten.
+            x, y, w, h = cv2.boundingRect(poly)
+            box = mask[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)]
+            if box.size:
+                cv2.bitwise_and(box, valid[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)], dst=box)
+        zones[name] = mask
     return zones
+
+
+FEATURES = ("eyes", "brows", "lips", "nostrils")
 
 
 def feature_masks(
@@ -170,8 +195,28 @@ def feature_masks(
 
     The lips and nostrils sit at the measured mouth and nose when known.
     """
+    out = {k: np.zeros((size, size), np.uint8) for k in FEATURES}
+    _draw_features(out, FaceFrame(left_eye, right_eye, mouth=mouth, nose=nose), mouth=mouth, nose=nose)
+    return out
+
+
+def features_mask(
+    size: int,
+    *,
+    left_eye,
+    right_eye,
+    mouth: tuple[float, float] | None = None,
+    nose: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """All of :func:`feature_masks` in one mask (drawn into one array: the same pixels as
+    OR-ing the four, without four full-size buffers)."""
+    mask = np.zeros((size, size), np.uint8)
     frame = FaceFrame(left_eye, right_eye, mouth=mouth, nose=nose)
-    out = {k: np.zeros((size, size), np.uint8) for k in ("eyes", "brows", "lips", "nostrils")}
+    _draw_features(dict.fromkeys(FEATURES, mask), frame, mouth=mouth, nose=nose)
+    return mask
+
+
+def _draw_features(out: dict[str, np.ndarray], frame: FaceFrame, *, mouth, nose) -> None:
     for a in (-0.5, 0.5):
         frame.ellipse(out["eyes"], (a, 0.0), (0.30, 0.17))
         frame.ellipse(out["brows"], (a * 1.05, -0.36), (0.34, 0.12))
@@ -181,4 +226,3 @@ def feature_masks(
         frame.ellipse(out["nostrils"], (0.0, 0.88), (0.24, 0.09), centre_px=below)
     else:
         frame.ellipse(out["nostrils"], (0.0, 0.88), (0.24, 0.09))
-    return out
