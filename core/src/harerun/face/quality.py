@@ -49,14 +49,18 @@ def image_metrics(patch_bgr: np.ndarray, *, valid: np.ndarray | None = None) -> 
     8-bit grey patch), clipping (% pixels with grey at 0 or 255) on a face patch."""
     gray = cv2.cvtColor(patch_bgr, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(patch_bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-    sel = (valid > 0) if valid is not None else np.ones(gray.shape, bool)
-    if sel.sum() < 16:
-        sel = np.ones(gray.shape, bool)
-    L = lab[..., 0][sel]
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
-    inner = cv2.erode(sel.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # no edges at the warp border
-    lap_vals = lap[inner] if inner.sum() >= 16 else lap[sel]
-    g = gray[sel]
+    sel = None if valid is None else valid > 0
+    if sel is not None and not 16 <= np.count_nonzero(sel) < sel.size:
+        sel = None  # every pixel (too few valid ones, or all of them: the same values without gathers)
+    if sel is None:
+        # Flat row-major copies/views: the same values in the same order as a full boolean gather.
+        L, lap_vals, g = lab[..., 0].ravel(), lap.ravel(), gray.ravel()
+    else:
+        L = lab[..., 0][sel]
+        inner = cv2.erode(sel.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # no edges at the warp border
+        lap_vals = lap[inner] if inner.sum() >= 16 else lap[sel]
+        g = gray[sel]
     return {
         "brightness": float(L.mean()),
         "contrast": float(L.std()),
