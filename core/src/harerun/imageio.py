@@ -87,7 +87,7 @@ def decode(data: bytes, *, name: str = "the upload", max_pixels: int = MAX_PIXEL
         )
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # (not a copy of the pixels when upright)
         bgr = _to_bgr(img)
     except ImageError:
         raise
