@@ -138,6 +138,25 @@ def test_eyes_of_a_rolled_head_are_found_on_turned_crops(host, astronaut_bgr):
     assert find_tilted_eyes(np.full_like(tilted, 128), bare).landmarks == {}  # nothing there: unchanged
 
 
+def test_an_upright_face_with_a_hidden_eye_stays_upright(host, astronaut_bgr, monkeypatch):
+    # One eye painted over: no eye pair on turned crops either, so the turned copies are
+    # searched - only around the face, frontal cascade only - and the upright face is kept.
+    from harerun.face import stage as face_stage
+
+    rx, ry = 247, 103  # the astronaut's image-right eye
+    hidden = astronaut_bgr.copy()
+    cv2.circle(hidden, (rx, ry), 12, tuple(int(v) for v in astronaut_bgr[ry + 25, rx]), -1)
+    searched = []
+    real = face_stage._rotated_search
+    monkeypatch.setattr(
+        face_stage, "_rotated_search", lambda b, img, *a, **k: searched.append(img.shape) or real(b, img, *a, **k)
+    )
+    faces, _, _ = detect_faces(hidden, face_cfg=FaceConfig(backend="haar"), host=host)
+    assert len(faces) == 1 and iou(faces[0].box, ASTRONAUT_FACE) > 0.5 and faces[0].angle == 0.0
+    assert set(faces[0].landmarks) == {"left_eye"}
+    assert len(searched) == 1 and max(searched[0][:2]) < 0.7 * max(hidden.shape[:2])  # the surroundings only
+
+
 def test_rotated_copy_keeps_the_corners():
     img = np.zeros((100, 200, 3), np.uint8)
     rotated, m = _rotated_copy(img, 25.0)

@@ -206,6 +206,16 @@ class HaarBackend:
         self.smallest_face_px = float(self.params.min_size_px)
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        return self._detect(image_bgr, profile=self._profile is not None)
+
+    def detect_frontal(self, image_bgr: np.ndarray, *, min_size_px: int | None = None) -> list[Face]:
+        """:meth:`detect` without the profile fallback, optionally for faces of at least
+        ``min_size_px`` (pixels of the image given) only: the face stage uses it on turned
+        copies of a face's surroundings, where neither side views nor small faces are what
+        it looks for (both would cost several times the pass itself)."""
+        return self._detect(image_bgr, profile=False, min_size_px=min_size_px)
+
+    def _detect(self, image_bgr: np.ndarray, *, profile: bool, min_size_px: int | None = None) -> list[Face]:
         p = self.params
         h, w = image_bgr.shape[:2]
         scale = min(1.0, p.max_side_px / float(max(h, w)))
@@ -214,7 +224,8 @@ class HaarBackend:
         )
         gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
-        min_size = (p.min_size_px, p.min_size_px)
+        smallest = max(p.min_size_px, int(round((min_size_px or 0) * scale)))
+        min_size = (smallest, smallest)
         with self._lock:
             boxes, neighbours = self._face.detectMultiScale2(
                 gray, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=min_size
@@ -233,7 +244,7 @@ class HaarBackend:
                 score += 0.2 * len(eyes)
                 if score >= p.min_score:
                     faces.append(Face((float(x), float(y), float(bw), float(bh)), min(1.0, score), eyes, self.name))
-            if not faces and self._profile is not None:
+            if not faces and profile:
                 faces = [f for f in self._profiles(gray, min_size) if skin_fraction(small, f.box) >= p.profile_min_skin]
         return [f.mapped(1.0 / scale) for f in faces] if scale != 1.0 else faces
 

@@ -60,6 +60,8 @@ COARSE_MIN_FACE_PX = 40
 EYE_LINE_CROP = 128
 #: Rotations (degrees) tried when neither the photo nor the padded copies show a face.
 ROTATION_RETRIES = (25.0, -25.0)
+#: Long side of the face's surroundings searched on turned copies when its eyes stay hidden.
+TURNED_SEARCH_SIDE = 240
 #: Rolls (degrees) the eye search tries on a face whose upright box showed fewer than two
 #: eyes (the eye cascade itself tolerates about +-15 degrees, so these cover 10-40).
 EYE_SEARCH_ROLLS = (25.0, -25.0)
@@ -187,7 +189,18 @@ def _search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig, min_face_px: i
     faces[i] = find_tilted_eyes(image_bgr, faces[i])
     if _both_eyes(faces[i]):
         return faces
-    turned = _rotated_search(backend, image_bgr, face_cfg)
+    # Turned copies of the face's surroundings only (3 box sides across, the box ~80 px there):
+    # the whole photo at full size would cost 10x more for every face that hides an eye.
+    h, w = image_bgr.shape[:2]
+    x, y, bw, bh = faces[i].box
+    half = 1.5 * max(bw, bh)
+    x0, y0 = max(0, int(x + bw / 2 - half)), max(0, int(y + bh / 2 - half))
+    x1, y1 = min(w, int(x + bw / 2 + half)), min(h, int(y + bh / 2 + half))
+    crop = image_bgr[y0:y1, x0:x1]
+    # The whole face is at least about the size of the part found (on the shrunk copy).
+    smallest = int(0.6 * max(bw, bh) * min(1.0, TURNED_SEARCH_SIDE / max(crop.shape[:2])))
+    around = _rotated_search(backend, crop, face_cfg, TURNED_SEARCH_SIDE, min_size_px=smallest)
+    turned = [f.mapped(1.0, x0, y0) for f in around]
     return turned if turned and _both_eyes(max(turned, key=lambda f: f.area)) else faces
 
 
@@ -223,17 +236,27 @@ def _both_eyes(face: Face) -> bool:
     return "left_eye" in face.landmarks and "right_eye" in face.landmarks
 
 
-def _rotated_search(backend, image_bgr: np.ndarray, face_cfg: FaceConfig) -> list[Face]:
-    """The backend on copies turned by :data:`ROTATION_RETRIES`; the more confident wins
-    (a wrong turn finds junk)."""
+def _rotated_search(
+    backend, image_bgr: np.ndarray, face_cfg: FaceConfig, max_side: int | None = None, *, min_size_px: int = 0
+) -> list[Face]:
+    """The backend on copies turned by :data:`ROTATION_RETRIES` (long side at most ``max_side``,
+    default ``detect_max_side``); the more confident wins (a wrong turn finds junk).
+
+    A backend with ``detect_frontal`` (haar) is run without its side-view fallback there, for
+    faces of at least ``min_size_px`` (pixels of the shrunk copy)."""
     h, w = image_bgr.shape[:2]
-    scale = min(1.0, face_cfg.detect_max_side / float(max(h, w)))
+    scale = min(1.0, (max_side or face_cfg.detect_max_side) / float(max(h, w)))
     small = shrink(image_bgr, scale)
+    frontal = getattr(backend, "detect_frontal", None)
+
+    def detect(img):
+        return backend.detect(img) if frontal is None else frontal(img, min_size_px=min_size_px or None)
+
     best: list[Face] = []
     for angle in ROTATION_RETRIES:
         rotated, m = _rotated_copy(small, angle)
         back = invert_affine(m)
-        found = [_unrotate(f, back, angle).mapped(1.0 / scale) for f in backend.detect(rotated)]
+        found = [_unrotate(f, back, angle).mapped(1.0 / scale) for f in detect(rotated)]
         found = [c for f in found if (c := _clip_to_image(f, w, h)) is not None]
         if found and (not best or max(f.score for f in found) > max(f.score for f in best)):
             best = found
