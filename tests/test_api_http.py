@@ -264,5 +264,29 @@ def test_analysis_processes_serve_errors_metrics_and_survive_a_lost_process(tmp_
                 r = c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"})
                 codes.append((r.status_code, _code(r)))
             assert set(codes) <= {(200, None), (503, "WORKER_LOST")} and codes[-1] == (200, None), codes
+        # A server killed outright leaves no analysis process behind (the rebuilt pool starts
+        # its processes as photos come: one or two by now).
+        analysers = hostile.child_pids(server.proc.pid)
+        assert analysers
+        server.proc.kill()
+        server.proc.wait(timeout=20)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{k}").exists() for k in analysers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [k for k in analysers if Path(f"/proc/{k}").exists()]
     finally:
         server.stop()
+
+
+def test_analysis_processes_end_with_the_server(tmp_path):
+    import time
+
+    server = hostile.LiveServer({"HARERUN_ANALYSIS_PROCESSES": "1"}, log_path=tmp_path / "serve.log")
+    server.start()
+    analysers = hostile.child_pids(server.proc.pid)
+    assert len(analysers) == 1
+    server.stop()  # SIGTERM: uvicorn shuts down, then re-raises the signal
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{analysers[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{analysers[0]}").exists()

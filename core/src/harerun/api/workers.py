@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -133,7 +135,9 @@ class WorkerPool:
             raise self._lost() from None
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # Processes are waited for (each finishes the photo it holds): the server may end by a
+        # signal right after this (uvicorn re-raises SIGTERM), with no later chance to stop them.
+        self._executor.shutdown(wait=bool(self.processes), cancel_futures=True)
 
 
 _start_barrier: Any = None
@@ -142,6 +146,14 @@ _start_barrier: Any = None
 def _process_init(barrier: Any, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     global _start_barrier
     _start_barrier = barrier
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:  # a server killed outright (SIGKILL, OOM) leaves no orphans
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="harerun-parent-watch", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)
 
