@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -66,6 +67,13 @@ class Metrics:
             return generate_latest(merged)
         return generate_latest(self.registry)
 
+    def record_detector(self, name: str, elapsed_ms: float | None) -> None:
+        """One detector run: its latency, or an error when ``elapsed_ms`` is None."""
+        if elapsed_ms is None:
+            self.detector_errors.labels(name).inc()
+        else:
+            self.detector_latency.labels(name).observe(elapsed_ms / 1000.0)
+
     def record_variant(self, variant: str | None) -> None:
         if variant and ":" in variant:
             experiment, name = variant.split(":", 1)
@@ -73,19 +81,19 @@ class Metrics:
 
 
 class DetectorTimer:
-    """A pluggy plugin on the engine's host: per-detector latency and errors."""
+    """A pluggy plugin on the engine's host: each detector run goes to ``record(name, ms)``
+    (``ms`` None when the detector raised), e.g. :meth:`Metrics.record_detector`."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self, record: Callable[[str, float | None], None]) -> None:
+        self.record = record
 
     @hookimpl
     def after_detector_run(self, detector_id: str, detector: Any, elapsed_ms: float) -> None:
-        name = getattr(detector, "name", None) or detector_id
-        self.metrics.detector_latency.labels(name).observe(float(elapsed_ms) / 1000.0)
+        self.record(getattr(detector, "name", None) or detector_id, float(elapsed_ms))
 
     @hookimpl
     def on_detector_error(self, detector_id: str, detector: Any) -> None:
-        self.metrics.detector_errors.labels(getattr(detector, "name", None) or detector_id).inc()
+        self.record(getattr(detector, "name", None) or detector_id, None)
 
 
 class MetricsMiddleware:

@@ -22,12 +22,13 @@ from harerun.api.settings import Settings
 from harerun.api.workers import WorkerPool
 from harerun.engine import Engine
 from harerun.errors import HareRunError, UnknownPipeline
-from harerun.hookspecs import hookimpl
 from harerun.host import did_you_mean
 from harerun.pipeline import Pipeline
 
 log = logging.getLogger("harerun.api")
 
+#: Plugin name of the detector timer on the engine's host.
+DETECTOR_TIMER = "harerun-api-metrics"
 #: Face backends whose model comes from the model store, and the spec they use.
 BACKEND_MODELS = {"auto": "yunet@2023mar", "yunet": "yunet@2023mar"}
 
@@ -75,7 +76,7 @@ class Service:
             max_pixels=settings.max_pixels,
         )
         metrics = metrics or Metrics()
-        engine.host.pm.register(DetectorTimer(metrics), name="harerun-api-metrics")
+        engine.host.pm.register(DetectorTimer(metrics.record_detector), name=DETECTOR_TIMER)
         pool = WorkerPool(
             settings.analysis_threads,
             settings.queue_size,
@@ -94,10 +95,7 @@ class Service:
             return await self.pool.run(getattr(self, job), *args)
         out, observed = await self.pool.run(_process_job, job, *args)
         for name, ms in observed:
-            if ms is None:
-                self.metrics.detector_errors.labels(name).inc()
-            else:
-                self.metrics.detector_latency.labels(name).observe(ms / 1000.0)
+            self.metrics.record_detector(name, ms)
         return out
 
     # -- start-up ------------------------------------------------------------------
@@ -220,22 +218,8 @@ class Service:
 _process_service: Service | None = None
 
 
-class _DetectorLog:
-    """Detector timings and errors seen in an analysis process, handed back with each result."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, float | None]] = []
-
-    @hookimpl
-    def after_detector_run(self, detector_id: str, detector: Any, elapsed_ms: float) -> None:
-        self.seen.append((getattr(detector, "name", None) or detector_id, float(elapsed_ms)))
-
-    @hookimpl
-    def on_detector_error(self, detector_id: str, detector: Any) -> None:
-        self.seen.append((getattr(detector, "name", None) or detector_id, None))
-
-
-_detector_log = _DetectorLog()
+#: Detector runs of the current job in an analysis process, handed back with its result.
+_detector_runs: list[tuple[str, float | None]] = []
 
 
 def _init_analysis_process(settings: Settings) -> None:
@@ -243,12 +227,15 @@ def _init_analysis_process(settings: Settings) -> None:
     global _process_service
     local = settings.model_copy(update={"analysis_processes": 0, "analysis_threads": 1})
     service = Service.create(local)
-    service.engine.host.pm.register(_detector_log, name="harerun-api-process-log")
+    # Detector runs go back to the server's metrics, not to this process's.
+    service.engine.host.pm.unregister(name=DETECTOR_TIMER)
+    timer = DetectorTimer(lambda name, ms: _detector_runs.append((name, ms)))
+    service.engine.host.pm.register(timer, name=DETECTOR_TIMER)
     service.start()
     _process_service = service
 
 
 def _process_job(job: str, *args: Any) -> tuple[Any, list[tuple[str, float | None]]]:
-    _detector_log.seen = []
+    _detector_runs.clear()
     out = getattr(_process_service, job)(*args)
-    return out, _detector_log.seen
+    return out, list(_detector_runs)

@@ -45,7 +45,6 @@ class WorkerPool:
     ) -> None:
         self.processes = processes
         self.workers = processes or threads
-        self.threads = self.workers  # photos analysed at once (the name /ready has always used)
         self.capacity = self.workers + queue_size
         self.retry_after_s = retry_after_s
         self._initializer, self._initargs = initializer, initargs

@@ -34,20 +34,21 @@ def face_roll_deg(face: Face) -> float | None:
     return face.angle if face.angle else None
 
 
-def alignment_matrix(face: Face, *, padding: float, roi_size: int, level_eyes: bool = True) -> np.ndarray:
+def alignment_matrix(
+    face: Face, *, padding: float, roi_size: int, level_eyes: bool = True, angle: float | None = None
+) -> np.ndarray:
     """2x3 affine mapping original-photo pixels to the aligned square ROI.
 
     The face-box centre goes to the ROI centre, the box side plus ``padding`` on each side
     (as a fraction of the box side) fills the ROI, and when both eyes are known the
     image is rotated about the box centre so the eye line is horizontal (or, without eyes,
-    by ``face.angle``).
+    by ``face.angle``). An explicit ``angle`` (degrees, counter-clockwise) overrides that.
     """
     x, y, w, h = face.box
     cx, cy = x + w / 2.0, y + h / 2.0
     side = max(w, h) * (1.0 + 2.0 * padding)
-    angle = 0.0
-    if level_eyes:
-        angle = face_roll_deg(face)
+    if angle is None:
+        angle = face_roll_deg(face) if level_eyes else 0.0
         angle = 0.0 if angle is None else angle
     m = cv2.getRotationMatrix2D((cx, cy), angle, roi_size / side)
     m[0, 2] += roi_size / 2.0 - cx

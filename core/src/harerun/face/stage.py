@@ -263,6 +263,15 @@ def _rotated_search(
     return best
 
 
+def _eyes_on_crop(image_bgr: np.ndarray, m: np.ndarray, size: int) -> dict[str, tuple[float, float]]:
+    """The eye cascade on the ``size`` square crop that the affine ``m`` cuts out of the photo
+    (eye centres in crop pixels)."""
+    crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    gray = cv2.equalizeHist(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop)
+    with EYE_CASCADE_LOCK:
+        return find_eyes(gray, (0, 0, size, size), shared_eye_cascade(), width=size)
+
+
 def find_tilted_eyes(image_bgr: np.ndarray, face: Face) -> Face:
     """Look for both eyes of a face found with fewer than two, on crops of its box turned
     by :data:`EYE_SEARCH_ROLLS`.
@@ -273,18 +282,11 @@ def find_tilted_eyes(image_bgr: np.ndarray, face: Face) -> Face:
     lie 0.25-0.65 of the box apart and within 15 degrees of level on the turned crop; of
     two, the more level wins. The eyes map back to the photo exactly.
     """
-    x, y, w, h = face.box
-    cx, cy = x + w / 2.0, y + h / 2.0
     size = EYE_LINE_CROP
     best: tuple[float, dict[str, tuple[float, float]]] | None = None
     for angle in EYE_SEARCH_ROLLS:
-        m = cv2.getRotationMatrix2D((cx, cy), angle, size / max(w, h))
-        m[0, 2] += size / 2.0 - cx
-        m[1, 2] += size / 2.0 - cy
-        crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-        gray = cv2.equalizeHist(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY))
-        with EYE_CASCADE_LOCK:
-            eyes = find_eyes(gray, (0, 0, size, size), shared_eye_cascade(), width=size)
+        m = alignment_matrix(face, padding=0.0, roi_size=size, angle=angle)
+        eyes = _eyes_on_crop(image_bgr, m, size)
         if len(eyes) != 2:
             continue
         (lx, ly), (rx, ry) = eyes["left_eye"], eyes["right_eye"]
@@ -355,14 +357,11 @@ def check_eye_line(image_bgr: np.ndarray, face: Face, *, min_correction_deg: flo
     the cascade's eyes replace the regressor's.
     """
     lm = face.landmarks
-    if "left_eye" not in lm or "right_eye" not in lm:
+    if not _both_eyes(face):
         return face
     size = EYE_LINE_CROP
     m = alignment_matrix(face, padding=0.0, roi_size=size)
-    crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    gray = cv2.equalizeHist(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop)
-    with EYE_CASCADE_LOCK:
-        eyes = find_eyes(gray, (0, 0, size, size), shared_eye_cascade(), width=size)
+    eyes = _eyes_on_crop(image_bgr, m, size)
     if len(eyes) != 2:
         return face
     (lx, ly), (rx, ry) = apply_affine(m, [lm["left_eye"], lm["right_eye"]])
