@@ -4,6 +4,7 @@
     python bench/face.py --acne        # acne close-ups: share of photos with a face ROI (auto, haar, yunet)
     python bench/face.py --stage       # whole face stage on a 1280x960 photo: median ms, 1 thread and default threads
     python bench/face.py --skin        # skin-colour classifier accuracy on the UCI skin / non-skin samples
+    python bench/face.py --landmarks   # Face Mesh named points vs the dlib 68-point landmarks, % of inter-ocular distance
     python bench/face.py --all
 
 Reads $HARERUN_SHARED (default <repo>/../shared); the yunet model from $HARERUN_MODEL_DIR
@@ -19,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -164,12 +166,74 @@ def bench_skin() -> None:
     )
 
 
+#: Named mesh points as dlib 68-point indices (0-based, iBUG 300-W); eyes are ring means.
+DLIB_POINTS = {
+    "left_eye": range(36, 42),
+    "right_eye": range(42, 48),
+    "nose": [30],
+    "mouth_left": [48],
+    "mouth_right": [54],
+    "chin": [8],
+}
+
+
+def bench_landmarks(min_side: int = 80) -> None:
+    from harerun.face import Face
+    from harerun.face.mediapipe import BlazeFaceBackend, fit_mesh
+
+    folder = _need(SHARED / "data/faces/dlib_examples")
+    faces = []  # (image file, box, {name: (x, y)})
+    for xml in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml"):
+        for image in ET.parse(_need(folder / xml)).getroot().iter("image"):
+            for b in image.iter("box"):
+                box = tuple(int(b.get(k)) for k in ("left", "top", "width", "height"))
+                if min(box[2:]) < min_side:
+                    continue
+                parts = {int(p.get("name")): (float(p.get("x")), float(p.get("y"))) for p in b.iter("part")}
+                truth = {k: np.mean([parts[i] for i in idx], axis=0) for k, idx in DLIB_POINTS.items()}
+                faces.append((image.get("file"), box, truth))
+    detector = BlazeFaceBackend()
+    print(
+        f"landmarks: Face Mesh named points vs dlib 68-point landmarks (dlib model output), {len(faces)} faces "
+        f"with box side >= {min_side} px; error in % of inter-ocular distance"
+    )
+    for label in ("annotated box", "BlazeFace detection (IoU >= 0.3)"):
+        errors, scores, missed = {k: [] for k in DLIB_POINTS}, [], 0
+        for name, box, truth in faces:
+            img = cv2.imread(str(folder / name))
+            if label == "annotated box":
+                face = Face(box=box, score=1.0, landmarks={}, backend="dlib")
+            else:
+                found = [f for f in detector.detect(img) if iou(f.box, box) >= 0.3]
+                if not found:
+                    missed += 1
+                    continue
+                face = max(found, key=lambda f: iou(f.box, box))
+            mesh = fit_mesh(img, face)
+            scores.append(mesh.score)
+            iod = np.linalg.norm(truth["right_eye"] - truth["left_eye"])
+            for k, xy in mesh.named().items():
+                errors[k].append(100.0 * np.linalg.norm(np.subtract(xy, truth[k])) / iod)
+        if not scores:
+            print(f"  mesh fitted from the {label}: no face matched")
+            continue
+        per_point = "  ".join(f"{k} {np.median(v):.1f}/{np.percentile(v, 90):.1f}" for k, v in errors.items())
+        overall = np.median([e for v in errors.values() for e in v])
+        print(
+            f"  mesh fitted from the {label}: {len(scores)} faces{f' ({missed} not detected)' if missed else ''}, "
+            f"median mesh score {np.median(scores):.3f}\n"
+            f"    median/p90 %: {per_point}\n"
+            f"    overall median {overall:.1f} %  (target: median <= 8 % of inter-ocular distance)"
+        )
+
+
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up when piped to a file
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--acne", action="store_true")
     ap.add_argument("--stage", action="store_true")
     ap.add_argument("--skin", action="store_true")
+    ap.add_argument("--landmarks", action="store_true")
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--backends", default="haar,yunet")
     ap.add_argument("--limit", type=int, default=None, help="acne: only the first N photos")
@@ -178,7 +242,7 @@ def main() -> None:
     _need(SHARED)
     host = PluginHost(autoload=False)
     backends = args.backends.split(",")
-    only_default = not (args.acne or args.stage or args.skin)
+    only_default = not (args.acne or args.stage or args.skin or args.landmarks)
     if args.all or only_default:
         bench_dlib(host, backends)
     if args.all or args.acne:
@@ -187,6 +251,8 @@ def main() -> None:
         bench_stage(host, backends, args.repeats)
     if args.all or args.skin:
         bench_skin()
+    if args.all or args.landmarks:
+        bench_landmarks()
 
 
 if __name__ == "__main__":

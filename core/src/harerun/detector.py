@@ -40,6 +40,12 @@ class FaceContext:
     landmarks : name -> (x, y) in ROI pixels (``left_eye``, ``right_eye``, ...).
     px_per_mm : pixels per millimetre on the ROI, estimated from the eye distance
         (None when the eyes were not found).
+    pose : ``{"yaw", "pitch", "roll"}`` in degrees from the Face Mesh (None without one).
+    framing : ``frontal``, ``three_quarter``, ``profile`` or ``close_up`` (None without a mesh).
+    fold_zones : masks of the fold zones (``glabella``, ``crows_feet_<side>``,
+        ``nasolabial_<side>``) when a mesh placed them; visible ones only.
+    hidden_zones : names of the zones left out of ``zones`` because they face away from
+        the camera or lie outside the photo (the far cheek of a 3/4 view).
     """
 
     image: np.ndarray
@@ -49,6 +55,18 @@ class FaceContext:
     face_box: list[int]
     landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
     px_per_mm: float | None = None
+    pose: dict[str, float] | None = None
+    framing: str | None = None
+    fold_zones: dict[str, np.ndarray] = field(default_factory=dict)
+    hidden_zones: tuple[str, ...] = ()
+
+    @property
+    def half_faces(self) -> float:
+        """How many half-faces the photo shows, for per-half-face counts (Hayashi grading):
+        2 for a frontal face, falling with the yaw to 1 for a profile (``1 + cos(yaw)``)."""
+        if self.pose is None:
+            return 2.0
+        return 1.0 + float(np.cos(np.radians(min(90.0, abs(self.pose["yaw"])))))
 
     @cached_property
     def lab(self) -> np.ndarray:

@@ -104,7 +104,13 @@ class Engine:
         bgr, info = self.decode(image)
         timings["decode"] = _ms(t0)
 
-        stage = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=self.host)
+        stage = run_face_stage(
+            bgr,
+            face_cfg=pipe.spec.face,
+            quality_cfg=pipe.spec.quality,
+            host=self.host,
+            dense_landmarks=pipe.spec.output.dense_landmarks,
+        )
         timings.update(stage.timings_ms)
         if stage.ctx is None or stage.face is None:
             raise NoUsableFace(

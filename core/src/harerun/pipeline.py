@@ -43,6 +43,7 @@ class OutputConfig(BaseModel):
 
     overlay: bool = Field(False, description="draw an overlay image when the caller does not say")
     evidence: bool = Field(True, description="include evidence markers in results")
+    dense_landmarks: bool = Field(False, description="include the 468 Face Mesh points in face.dense_landmarks")
 
 
 class PipelineSpec(BaseModel):

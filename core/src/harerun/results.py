@@ -125,13 +125,37 @@ class DetectorResult(BaseModel):
             self.severity = severity_for(self.score)
 
 
+class Pose(BaseModel):
+    yaw: float = Field(description="degrees; > 0 when the nose points to the image right")
+    pitch: float = Field(description="degrees; > 0 when the chin is up")
+    roll: float = Field(description="degrees; > 0 when the image-right eye is lower")
+
+
+class ZoneInfo(BaseModel):
+    polygon: list[list[float]] = Field(description="[[x, y], ...] in original-photo pixels")
+    visible: bool = Field(description="false: the zone faces away or lies outside the photo; detectors skip it")
+
+
 class FaceInfo(BaseModel):
     box: list[int] = Field(description="[x, y, w, h] in original-photo pixels")
     confidence: float
-    landmarks: dict[str, list[float]] = Field(default_factory=dict, description="name -> [x, y] in original pixels")
+    landmarks: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="left_eye, right_eye (centres), nose (tip), mouth_left, mouth_right, chin -> [x, y] "
+        "in original pixels; left = image left",
+    )
     backend_used: str
     count: int = Field(1, description="faces found in the photo; the largest is analysed")
     warnings: list[str] = Field(default_factory=list)
+    pose: Pose | None = Field(None, description="head pose from the Face Mesh (None without one)")
+    framing: Literal["frontal", "three_quarter", "profile", "close_up"] | None = Field(
+        None, description="close_up: the face is cut by the frame; else by the yaw (None without a mesh)"
+    )
+    zones: dict[str, ZoneInfo] = Field(default_factory=dict, description="zone -> polygon and visibility")
+    landmark_confidence: float | None = Field(None, description="the Face Mesh's face-presence probability")
+    dense_landmarks: list[list[float]] | None = Field(
+        None, description="the 468 Face Mesh points [x, y, z] in original pixels (pipeline output.dense_landmarks)"
+    )
 
 
 class QualityReport(BaseModel):

@@ -29,6 +29,7 @@ Side convention: ``left_eye``, ``mouth_left``, ``left_cheek``, ``under_eye_left`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from harerun.errors import HareRunError
 
@@ -48,6 +49,8 @@ class Face:
     angle : in-plane rotation (degrees, counter-clockwise as seen) of the copy the face was
         found on; the face is upright in a copy rotated by ``angle``. Used for alignment
         when the eyes are unknown. 0 for faces found on the photo as it is.
+    mesh : the fitted Face Mesh (:class:`harerun.face.mediapipe.Mesh`), once the face stage
+        has fitted one; the named landmarks then come from it.
     """
 
     box: tuple[float, float, float, float]
@@ -55,6 +58,7 @@ class Face:
     landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
     backend: str = ""
     angle: float = 0.0
+    mesh: Any = None
 
     @property
     def area(self) -> float:
@@ -69,6 +73,7 @@ class Face:
             landmarks={k: (px * scale + dx, py * scale + dy) for k, (px, py) in self.landmarks.items()},
             backend=self.backend,
             angle=self.angle,
+            mesh=None if self.mesh is None else self.mesh.mapped(scale, dx, dy),
         )
 
 

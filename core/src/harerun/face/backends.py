@@ -162,7 +162,7 @@ class HaarParams(DetectorParams):
     # Defaults measured on the dlib examples (`python bench/face.py`): alt2 at step 1.13 with
     # 2 neighbours finds 38/43 faces with 1 false alarm in ~59 ms; alt at 1.1 / 3 found 39/43
     # with 2 in ~81 ms. It also finds more rolled heads with one eye or none, which the face
-    # stage's eye search on turned crops (harerun.face.stage.find_tilted_eyes) then levels.
+    # stage's eye search on turned crops (harerun.face.eyes.find_tilted_eyes) then levels.
     cascade: Literal["default", "alt", "alt2"] = Field("alt2", description="which bundled frontal-face cascade")
     scale_factor: float = Field(1.13, ge=1.01, le=2.0, description="image-pyramid step of detectMultiScale")
     min_neighbors: int = Field(2, ge=0, le=50, description="overlapping hits needed to keep a face")
@@ -330,5 +330,8 @@ class YuNetBackend:
 
 @hookimpl
 def register_face_detectors(register) -> None:
+    from harerun.face.mediapipe import BlazeFaceBackend
+
     register(HaarBackend)
     register(YuNetBackend)
+    register(BlazeFaceBackend)

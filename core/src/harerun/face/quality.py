@@ -98,7 +98,8 @@ def assess_quality(
 
     ``metrics`` needs the keys of :func:`image_metrics` plus ``face_px`` (face side),
     ``face_fraction`` (face area / photo area) and ``roll_deg`` (None when the eyes are
-    unknown). Each metric gets a sub-score in [0, 1] that is 0.5 at its threshold; the
+    unknown), optionally ``face_uncertain`` (why the landmarks are no plausible face).
+    Each metric gets a sub-score in [0, 1] that is 0.5 at its threshold; the
     score is ``100 * (mean + min) / 2`` of the sub-scores, so one bad metric costs a lot
     but not everything.
     """
@@ -107,7 +108,10 @@ def assess_quality(
     issues: list[str] = []
     clipped = metrics["clipped_bright_pct"]  # black clipping is letterbox bars and shadows (TOO_DARK's job)
     roll = metrics.get("roll_deg")
+    uncertain = metrics.get("face_uncertain")
     checks = [
+        # A box whose landmarks are no plausible face: everything measured on it is suspect.
+        ("FACE_UNCERTAIN", bool(uncertain), 0.0 if uncertain else 1.0),
         ("MULTIPLE_FACES", face_count > 1, 1.0 if face_count <= 1 else 0.8),
         (
             "FACE_TOO_SMALL",

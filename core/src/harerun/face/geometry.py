@@ -1,0 +1,218 @@
+"""Face geometry from the 468-point Face Mesh: zones, features, pose, framing, plausibility.
+
+Every zone is a polygon of mesh points (MediaPipe's canonical topology), so it follows
+the face it was fitted to: a turned head narrows the far cheek, a longer face stretches
+the chin, a smile moves the nasolabial folds. The indices were chosen on overlays of
+fitted meshes (``python bench/zones.py --sheet``); ``left``/``right`` are image sides,
+as everywhere in Hare Run (``left_cheek`` is the subject's right cheek).
+
+================  ==================================================================
+zone              where
+================  ==================================================================
+forehead          above the brows up to the mesh's second row below its top, then cut
+                  at the hairline (:func:`hairline_cut`)
+glabella          between the inner brow ends, down to the top of the nose bridge
+nose              the bridge and dorsum down to the tip
+left/right_cheek  below the under-eye band, beside the nose, above the jaw
+chin              below the lower lip, inside the jaw line
+under_eye_*       the band under the lower eyelid
+crows_feet_*      beside the outer eye corner
+nasolabial_*      from the nose wing to the mouth corner
+================  ==================================================================
+
+Pose comes from the mesh's own 3-D points (``z`` is in the same units as ``x``): the
+face's left-right axis from symmetric point pairs, its up-down axis from forehead to
+chin. ``yaw`` > 0: the nose points to the image right; ``pitch`` > 0: the chin is up;
+``roll`` > 0: the image-right eye is lower (as :func:`harerun.face.roi.roll_angle_deg`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+_LEFT = {
+    "under_eye": (31, 228, 229, 230, 231, 232, 121, 120, 119, 118, 117, 111),
+    "cheek": (116, 117, 118, 101, 36, 205, 187, 147, 123),
+    "crows_feet": (156, 124, 113, 226, 111, 143, 139),
+    "nasolabial": (203, 206, 216, 212, 57, 186, 92, 165),
+}
+#: MediaPipe's mirror pairs for the points above (image-left point -> image-right point).
+_MIRROR = {
+    31: 261, 228: 448, 229: 449, 230: 450, 231: 451, 232: 452, 121: 350, 120: 349, 119: 348,
+    118: 347, 117: 346, 111: 340, 116: 345, 101: 330, 36: 266, 205: 425, 187: 411, 147: 376,
+    123: 352, 156: 383, 124: 353, 113: 342, 226: 446, 143: 372, 139: 368, 203: 423, 206: 426,
+    216: 436, 212: 432, 57: 287, 186: 410, 92: 322, 165: 391,
+}  # fmt: skip
+
+ZONE_POINTS: dict[str, tuple[int, ...]] = {
+    "forehead": (63, 105, 66, 107, 9, 336, 296, 334, 293, 333, 299, 337, 151, 108, 69, 104, 68),
+    "glabella": (55, 107, 9, 336, 285, 417, 168, 193),
+    "nose": (168, 122, 196, 3, 51, 45, 44, 1, 274, 275, 281, 248, 419, 351),
+    "chin": (18, 83, 201, 208, 171, 175, 396, 428, 421, 313),
+}
+for _name, _pts in _LEFT.items():
+    _plural = "" if _name != "cheek" else ""
+    ZONE_POINTS[f"{_name}_left" if _name != "cheek" else "left_cheek"] = _pts
+    ZONE_POINTS[f"{_name}_right" if _name != "cheek" else "right_cheek"] = tuple(_MIRROR[i] for i in _pts)
+
+#: The analysis zones every detector sees (``harerun.detector.ZONE_NAMES``) and the fold
+#: zones that only the wrinkle detector uses.
+FOLD_ZONES = ("glabella", "crows_feet_left", "crows_feet_right", "nasolabial_left", "nasolabial_right")
+
+FEATURE_POINTS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "eyes": (
+        (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
+        (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
+    ),
+    "brows": ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)),
+    "lips": ((61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185),),
+    "nostrils": ((64, 98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 1, 45, 220, 115, 48),),
+}
+
+#: Outline of the face (forehead top, temples, jaw, chin), clockwise from the top.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
+
+#: Symmetric pairs (image-left, image-right) that give the face's left-right axis.
+_AXIS_PAIRS = ((234, 454), (33, 263), (133, 362), (61, 291), (127, 356), (93, 323), (132, 361))
+_TOP, _BOTTOM = (10, 151, 9), (152, 175, 199)
+#: The mesh's forehead-to-chin axis leans back about this much on an upright frontal face
+#: (median over the shared frontal faces), so pitch 0 is a level head.
+PITCH_OFFSET_DEG = 0.0
+
+#: A zone is visible when its surface faces the camera within this angle (foreshortening
+#: cos >= 0.3): on a 3/4 view the far cheek turns away, on a profile the far half too.
+MAX_VIEW_ANGLE_DEG = 72.5
+#: ... and when at least this share of it lies inside the photo.
+MIN_INSIDE = 0.5
+
+#: Framing bands on |yaw| (degrees).
+THREE_QUARTER_FROM, PROFILE_FROM = 20.0, 55.0
+#: A face is a close-up when at least this share of its outline lies outside the photo.
+CLOSE_UP_OUTSIDE = 0.1
+
+
+def zone_polygons(points: np.ndarray) -> dict[str, np.ndarray]:
+    """Every zone's polygon ``(N, 2)`` from mesh ``points`` (any pixel frame)."""
+    return {name: points[list(idx), :2] for name, idx in ZONE_POINTS.items()}
+
+
+def feature_polygons(points: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Eyes, brows, lips and nostrils as polygons (the skin mask leaves them out)."""
+    return {name: [points[list(ring), :2] for ring in rings] for name, rings in FEATURE_POINTS.items()}
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-9)
+
+
+def pose(points: np.ndarray) -> dict[str, float]:
+    """Head pose ``{yaw, pitch, roll}`` in degrees from the mesh's 3-D points."""
+    x_axis = _unit(sum(_unit(points[r] - points[le]) for le, r in _AXIS_PAIRS))
+    down = points[list(_BOTTOM)].mean(0) - points[list(_TOP)].mean(0)
+    y_axis = _unit(down - (down @ x_axis) * x_axis)
+    yaw = math.degrees(math.asin(float(np.clip(x_axis[2], -1, 1))))
+    pitch = -math.degrees(math.asin(float(np.clip(y_axis[2], -1, 1)))) - PITCH_OFFSET_DEG
+    roll = math.degrees(math.atan2(x_axis[1], x_axis[0]))
+    return {"yaw": round(yaw, 1), "pitch": round(pitch, 1), "roll": round(roll, 1)}
+
+
+def outside_share(points: np.ndarray, width: int, height: int) -> float:
+    """Share of the face outline's points outside a ``width`` x ``height`` photo."""
+    oval = points[list(FACE_OVAL), :2]
+    inside = (oval[:, 0] >= 0) & (oval[:, 0] < width) & (oval[:, 1] >= 0) & (oval[:, 1] < height)
+    return float(1.0 - inside.mean())
+
+
+def framing(points: np.ndarray, width: int, height: int, yaw: float) -> str:
+    """``close_up`` (the face is cut by the frame), else ``frontal``, ``three_quarter`` or
+    ``profile`` by the yaw."""
+    if outside_share(points, width, height) >= CLOSE_UP_OUTSIDE:
+        return "close_up"
+    if abs(yaw) >= PROFILE_FROM:
+        return "profile"
+    return "three_quarter" if abs(yaw) >= THREE_QUARTER_FROM else "frontal"
+
+
+def _facing(poly3: np.ndarray) -> float:
+    """Cosine between a 3-D polygon's normal (Newell's method) and the view axis; negative
+    when it faces away (the polygons are ordered so a visible face shows them one way round)."""
+    nxt = np.roll(poly3, -1, axis=0)
+    n = np.array(
+        [
+            np.sum((poly3[:, 1] - nxt[:, 1]) * (poly3[:, 2] + nxt[:, 2])),
+            np.sum((poly3[:, 2] - nxt[:, 2]) * (poly3[:, 0] + nxt[:, 0])),
+            np.sum((poly3[:, 0] - nxt[:, 0]) * (poly3[:, 1] + nxt[:, 1])),
+        ]
+    )
+    return float(abs(n[2]) / max(np.linalg.norm(n), 1e-9))
+
+
+def zone_visibility(points: np.ndarray, width: int, height: int) -> dict[str, bool]:
+    """Whether each zone faces the camera enough and lies mostly inside the photo."""
+    min_cos = math.cos(math.radians(MAX_VIEW_ANGLE_DEG))
+    out = {}
+    for name, idx in ZONE_POINTS.items():
+        poly = points[list(idx)]
+        inside = float(np.mean((poly[:, 0] >= 0) & (poly[:, 0] < width) & (poly[:, 1] >= 0) & (poly[:, 1] < height)))
+        out[name] = bool(_facing(poly) >= min_cos and inside >= MIN_INSIDE and _area(poly[:, :2]) > 0)
+    return out
+
+
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+#: Plausibility: the mesh's face-presence score, and the layout a face must have.
+MIN_MESH_SCORE = 0.5
+
+
+def implausible(points: np.ndarray, score: float) -> str | None:
+    """Why a fitted mesh is not a plausible face, or None.
+
+    The mesh always returns 468 points; on an ear, hair or a dog they are a face-shaped
+    guess. Its own presence score catches most of these; the layout catches the rest:
+    the eyes must be above the mouth and the nose between them, with the mouth 0.6-1.8
+    eye distances below the eye line."""
+    if score < MIN_MESH_SCORE:
+        return f"mesh face score {score:.2f} < {MIN_MESH_SCORE}"
+    le = points[list(FEATURE_POINTS["eyes"][0]), :2].mean(0)
+    re = points[list(FEATURE_POINTS["eyes"][1]), :2].mean(0)
+    mouth = (points[61, :2] + points[291, :2]) / 2.0
+    d = float(np.linalg.norm(re - le))
+    if d < 4.0:
+        return "eyes collapse onto each other"
+    u = (re - le) / d
+    v = np.array([-u[1], u[0]])
+    below = float((mouth - (le + re) / 2.0) @ v) / d
+    if not 0.6 <= below <= 1.8:
+        return f"mouth {below:.2f} eye distances below the eyes (a face: 0.6-1.8)"
+    return None
+
+
+def hairline_cut(forehead: np.ndarray, skin: np.ndarray, *, min_skin: float = 0.6) -> np.ndarray:
+    """The forehead mask cut at the hairline.
+
+    ``forehead`` and ``skin`` are masks on the aligned (eyes-level) ROI, so the hairline
+    runs roughly along rows. From the forehead's bottom row upwards, rows are kept while at
+    least ``min_skin`` of the zone's pixels in a 5-row band are skin; the first band below
+    that ends the forehead (a fringe, a hat, the hairline)."""
+    rows = np.flatnonzero(forehead.any(axis=1))
+    if rows.size == 0:
+        return forehead
+    zone_px = np.count_nonzero(forehead, axis=1).astype(np.float64)
+    skin_px = np.count_nonzero(cv2.bitwise_and(forehead, skin), axis=1).astype(np.float64)
+    k = np.ones(5)
+    share = np.convolve(skin_px, k, "same") / np.maximum(np.convolve(zone_px, k, "same"), 1.0)
+    top = rows[0]
+    for r in range(rows[-1], rows[0] - 1, -1):
+        if share[r] < min_skin and zone_px[r] > 0:
+            top = r + 1
+            break
+    out = forehead.copy()
+    out[:top] = 0
+    return out
