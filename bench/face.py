@@ -1,7 +1,8 @@
 """Face-stage benchmarks (figures, not pass/fail tests).
 
-    python bench/face.py               # dlib examples: recall / false alarms at IoU >= 0.3, ms per image, per backend
-    python bench/face.py --acne        # acne close-ups: share of photos with a face ROI (auto, haar, yunet)
+    python bench/face.py               # dlib examples through `harerun faces`: recall / false alarms at IoU >= 0.3
+    python bench/face.py --acne        # acne close-ups: share with a face, and with a face + plausible landmarks
+    python bench/face.py --fresh ...   # as a fresh install: no yunet model (HARERUN_MODEL_DIR not pointed at shared)
     python bench/face.py --stage       # whole face stage on a 1280x960 photo: median ms, 1 thread and default threads
     python bench/face.py --skin        # skin-colour classifier accuracy on the UCI skin / non-skin samples
     python bench/face.py --landmarks   # Face Mesh named points vs the dlib 68-point landmarks, % of inter-ocular distance
@@ -36,10 +37,14 @@ def _need(path: Path) -> Path:
     return path
 
 
-os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))
+if "--fresh" in sys.argv:  # a fresh install: the project's own models/ only, no YuNet
+    os.environ["HARERUN_MODEL_DIR"] = str(REPO / "models")
+    os.environ.pop("HARERUN_YUNET_MODEL", None)
+else:
+    os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))
 
 from harerun.face.config import FaceConfig, QualityConfig  # noqa: E402
-from harerun.face.stage import _detect_scaled, backend_instance, detect_faces, run_face_stage  # noqa: E402
+from harerun.face.stage import list_faces, run_face_stage  # noqa: E402
 from harerun.host import PluginHost  # noqa: E402
 
 
@@ -67,16 +72,18 @@ def match(found, truth, thr: float = 0.3) -> tuple[int, int]:
 
 
 def bench_dlib(host: PluginHost, backends: list[str], repeats: int = 3) -> None:
+    """Through ``harerun faces`` (:func:`list_faces`: every face, each checked by the mesh)."""
     folder = _need(SHARED / "data/faces/dlib_examples")
     boxes = json.loads((folder / "boxes.json").read_text())
+    boxes["dogs.jpg"] = []  # no face: every box there is a false alarm
     total = sum(len(v) for v in boxes.values())
-    print(f"dlib examples: {len(boxes)} photos, {total} faces, IoU >= 0.3, long side <= 640, no close-up retry")
+    print(f"dlib examples through `harerun faces`: {len(boxes)} photos (dogs.jpg included), {total} faces, IoU >= 0.3")
     for name in backends:
-        cls = host.face_backend(name).cls
+        cfg = FaceConfig(backend=name)
         try:
-            backend = backend_instance(cls)
+            _, used, _ = list_faces(np.zeros((64, 64, 3), np.uint8), face_cfg=cfg, host=host)
         except Exception as exc:
-            print(f"  {name:6s} unavailable: {exc}")
+            print(f"  {name:9s} unavailable: {exc}")
             continue
         tp = fa = 0
         times, cpu = [], []
@@ -84,41 +91,45 @@ def bench_dlib(host: PluginHost, backends: list[str], repeats: int = 3) -> None:
             img = cv2.imread(str(folder / img_name))
             for _ in range(repeats):
                 t, c = time.perf_counter(), time.process_time()
-                faces = _detect_scaled(backend, img, 640)
+                faces, used, _ = list_faces(img, face_cfg=cfg, host=host)
                 times.append((time.perf_counter() - t) * 1e3)
                 cpu.append((time.process_time() - c) * 1e3)
             a, b = match([f.box for f in faces], truth)
             tp += a
             fa += b
         print(
-            f"  {name:6s} recall {tp}/{total}  false alarms {fa}  median {statistics.median(times):.1f} ms/image "
+            f"  {name:9s} ({used}) recall {tp}/{total}  false alarms {fa}  median {statistics.median(times):.1f} ms/image "
             f"(cpu {statistics.median(cpu):.1f} ms, {cv2.getNumThreads()} threads)"
         )
 
 
 def bench_acne(host: PluginHost, backends: list[str], limit: int | None) -> None:
+    """Through the face stage an analysis runs: a face, and landmarks that pass the mesh check."""
     folder = _need(SHARED / "data/acne/images")
     files = sorted(folder.glob("*.jpg"))[:limit]
-    print(f"acne close-ups: {len(files)} photos (512x512 letterboxed), face ROI found with close-up retry")
+    print(f"acne close-ups: {len(files)} photos (512x512 letterboxed), face stage as the analysis runs it")
     for name in backends:
         cfg = FaceConfig(backend=name)
-        found = 0
+        found = meshed = 0
         used = set()
         misses = []
         times = []
         for f in files:
             img = cv2.imread(str(f))
             t = time.perf_counter()
-            faces, backend_used, _ = detect_faces(img, face_cfg=cfg, host=host)
+            st = run_face_stage(img, face_cfg=cfg, quality_cfg=QualityConfig(), host=host)
             times.append((time.perf_counter() - t) * 1e3)
-            used.add(backend_used)
-            if faces:
-                found += 1
-            else:
+            if st.face is None:
                 misses.append(f.name)
+                continue
+            used.add(st.face.backend_used)
+            found += 1
+            meshed += st.face.landmark_confidence is not None and "FACE_UNCERTAIN" not in st.quality.issues
+        n = len(files)
         print(
-            f"  {name:6s} ({'/'.join(sorted(used))}) {found}/{len(files)} = {100.0 * found / len(files):.1f} %  "
-            f"median {statistics.median(times):.1f} ms/photo  misses: {' '.join(misses[:8])}{' ...' if len(misses) > 8 else ''}"
+            f"  {name:9s} ({'/'.join(sorted(used))}) face {found}/{n} = {100.0 * found / n:.1f} %, "
+            f"face + landmarks {meshed}/{n} = {100.0 * meshed / n:.1f} %  median {statistics.median(times):.1f} ms/photo"
+            f"  no face: {' '.join(misses[:8])}{' ...' if len(misses) > 8 else ''}"
         )
 
 
@@ -235,7 +246,8 @@ def main() -> None:
     ap.add_argument("--skin", action="store_true")
     ap.add_argument("--landmarks", action="store_true")
     ap.add_argument("--all", action="store_true")
-    ap.add_argument("--backends", default="haar,yunet")
+    ap.add_argument("--fresh", action="store_true", help="as a fresh install: no YuNet model")
+    ap.add_argument("--backends", default="auto,blazeface,yunet,haar")
     ap.add_argument("--limit", type=int, default=None, help="acne: only the first N photos")
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
@@ -246,7 +258,7 @@ def main() -> None:
     if args.all or only_default:
         bench_dlib(host, backends)
     if args.all or args.acne:
-        bench_acne(host, ["auto", *backends], args.limit)
+        bench_acne(host, backends, args.limit)
     if args.all or args.stage:
         bench_stage(host, backends, args.repeats)
     if args.all or args.skin:

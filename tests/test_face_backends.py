@@ -14,7 +14,8 @@ from harerun.face import Face, ModelMissing
 from harerun.face.backends import HaarBackend, YuNetBackend, forget_model_lookups, yunet_lookup, yunet_model_path
 from harerun.face.config import FaceConfig
 from harerun.face.roi import apply_affine
-from harerun.face.stage import _rotated_copy, backend_instance, detect_faces, find_tilted_eyes
+from harerun.face.eyes import find_tilted_eyes
+from harerun.face.search import _rotated_copy, backend_instance, detect_faces
 from harerun.host import PluginHost
 
 #: The astronaut's face in skimage's astronaut photo (x, y, w, h), checked by eye.

@@ -86,7 +86,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_faces(args: argparse.Namespace) -> int:
     from harerun.engine import Engine
     from harerun.face.config import FaceConfig
-    from harerun.face.stage import detect_faces
+    from harerun.face.stage import list_faces
 
     engine = Engine(pipelines_dir=args.pipelines_dir)
     # With --backend the pipeline is not needed (nor its detectors installed).
@@ -96,7 +96,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
     for source in args.images:
         try:
             bgr, info = engine.decode(source)
-            faces, backend_used, warnings = detect_faces(bgr, face_cfg=face_cfg, host=engine.host)
+            faces, backend_used, warnings = list_faces(bgr, face_cfg=face_cfg, host=engine.host)
         except HareRunError as exc:
             worst = max(worst, exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_NO_FACE) else 1)
             out.append(_error_json(source, exc))
@@ -114,6 +114,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
                     "box": [round(v) for v in f.box],
                     "score": round(float(f.score), 4),
                     "landmarks": {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in f.landmarks.items()},
+                    "landmark_confidence": None if f.mesh is None else round(float(f.mesh.score), 4),
                 }
                 for f in faces
             ],

@@ -51,6 +51,8 @@ class Face:
         when the eyes are unknown. 0 for faces found on the photo as it is.
     mesh : the fitted Face Mesh (:class:`harerun.face.mediapipe.Mesh`), once the face stage
         has fitted one; the named landmarks then come from it.
+    profile : ``(pose, polygons, visible)`` of a profile the mesh could not fit, from the
+        detector's keypoints (:func:`harerun.face.geometry.profile_layout`).
     """
 
     box: tuple[float, float, float, float]
@@ -59,6 +61,7 @@ class Face:
     backend: str = ""
     angle: float = 0.0
     mesh: Any = None
+    profile: Any = None
 
     @property
     def area(self) -> float:

@@ -17,7 +17,9 @@ from harerun.detector import ZONE_NAMES, FaceContext
 from harerun.face import Face, geometry
 from harerun.face.config import FaceConfig
 from harerun.face.roi import (
+    MEAN_EYE_DISTANCE_MM,
     alignment_matrix,
+    apply_affine,
     estimated_eyes,
     extract_roi,
     invert_affine,
@@ -25,7 +27,7 @@ from harerun.face.roi import (
     roi_landmarks,
 )
 from harerun.face.skin import skin_mask
-from harerun.face.zones import FaceFrame, face_zones, features_mask
+from harerun.face.zones import MOUTH_B, FaceFrame, face_zones, features_mask
 
 
 def _mouth(lm: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
@@ -45,7 +47,7 @@ class ZoneLayout:
     hidden: tuple[str, ...] = ()
     pose: dict[str, float] | None = None
     framing: str | None = None
-    yaw_tan: float = 0.0
+    px_per_mm: float | None = None
 
 
 def _fill(size: int, polygons, valid: np.ndarray | None = None) -> np.ndarray:
@@ -74,7 +76,33 @@ def mesh_layout(face: Face, image_to_roi: np.ndarray, photo_shape, size: int, va
         hidden=tuple(n for n, v in visible.items() if not v),
         pose=head,
         framing=geometry.framing(pts, w, h, head["yaw"]),
-        yaw_tan=float(np.tan(np.radians(min(abs(head["yaw"]), 60.0)))),
+        px_per_mm=_eye_scale(roi_landmarks(face, image_to_roi), float(np.tan(np.radians(min(abs(head["yaw"]), 60.0))))),
+    )
+
+
+def profile_layout(face: Face, image_to_roi: np.ndarray, size: int, valid: np.ndarray) -> ZoneLayout:
+    """Near-side zones of a profile from the detector's keypoints (no mesh fits a profile)."""
+    pose, polygons, visible = face.profile
+    zones, folds = {}, {}
+    for name, poly in polygons.items():
+        mask = _fill(size, [apply_affine(image_to_roi, poly)], valid)
+        (zones if name in ZONE_NAMES else folds)[name] = mask
+    lm = roi_landmarks(face, image_to_roi)
+    eye = np.add(lm["left_eye"], lm["right_eye"]) / 2.0
+    exclude = np.zeros((size, size), np.uint8)
+    d = 0.1 * size
+    for k in ("left_eye", "right_eye", "mouth"):  # the eye and lips, as small discs
+        if k in lm:
+            cv2.circle(exclude, (int(round(lm[k][0])), int(round(lm[k][1]))), int(round(d)), 255, -1)
+    return ZoneLayout(
+        zones=zones,
+        exclude=exclude,
+        fold_zones=folds,
+        hidden=tuple(n for n, v in visible.items() if not v),
+        pose=pose,
+        framing="profile",
+        # the eye-to-mouth distance, MOUTH_B eye distances on an average adult face
+        px_per_mm=float(np.hypot(*np.subtract(lm["mouth"], eye))) / (MOUTH_B * MEAN_EYE_DISTANCE_MM),
     )
 
 
@@ -93,7 +121,13 @@ def template_layout(face: Face, image_to_roi: np.ndarray, size: int, valid: np.n
         exclude = features_mask(
             size, left_eye=eyes["left_eye"], right_eye=eyes["right_eye"], mouth=mouth, nose=lm.get("nose")
         )
-    return ZoneLayout(zones=zones, exclude=exclude, yaw_tan=abs(frame.yaw))
+    return ZoneLayout(zones=zones, exclude=exclude, px_per_mm=_eye_scale(lm, abs(frame.yaw)))
+
+
+def _eye_scale(lm: dict[str, tuple[float, float]], yaw_tan: float) -> float | None:
+    if "left_eye" in lm and "right_eye" in lm:
+        return px_per_mm_from_eyes(lm["left_eye"], lm["right_eye"], yaw=yaw_tan)
+    return None
 
 
 def build_context(
@@ -112,6 +146,8 @@ def build_context(
     t1 = time.perf_counter()
     if face.mesh is not None:
         layout = mesh_layout(face, m, image_bgr.shape, size, valid)
+    elif face.profile is not None:
+        layout = profile_layout(face, m, size, valid)
     else:
         layout = template_layout(face, m, size, valid, features)
     zones = layout.zones
@@ -125,10 +161,14 @@ def build_context(
                 cv2.bitwise_or(reference, z, dst=reference)
     centre = lm.get("nose", (size / 2.0, size / 2.0)) if features else None
     skin = skin_mask(roi, reference=reference, exclude=layout.exclude if features else None, valid=valid, centre=centre)
-    if face.mesh is not None and "forehead" in zones:
-        zones["forehead"] = geometry.hairline_cut(zones["forehead"], skin)
+    hidden = layout.hidden
+    if (face.mesh is not None or face.profile is not None) and "forehead" in zones:
+        whole = zones["forehead"]
+        zones["forehead"] = geometry.hairline_cut(whole, skin)
+        if cv2.countNonZero(zones["forehead"]) < geometry.MIN_FOREHEAD_LEFT * max(cv2.countNonZero(whole), 1):
+            del zones["forehead"]  # hair, a hat or a fringe cover it
+            hidden = (*hidden, "forehead")
     t3 = time.perf_counter()
-    has_eyes = "left_eye" in lm and "right_eye" in lm
     ctx = FaceContext(
         image=roi,
         skin_mask=skin,
@@ -136,11 +176,11 @@ def build_context(
         roi_to_image=invert_affine(m),
         face_box=[int(round(v)) for v in face.box],
         landmarks=lm,
-        px_per_mm=px_per_mm_from_eyes(lm["left_eye"], lm["right_eye"], yaw=layout.yaw_tan) if has_eyes else None,
+        px_per_mm=layout.px_per_mm,
         pose=layout.pose,
         framing=layout.framing,
         fold_zones=layout.fold_zones,
-        hidden_zones=layout.hidden,
+        hidden_zones=hidden,
     )
     timings = {"roi": (t1 - t0) * 1e3, "zones": (t2 - t1) * 1e3, "skin_mask": (t3 - t2) * 1e3}
     return ctx, valid, timings

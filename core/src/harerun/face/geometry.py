@@ -53,10 +53,13 @@ ZONE_POINTS: dict[str, tuple[int, ...]] = {
     "nose": (168, 122, 196, 3, 51, 45, 44, 1, 274, 275, 281, 248, 419, 351),
     "chin": (18, 83, 201, 208, 171, 175, 396, 428, 421, 313),
 }
-for _name, _pts in _LEFT.items():
-    _plural = "" if _name != "cheek" else ""
-    ZONE_POINTS[f"{_name}_left" if _name != "cheek" else "left_cheek"] = _pts
-    ZONE_POINTS[f"{_name}_right" if _name != "cheek" else "right_cheek"] = tuple(_MIRROR[i] for i in _pts)
+#: Each zone's kind (the name without its side), for per-kind constants.
+ZONE_KIND = {name: name for name in ZONE_POINTS}
+for _kind, _pts in _LEFT.items():
+    _names = ("left_cheek", "right_cheek") if _kind == "cheek" else (f"{_kind}_left", f"{_kind}_right")
+    ZONE_POINTS[_names[0]] = _pts
+    ZONE_POINTS[_names[1]] = tuple(_MIRROR[i] for i in _pts)
+    ZONE_KIND.update(dict.fromkeys(_names, _kind))
 
 #: The analysis zones every detector sees (``harerun.detector.ZONE_NAMES``) and the fold
 #: zones that only the wrinkle detector uses.
@@ -83,9 +86,16 @@ _TOP, _BOTTOM = (10, 151, 9), (152, 175, 199)
 #: (median over the shared frontal faces), so pitch 0 is a level head.
 PITCH_OFFSET_DEG = 0.0
 
-#: A zone is visible when its surface faces the camera within this angle (foreshortening
-#: cos >= 0.3): on a 3/4 view the far cheek turns away, on a profile the far half too.
-MAX_VIEW_ANGLE_DEG = 72.5
+#: How squarely each zone faces the camera on a frontal face (cosine between its normal and
+#: the view axis; mean over the astronaut, Tom_Cruise_avp_2014_4 and bald_guys).
+FRONTAL_FACING = {
+    "forehead": 0.96, "glabella": 0.93, "nose": 0.91, "chin": 0.93, "under_eye": 0.87, "cheek": 0.72,
+    "crows_feet": 0.56, "nasolabial": 0.80,
+}  # fmt: skip
+#: A zone is visible while it faces the camera at least this share of its frontal facing:
+#: on a 3/4 view (yaw 35-45 degrees) the far cheek, crow's feet, nasolabial fold and
+#: under-eye fall to 0.0-0.55 of it and are drawn beyond the nose outline, on background.
+MIN_FACING_SHARE = 0.6
 #: ... and when at least this share of it lies inside the photo.
 MIN_INSIDE = 0.5
 
@@ -153,18 +163,13 @@ def _facing(poly3: np.ndarray) -> float:
 
 def zone_visibility(points: np.ndarray, width: int, height: int) -> dict[str, bool]:
     """Whether each zone faces the camera enough and lies mostly inside the photo."""
-    min_cos = math.cos(math.radians(MAX_VIEW_ANGLE_DEG))
     out = {}
     for name, idx in ZONE_POINTS.items():
         poly = points[list(idx)]
         inside = float(np.mean((poly[:, 0] >= 0) & (poly[:, 0] < width) & (poly[:, 1] >= 0) & (poly[:, 1] < height)))
-        out[name] = bool(_facing(poly) >= min_cos and inside >= MIN_INSIDE and _area(poly[:, :2]) > 0)
+        facing = _facing(poly) >= MIN_FACING_SHARE * FRONTAL_FACING[ZONE_KIND[name]]
+        out[name] = bool(facing and inside >= MIN_INSIDE)
     return out
-
-
-def _area(poly: np.ndarray) -> float:
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 #: Plausibility: the mesh's face-presence score, and the layout a face must have.
@@ -175,44 +180,108 @@ def implausible(points: np.ndarray, score: float) -> str | None:
     """Why a fitted mesh is not a plausible face, or None.
 
     The mesh always returns 468 points; on an ear, hair or a dog they are a face-shaped
-    guess. Its own presence score catches most of these; the layout catches the rest:
-    the eyes must be above the mouth and the nose between them, with the mouth 0.6-1.8
-    eye distances below the eye line."""
+    guess. Its own presence score catches most of these; the layout catches the rest: in
+    the mesh's 3-D frame (so whatever the pose) the mouth must lie 0.6-1.8 eye distances
+    below the eye line."""
     if score < MIN_MESH_SCORE:
         return f"mesh face score {score:.2f} < {MIN_MESH_SCORE}"
-    le = points[list(FEATURE_POINTS["eyes"][0]), :2].mean(0)
-    re = points[list(FEATURE_POINTS["eyes"][1]), :2].mean(0)
-    mouth = (points[61, :2] + points[291, :2]) / 2.0
+    le = points[list(FEATURE_POINTS["eyes"][0])].mean(0)
+    re = points[list(FEATURE_POINTS["eyes"][1])].mean(0)
+    mouth = (points[61] + points[291]) / 2.0
     d = float(np.linalg.norm(re - le))
     if d < 4.0:
         return "eyes collapse onto each other"
     u = (re - le) / d
-    v = np.array([-u[1], u[0]])
-    below = float((mouth - (le + re) / 2.0) @ v) / d
+    off = mouth - (le + re) / 2.0
+    below = float(np.linalg.norm(off - (off @ u) * u)) / d
     if not 0.6 <= below <= 1.8:
         return f"mouth {below:.2f} eye distances below the eyes (a face: 0.6-1.8)"
     return None
 
 
-def hairline_cut(forehead: np.ndarray, skin: np.ndarray, *, min_skin: float = 0.6) -> np.ndarray:
+#: A forehead with less than this share left below the hairline counts as hidden.
+MIN_FOREHEAD_LEFT = 0.2
+
+
+def hairline_cut(forehead: np.ndarray, skin: np.ndarray, *, min_skin: float = 0.75) -> np.ndarray:
     """The forehead mask cut at the hairline.
 
     ``forehead`` and ``skin`` are masks on the aligned (eyes-level) ROI, so the hairline
-    runs roughly along rows. From the forehead's bottom row upwards, rows are kept while at
-    least ``min_skin`` of the zone's pixels in a 5-row band are skin; the first band below
-    that ends the forehead (a fringe, a hat, the hairline)."""
+    runs roughly along rows. The forehead keeps the longest run of rows whose 5-row band is
+    at least ``min_skin`` skin: the brows (which the skin mask leaves out) end it below, a
+    fringe, a hat or the hairline above. No such row: an empty mask (the forehead is hidden)."""
     rows = np.flatnonzero(forehead.any(axis=1))
+    out = np.zeros_like(forehead)
     if rows.size == 0:
-        return forehead
+        return out
     zone_px = np.count_nonzero(forehead, axis=1).astype(np.float64)
     skin_px = np.count_nonzero(cv2.bitwise_and(forehead, skin), axis=1).astype(np.float64)
     k = np.ones(5)
     share = np.convolve(skin_px, k, "same") / np.maximum(np.convolve(zone_px, k, "same"), 1.0)
-    top = rows[0]
-    for r in range(rows[-1], rows[0] - 1, -1):
-        if share[r] < min_skin and zone_px[r] > 0:
-            top = r + 1
-            break
-    out = forehead.copy()
-    out[:top] = 0
+    good = (share >= min_skin) & (zone_px > 0)
+    # The longest run of skin rows: the brows below it and the hair above it break it.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], good.astype(np.int8), [0]])))
+    if edges.size == 0:
+        return out
+    starts, ends = edges[0::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    top, bottom = int(starts[k]), int(ends[k]) - 1
+    out[top : bottom + 1] = forehead[top : bottom + 1]
     return out
+
+
+# -- profiles -----------------------------------------------------------------------
+
+#: Zones of a profile in the detector's keypoint frame: ``a`` along the line from the eye
+#: towards the ear (1 = the ear), ``b`` down from the eye towards the mouth (1 = the mouth).
+#: Only the near side and the midline's chin and forehead are drawn; the rest is hidden.
+PROFILE_ZONES = {
+    "forehead": ((-0.05, -0.75), (0.35, -0.75), (0.35, -0.4), (-0.05, -0.4)),
+    "under_eye": ((0.08, 0.15), (0.35, 0.15), (0.35, 0.35), (0.08, 0.35)),
+    "cheek": ((0.2, 0.45), (0.65, 0.45), (0.65, 1.0), (0.2, 1.0)),
+    "crows_feet": ((0.32, -0.12), (0.5, -0.12), (0.5, 0.12), (0.32, 0.12)),
+    "nasolabial": ((0.05, 0.62), (0.18, 0.62), (0.18, 0.95), (0.05, 0.95)),
+    "chin": ((0.0, 1.3), (0.3, 1.3), (0.3, 1.6), (0.0, 1.6)),
+}
+
+
+def profile_layout(landmarks: dict[str, tuple[float, float]], box) -> tuple[dict, dict, dict] | None:
+    """``(pose, polygons, visible)`` of a profile from BlazeFace's keypoints, or None when they
+    are no plausible profile.
+
+    The Face Mesh does not fit faces turned further than about 60 degrees (its face score
+    drops to ~0), but BlazeFace still finds them with the eye, nose, mouth and ear tragion
+    keypoints. They are a profile when the mouth lies below the eye, the nose between the
+    two heights and in front of the eye, and an ear well behind it at about eye height."""
+    need = ("left_eye", "right_eye", "nose", "mouth", "ear_left", "ear_right")
+    if not all(k in landmarks for k in need):
+        return None
+    p = {k: np.asarray(landmarks[k], np.float64) for k in need}
+    eye = (p["left_eye"] + p["right_eye"]) / 2.0
+    down = p["mouth"] - eye
+    em = float(np.linalg.norm(down))
+    if em < 0.15 * max(box[2], box[3]):
+        return None
+    v = down / em
+    ear = max((p["ear_left"], p["ear_right"]), key=lambda t: float(np.linalg.norm(t - p["nose"])))
+    h = np.array([-v[1], v[0]])
+    if (ear - eye) @ h < 0:
+        h = -h
+    to_ear = float((ear - eye) @ h)
+    nose_b = float((p["nose"] - eye) @ v) / em
+    ear_b = float((ear - eye) @ v) / em
+    if to_ear < 0.8 * em or not 0.1 <= nose_b <= 0.9 or (p["nose"] - eye) @ h >= 0 or not -0.6 <= ear_b <= 0.9:
+        return None
+    yaw = -90.0 if h[0] > 0 else 90.0  # the ear on the image right: the nose points left
+    far = "left" if yaw < 0 else "right"
+    roll = math.degrees(math.atan2(-v[0], v[1]))
+    polygons, visible = {}, {}
+    for name in ZONE_POINTS:
+        kind, side = ZONE_KIND[name], ("left" if "left" in name else "right" if "right" in name else None)
+        if kind in PROFILE_ZONES and side != far:
+            ab = np.asarray(PROFILE_ZONES[kind])
+            polygons[name] = eye + ab[:, :1] * to_ear * h + ab[:, 1:] * em * v
+            visible[name] = True
+        else:
+            visible[name] = False
+    return {"yaw": yaw, "pitch": 0.0, "roll": round(roll, 1)}, polygons, visible

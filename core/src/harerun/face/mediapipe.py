@@ -182,9 +182,9 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float = 0.3) -
 def blazeface(image_bgr: np.ndarray, kind: str, *, min_score: float | None = None) -> list[Face]:
     """BlazeFace ``kind`` (``short`` or ``full``) over the whole photo (letterboxed).
 
-    Faces come back in photo pixels with MediaPipe's six keypoints reduced to the named
-    ones we use (eyes, nose tip, mouth centre as both corners' stand-in is not given:
-    only ``left_eye``, ``right_eye``, ``nose``)."""
+    Faces come back in photo pixels with MediaPipe's six keypoints: ``left_eye``,
+    ``right_eye`` (centres; left = image left), ``nose`` (tip), ``mouth`` (centre),
+    ``ear_left``, ``ear_right`` (tragions)."""
     model = net(kind)
     size = model.size
     tensor, s, ox, oy = _letterbox(image_bgr, size)
@@ -209,7 +209,15 @@ def blazeface(image_bgr: np.ndarray, kind: str, *, min_score: float | None = Non
         if x1 <= x0 or y1 <= y0:
             continue
         eyes = sorted([tuple(px[2]), tuple(px[3])])
-        landmarks = {"left_eye": eyes[0], "right_eye": eyes[1], "nose": tuple(px[4])}
+        ears = sorted([tuple(px[6]), tuple(px[7])])
+        landmarks = {
+            "left_eye": eyes[0],
+            "right_eye": eyes[1],
+            "nose": tuple(px[4]),
+            "mouth": tuple(px[5]),
+            "ear_left": ears[0],
+            "ear_right": ears[1],
+        }
         landmarks = {k: (float(x), float(y)) for k, (x, y) in landmarks.items()}
         faces.append(Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score, landmarks, "blazeface"))
     return faces
@@ -271,6 +279,8 @@ class BlazeFaceBackend:
             image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
         h, w = image_bgr.shape[:2]
         th, tw = 2 * h // 3, 2 * w // 3
+        if min(th, tw) < 32:  # nothing small enough to be missed on the whole photo
+            return faces
         for y0 in (0, h - th):
             for x0 in (0, w - tw):
                 tile = blazeface(image_bgr[y0 : y0 + th, x0 : x0 + tw], "full", min_score=self.params.full_min_score)
@@ -369,7 +379,12 @@ def fit_mesh(image_bgr: np.ndarray, face: Face) -> Mesh:
     x, y, w, h = face.box
     angle = 0.0
     lm = face.landmarks
-    if "left_eye" in lm and "right_eye" in lm:
+    if "mouth" in lm and "left_eye" in lm and "right_eye" in lm:
+        # BlazeFace's eye-to-mouth line: on profiles both eye keypoints sit on one eye, and on
+        # faces lying sideways they are often wrong, while that line still points down the face.
+        (lx, ly), (rx, ry), (mx, my) = lm["left_eye"], lm["right_eye"], lm["mouth"]
+        angle = math.atan2(my - (ly + ry) / 2.0, mx - (lx + rx) / 2.0) - math.pi / 2.0
+    elif "left_eye" in lm and "right_eye" in lm:
         (lx, ly), (rx, ry) = lm["left_eye"], lm["right_eye"]
         angle = math.atan2(ry - ly, rx - lx)
     elif face.angle:

@@ -27,8 +27,10 @@ def roll_angle_deg(left_eye, right_eye) -> float:
 
 
 def face_roll_deg(face: Face) -> float | None:
-    """Head roll: from the eye line when both eyes are known, else the angle of the rotated
-    copy the face was found on (None when neither is known)."""
+    """Head roll: a profile's from its keypoints, else from the eye line when both eyes are
+    known, else the angle of the rotated copy the face was found on (None when none is known)."""
+    if face.profile is not None:
+        return face.profile[0]["roll"]
     if "left_eye" in face.landmarks and "right_eye" in face.landmarks:
         return roll_angle_deg(face.landmarks["left_eye"], face.landmarks["right_eye"])
     return face.angle if face.angle else None

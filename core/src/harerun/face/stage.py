@@ -115,9 +115,10 @@ def with_mesh(face: Face, mesh: mediapipe.Mesh) -> Face:
 def fit_landmarks(image_bgr: np.ndarray, faces: list[Face]) -> tuple[int, Face, str | None]:
     """``(index, face with mesh, why uncertain)`` of the face to analyse.
 
-    Meshes are fitted largest face first; the first plausible one wins. When none of the
-    first :data:`MESH_TRIES` is plausible, the largest is returned without a mesh, with the
-    reason. Without MediaPipe's weights the largest face is returned as it is."""
+    Meshes are fitted largest face first; the first plausible one wins, or the first whose
+    detector keypoints make a plausible profile (the mesh does not fit profiles). When none of
+    the first :data:`MESH_TRIES` is, the largest is returned without a mesh, with the reason.
+    Without MediaPipe's weights the largest face is returned as it is."""
     if not mediapipe.available():
         return 0, faces[0], None
     first_why = None
@@ -126,6 +127,9 @@ def fit_landmarks(image_bgr: np.ndarray, faces: list[Face]) -> tuple[int, Face, 
         why = geometry.implausible(mesh.points, mesh.score)
         if why is None:
             return i, with_mesh(f, mesh), None
+        profile = geometry.profile_layout(f.landmarks, f.box)
+        if profile is not None:  # turned too far for the mesh, but the keypoints make a profile
+            return i, Face(f.box, f.score, f.landmarks, f.backend, f.angle, profile=profile), None
         first_why = first_why or why
     return 0, faces[0], first_why
 
@@ -158,6 +162,31 @@ def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: Qualit
     timings["quality"] = (time.perf_counter() - t0) * 1e3
     info = FaceInfo(box=[0, 0, w, h], confidence=1.0, backend_used="skip", count=1)
     return FaceStage([whole], info, quality, ctx, timings)
+
+
+#: A listing fits a mesh to at most this many faces (largest first); the rest stay unchecked.
+LIST_MESH_MAX = 32
+
+
+def list_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
+    """Every face in the photo (``harerun faces``), largest first, each with its mesh.
+
+    A box whose mesh is no plausible face (a dog, a hand, an ear) is left out; without
+    MediaPipe's weights the backend's faces are returned as found.
+    Returns ``(faces, backend_used, warnings)``."""
+    image_bgr = as_bgr(image_bgr)
+    faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host)
+    if not mediapipe.available():
+        return faces, used, warnings
+    out = []
+    for i, f in enumerate(faces):
+        if i >= LIST_MESH_MAX:
+            out.append(f)
+            continue
+        mesh = mediapipe.fit_mesh(image_bgr, f)
+        if geometry.implausible(mesh.points, mesh.score) is None:
+            out.append(with_mesh(f, mesh))
+    return out, used, warnings
 
 
 def run_face_stage(

@@ -39,12 +39,12 @@ class AcneParams(DetectorParams):
         description="report only lesions centred inside the face zones; false counts every lesion on the skin "
         "mask (jaw, temples, lateral cheeks of 3/4 views)",
     )
-    half_faces_in_roi: float = Field(
-        2.0,
+    half_faces_in_roi: float | None = Field(
+        None,
         ge=1.0,
         le=2.0,
         description="how many half faces the ROI shows (2 = frontal face, 1 = profile); the Hayashi "
-        "grade uses count / half_faces_in_roi",
+        "grade uses count / half_faces_in_roi. Default: from the head pose (1 + cos yaw; 2 without a mesh)",
     )
 
 
@@ -76,7 +76,8 @@ class AcneDetector(Detector):
         area = ctx.zone_skin if p.restrict_to_zones else ctx.skin_mask
         lesions = lesions[area[lesions[:, 1].astype(int), lesions[:, 0].astype(int)] > 0]
         count = len(lesions)
-        per_half = count / p.half_faces_in_roi
+        half_faces = p.half_faces_in_roi if p.half_faces_in_roi is not None else ctx.half_faces
+        per_half = count / half_faces
         inflamed = int(np.count_nonzero(lesions[:, 3] >= p.inflamed_delta_a)) if count else 0
         skin_px = cv2.countNonZero(area)
         xs = lesions[:, 0].astype(int)
@@ -94,7 +95,7 @@ class AcneDetector(Detector):
             zone_counts[zone] = n
             zone_density[zone] = round(n / zone_px * px_per_unit, 3)
             # The zone's density extrapolated to one half face, then scored like the face.
-            half_face_px = skin_px / p.half_faces_in_roi
+            half_face_px = skin_px / half_faces
             zone_scores[zone] = algorithm.acne_score(n / zone_px * half_face_px)
 
         markers = ctx.to_image_markers(lesions[:, :3]) if count else []
