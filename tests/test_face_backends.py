@@ -10,11 +10,11 @@ import pydantic
 import pytest
 
 from harerun.errors import PipelineError
-from harerun.face import Face, ModelMissing
+from harerun.face import Face, ModelMissing, mediapipe
 from harerun.face.backends import HaarBackend, YuNetBackend, forget_model_lookups, yunet_lookup, yunet_model_path
 from harerun.face.config import FaceConfig
-from harerun.face.roi import apply_affine
 from harerun.face.eyes import find_tilted_eyes
+from harerun.face.roi import apply_affine
 from harerun.face.search import _rotated_copy, backend_instance, detect_faces
 from harerun.host import PluginHost
 
@@ -142,15 +142,15 @@ def test_eyes_of_a_rolled_head_are_found_on_turned_crops(host, astronaut_bgr):
 def test_an_upright_face_with_a_hidden_eye_stays_upright(host, astronaut_bgr, monkeypatch):
     # One eye painted over: no eye pair on turned crops either, so the turned copies are
     # searched - only around the face, frontal cascade only - and the upright face is kept.
-    from harerun.face import stage as face_stage
+    from harerun.face import search as face_search
 
     rx, ry = 247, 103  # the astronaut's image-right eye
     hidden = astronaut_bgr.copy()
     cv2.circle(hidden, (rx, ry), 12, tuple(int(v) for v in astronaut_bgr[ry + 25, rx]), -1)
     searched = []
-    real = face_stage._rotated_search
+    real = face_search._rotated_search
     monkeypatch.setattr(
-        face_stage, "_rotated_search", lambda b, img, *a, **k: searched.append(img.shape) or real(b, img, *a, **k)
+        face_search, "_rotated_search", lambda b, img, *a, **k: searched.append(img.shape) or real(b, img, *a, **k)
     )
     faces, _, _ = detect_faces(hidden, face_cfg=FaceConfig(backend="haar"), host=host)
     assert len(faces) == 1 and iou(faces[0].box, ASTRONAUT_FACE) > 0.5 and faces[0].angle == 0.0
@@ -184,7 +184,14 @@ def test_yunet_requested_but_missing_falls_back_to_haar(host, astronaut_bgr, no_
     assert any("fell back to haar" in w for w in warnings)
 
 
-def test_auto_without_model_is_haar_without_warning(host, astronaut_bgr, no_yunet):
+def test_auto_is_blazeface_on_a_fresh_install(host, astronaut_bgr, no_yunet):
+    faces, used, warnings = detect_faces(astronaut_bgr, face_cfg=FaceConfig(), host=host)
+    assert used == "blazeface" and warnings == [] and len(faces) == 1
+    assert iou(faces[0].box, ASTRONAUT_FACE) > 0.5
+
+
+def test_auto_without_any_model_is_haar_without_warning(host, astronaut_bgr, no_yunet, monkeypatch):
+    monkeypatch.setattr(mediapipe, "available", lambda: False)
     faces, used, warnings = detect_faces(astronaut_bgr, face_cfg=FaceConfig(), host=host)
     assert used == "haar" and warnings == [] and len(faces) == 1
 
@@ -214,7 +221,8 @@ def test_model_store_finds_the_real_model(monkeypatch, tmp_path, shared):
 
 
 @pytest.mark.shared
-def test_auto_uses_yunet_when_installed(host, astronaut_bgr, with_yunet):
+def test_auto_uses_yunet_without_mediapipe(host, astronaut_bgr, with_yunet, monkeypatch):
+    monkeypatch.setattr(mediapipe, "available", lambda: False)
     faces, used, warnings = detect_faces(astronaut_bgr, face_cfg=FaceConfig(), host=host)
     assert used == "yunet" and warnings == []
     f = faces[0]
@@ -277,8 +285,8 @@ def test_coarse_first_look_agrees_with_the_full_search(host, astronaut_bgr):
 
 @pytest.mark.shared
 def test_analysis_search_stops_early_but_keeps_every_face_it_needs(host, shared, with_yunet, monkeypatch):
-    # With min_face_px the search may stop at the coarse copy: fewer detector passes, and
-    # every face of that size is still found.
+    # With min_face_px the search may stop at the coarse copy: fewer pixels searched, and
+    # every face of that size is still found (a listing searches at full detection size).
     calls = []
     real = YuNetBackend.detect
     monkeypatch.setattr(YuNetBackend, "detect", lambda self, img: calls.append(img.shape) or real(self, img))
@@ -297,9 +305,9 @@ def test_analysis_search_stops_early_but_keeps_every_face_it_needs(host, shared,
                     big_total, big_found = big_total + 1, big_found + hit
                 else:
                     big_listed += hit
-        passes[mode] = len(calls)
+        passes[mode] = sum(h * w for h, w, *_ in calls)
     assert big_total >= 10 and big_found == big_listed == big_total
-    assert passes["analysis"] < passes["listing"], passes
+    assert passes["analysis"] < 0.5 * passes["listing"], passes  # pixels searched
 
 
 def test_fallback_is_reported_even_without_a_face(host, no_yunet):

@@ -13,8 +13,9 @@ from harerun.face import Face
 from harerun.face.config import FaceConfig, QualityConfig
 from harerun.face.roi import MEAN_EYE_DISTANCE_MM, alignment_matrix, apply_affine, extract_roi, invert_affine
 from harerun.face.stage import run_face_stage
-from harerun.face.zones import face_zones, feature_masks
+from harerun.face.zones import face_zones
 from harerun.host import PluginHost
+from harerun.testing import mesh_feature_masks
 
 HAAR = FaceConfig(backend="haar")
 
@@ -89,16 +90,19 @@ def test_rotated_photo_maps_back_to_the_face(host, astronaut_bgr):
 
 
 def test_zones_are_inside_the_roi_and_clear_of_the_eyes(host, astronaut_bgr):
-    ctx = stage(astronaut_bgr, host).ctx
+    st = stage(astronaut_bgr, host)
+    ctx = st.ctx
     size = ctx.image.shape[0]
-    feats = feature_masks(size, left_eye=ctx.landmarks["left_eye"], right_eye=ctx.landmarks["right_eye"])
+    feats = mesh_feature_masks(st)
     total = np.zeros((size, size), np.int32)
     for name, zone in ctx.zones.items():
         assert zone.shape == (size, size) and zone.dtype == np.uint8
         assert np.count_nonzero(zone) > 500, name
         assert np.count_nonzero(zone & feats["eyes"]) == 0, name
+        assert np.count_nonzero(zone & feats["lips"]) == 0, name
         total += zone > 0
-    assert total.max() == 1  # zones do not overlap
+    # Neighbouring zones share an edge of mesh points, nothing more.
+    assert np.count_nonzero(total > 1) < 0.02 * np.count_nonzero(total)
 
 
 def test_zone_geometry_follows_the_eyes():

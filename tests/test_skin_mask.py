@@ -9,9 +9,8 @@ import pytest
 from harerun.face.config import FaceConfig, QualityConfig
 from harerun.face.skin import classify_skin_pixels, skin_mask
 from harerun.face.stage import run_face_stage
-from harerun.face.zones import feature_masks
 from harerun.host import PluginHost
-from harerun.testing import SKIN_BGR, synthetic_skin
+from harerun.testing import SKIN_BGR, mesh_feature_masks, synthetic_skin
 
 
 @pytest.mark.shared
@@ -96,7 +95,7 @@ def test_astronaut_skin_mask(astronaut_bgr):
         astronaut_bgr, face_cfg=FaceConfig(backend="haar"), quality_cfg=QualityConfig(), host=PluginHost(autoload=False)
     )
     ctx = st.ctx
-    feats = feature_masks(512, left_eye=ctx.landmarks["left_eye"], right_eye=ctx.landmarks["right_eye"])
+    feats = mesh_feature_masks(st)  # the mesh's own eyes and brows
     skin = ctx.skin_mask > 0
     assert not skin[feats["eyes"] > 0].any() and not skin[feats["brows"] > 0].any()
     for cheek in ("left_cheek", "right_cheek"):

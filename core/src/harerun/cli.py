@@ -38,7 +38,9 @@ def _overlay_path(base: str, source: str, many: bool) -> Path:
 def _table(source: str, result) -> str:
     face = result.face
     lines = [f"{source}: pipeline {result.pipeline}" + (f" (variant {result.variant})" if result.variant else "")]
-    lines.append(f"  face {face.box} via {face.backend_used}, confidence {face.confidence:.2f}, faces found {face.count}")
+    lines.append(
+        f"  face {face.box} via {face.backend_used}, confidence {face.confidence:.2f}, faces found {face.count}"
+    )
     issues = ", ".join(result.quality.issues) or "none"
     lines.append(f"  quality {result.quality.score:.0f}/100, issues: {issues}")
     lines.append(f"  {'detector':<16}{'status':<12}{'score':>6}  {'severity':<10}zones")
@@ -75,7 +77,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             path.write_bytes(encode_png(draw_overlay(run)))
             print(f"overlay written to {path}", file=sys.stderr)
         if args.json:
-            outputs.append({"input": source, **run.result.model_dump(mode="json")} if many else run.result.model_dump(mode="json"))
+            outputs.append(
+                {"input": source, **run.result.model_dump(mode="json")} if many else run.result.model_dump(mode="json")
+            )
         else:
             print(_table(source, run.result))
     if args.json:
@@ -202,8 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_pipeline(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--pipeline", default="default", help="pipeline or experiment name, or a .yaml file (default: default)")
-        p.add_argument("--pipelines-dir", default=None, help="folder of pipeline files (default: $HARERUN_PIPELINES_DIR or ./pipelines)")
+        p.add_argument(
+            "--pipeline", default="default", help="pipeline or experiment name, or a .yaml file (default: default)"
+        )
+        p.add_argument(
+            "--pipelines-dir",
+            default=None,
+            help="folder of pipeline files (default: $HARERUN_PIPELINES_DIR or ./pipelines)",
+        )
 
     p = sub.add_parser("analyze", help="analyse photos")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -235,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipelines-dir", default=None)
     p.set_defaults(func=cmd_pipelines_list)
 
-    p = sub.add_parser("sample-photo", help="write scikit-image's astronaut photo (public domain) for trying things out")
+    p = sub.add_parser(
+        "sample-photo", help="write scikit-image's astronaut photo (public domain) for trying things out"
+    )
     p.add_argument("out", metavar="OUT.jpg")
     p.set_defaults(func=cmd_sample_photo)
 

@@ -77,3 +77,18 @@ def make_context(
         landmarks={"left_eye": (0.35 * w, 0.38 * h), "right_eye": (0.65 * w, 0.38 * h)},
         px_per_mm=px_per_mm,
     )
+
+
+def mesh_feature_masks(stage) -> dict[str, np.ndarray]:
+    """The analysed face's non-skin features (eyes, brows, lips, nostrils) from its mesh,
+    filled on the ROI of a :class:`harerun.face.stage.FaceStage`."""
+    from harerun.face.geometry import feature_polygons
+    from harerun.face.roi import invert_affine
+
+    size = stage.ctx.image.shape[0]
+    roi_mesh = stage.faces[0].mesh.affine(invert_affine(stage.ctx.roi_to_image))
+    out = {}
+    for name, rings in feature_polygons(roi_mesh.points).items():
+        out[name] = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(out[name], [np.round(r).astype(np.int32) for r in rings], 255)
+    return out

@@ -245,14 +245,18 @@ PROFILE_ZONES = {
 }
 
 
-def profile_layout(landmarks: dict[str, tuple[float, float]], box) -> tuple[dict, dict, dict] | None:
+def profile_layout(
+    landmarks: dict[str, tuple[float, float]], box, image_bgr: np.ndarray | None = None
+) -> tuple[dict, dict, dict] | None:
     """``(pose, polygons, visible)`` of a profile from BlazeFace's keypoints, or None when they
     are no plausible profile.
 
     The Face Mesh does not fit faces turned further than about 60 degrees (its face score
     drops to ~0), but BlazeFace still finds them with the eye, nose, mouth and ear tragion
     keypoints. They are a profile when the mouth lies below the eye, the nose between the
-    two heights and in front of the eye, and an ear well behind it at about eye height."""
+    two heights and in front of the eye, and an ear well behind it at about eye height; and,
+    given the photo, when the cheek is skin and the space in front of the nose is not (an
+    ear or a patch of hair seen as a face has skin on every side)."""
     need = ("left_eye", "right_eye", "nose", "mouth", "ear_left", "ear_right")
     if not all(k in landmarks for k in need):
         return None
@@ -272,6 +276,8 @@ def profile_layout(landmarks: dict[str, tuple[float, float]], box) -> tuple[dict
     ear_b = float((ear - eye) @ v) / em
     if to_ear < 0.8 * em or not 0.1 <= nose_b <= 0.9 or (p["nose"] - eye) @ h >= 0 or not -0.6 <= ear_b <= 0.9:
         return None
+    if image_bgr is not None and not _profile_silhouette(image_bgr, eye, p["nose"], em, h, to_ear, v):
+        return None
     yaw = -90.0 if h[0] > 0 else 90.0  # the ear on the image right: the nose points left
     far = "left" if yaw < 0 else "right"
     roll = math.degrees(math.atan2(-v[0], v[1]))
@@ -285,3 +291,27 @@ def profile_layout(landmarks: dict[str, tuple[float, float]], box) -> tuple[dict
         else:
             visible[name] = False
     return {"yaw": yaw, "pitch": 0.0, "roll": round(roll, 1)}, polygons, visible
+
+
+def _skin_share(image_bgr: np.ndarray, polygon: np.ndarray) -> float:
+    from harerun.face.skin import classify_skin_pixels
+
+    x, y, w, h = cv2.boundingRect(np.round(polygon).astype(np.int32))
+    H, W = image_bgr.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon - (x0, y0)).astype(np.int32)], 255)
+    inside = mask > 0
+    if not inside.any():
+        return 0.0
+    return float(np.mean(classify_skin_pixels(image_bgr[y0:y1, x0:x1])[inside] > 0))
+
+
+def _profile_silhouette(image_bgr, eye, nose, em, h, to_ear, v) -> bool:
+    """A profile's cheek is skin and the space in front of its nose is not."""
+    cheek = eye + np.array([(0.2, 0.45), (0.65, 0.45), (0.65, 1.0), (0.2, 1.0)])[:, :1] * to_ear * h
+    cheek = cheek + np.array([0.45, 0.45, 1.0, 1.0])[:, None] * em * v
+    front = nose - 0.35 * em * h + np.array([(-0.12, -0.12), (0.12, -0.12), (0.12, 0.12), (-0.12, 0.12)]) * em
+    return _skin_share(image_bgr, cheek) >= 0.5 and _skin_share(image_bgr, front) < 0.5

@@ -127,7 +127,7 @@ def fit_landmarks(image_bgr: np.ndarray, faces: list[Face]) -> tuple[int, Face, 
         why = geometry.implausible(mesh.points, mesh.score)
         if why is None:
             return i, with_mesh(f, mesh), None
-        profile = geometry.profile_layout(f.landmarks, f.box)
+        profile = geometry.profile_layout(f.landmarks, f.box, image_bgr)
         if profile is not None:  # turned too far for the mesh, but the keypoints make a profile
             return i, Face(f.box, f.score, f.landmarks, f.backend, f.angle, profile=profile), None
         first_why = first_why or why

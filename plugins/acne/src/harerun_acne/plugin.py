@@ -124,7 +124,6 @@ def _density_unit(px_per_mm: float | None) -> tuple[str, float]:
     return "density_per_10kpx", 1e4
 
 
-
 @hookimpl
 def register_detectors(register) -> None:
     register(AcneDetector)

@@ -20,7 +20,10 @@ class WrinklesParams(DetectorParams):
     sigma_fine_px: float = Field(1.0, ge=0.5, le=4.0, description="finer Hessian scale, px of the shrunk ROI")
     sigma_coarse_px: float = Field(2.0, ge=0.5, le=8.0, description="coarser Hessian scale, px of the shrunk ROI")
     strength_threshold: float = Field(
-        1.0, ge=0.05, le=50.0, description="orientation-weighted valley strength (grey levels) from which a pixel is a line"
+        1.0,
+        ge=0.05,
+        le=50.0,
+        description="orientation-weighted valley strength (grey levels) from which a pixel is a line",
     )
     tolerance_deg: float = Field(20.0, ge=5.0, le=90.0, description="angle tolerance (SD) around a region's line prior")
     crows_feet_tolerance_deg: float = Field(35.0, ge=5.0, le=90.0, description="angle tolerance for crow's feet")
@@ -29,7 +32,9 @@ class WrinklesParams(DetectorParams):
         40.0, gt=0.0, le=500.0, description="line length (px) per 1000 px² of region that scores 100"
     )
     dark_margin: float = Field(
-        50.0, ge=5.0, le=255.0,
+        50.0,
+        ge=5.0,
+        le=255.0,
         description="pixels this many grey levels darker than the median skin are hair, brows or lashes, not wrinkles",
     )
     eye_exclusion: float = Field(
@@ -110,7 +115,9 @@ class WrinklesDetector(Detector):
             measurements[f"{reg.name}_severity"] = severity_for(score)
             total_len += length_px
             total_count += len(lines)
-            markers.extend(((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5, 0.5 * ln * scale) for cx, cy, ln in lines)
+            markers.extend(
+                ((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5, 0.5 * ln * scale) for cx, cy, ln in lines
+            )
 
         if not zones:
             return DetectorResult(status="skipped", message=NO_REGION_SKIN)
@@ -129,7 +136,9 @@ class WrinklesDetector(Detector):
             score=score,
             zones=zones,
             measurements=measurements,
-            evidence=Evidence(markers=ctx.to_image_markers(np.array(markers[: p.max_markers]).reshape(-1, 3)), mask=heat),
+            evidence=Evidence(
+                markers=ctx.to_image_markers(np.array(markers[: p.max_markers]).reshape(-1, 3)), mask=heat
+            ),
         )
 
     def _usable_skin(self, ctx: FaceContext, g: np.ndarray, k: int) -> np.ndarray:
@@ -145,7 +154,9 @@ class WrinklesDetector(Detector):
         if len(eyes) == 2 and p.eye_exclusion > 0:
             radius = p.eye_exclusion * float(np.hypot(eyes[1][0] - eyes[0][0], eyes[1][1] - eyes[0][1])) / k
             for x, y in eyes:
-                cv2.circle(skin, (int(round((x + 0.5) / k - 0.5)), int(round((y + 0.5) / k - 0.5))), int(round(radius)), 0, -1)
+                cv2.circle(
+                    skin, (int(round((x + 0.5) / k - 0.5)), int(round((y + 0.5) / k - 0.5))), int(round(radius)), 0, -1
+                )
         return skin
 
 

@@ -99,7 +99,9 @@ def wrinkle_regions(
     k = int(shrink)
     out_size = size // k
     wanted = ("forehead", "under_eye_left", "under_eye_right")
-    zones = {n: np.ascontiguousarray(zones[n][k // 2 :: k, k // 2 :: k][:out_size, :out_size]) for n in wanted if n in zones}
+    zones = {
+        n: np.ascontiguousarray(zones[n][k // 2 :: k, k // 2 :: k][:out_size, :out_size]) for n in wanted if n in zones
+    }
 
     def to_out(p: np.ndarray) -> np.ndarray:
         return (p + 0.5) / k - 0.5
@@ -119,7 +121,9 @@ def wrinkle_regions(
     def band(p0: np.ndarray, p1: np.ndarray, width: float) -> np.ndarray:
         m = np.zeros((out_size, out_size), np.uint8)
         p0, p1 = to_out(p0), to_out(p1)
-        cv2.line(m, tuple(int(round(c)) for c in p0), tuple(int(round(c)) for c in p1), 255, max(1, int(round(width / k))))
+        cv2.line(
+            m, tuple(int(round(c)) for c in p0), tuple(int(round(c)) for c in p1), 255, max(1, int(round(width / k)))
+        )
         return m
 
     horizontal = roll % 180.0
@@ -148,6 +152,12 @@ def wrinkle_regions(
         nose = landmarks.get("nose")
         wing = np.array(nose, float) + d * (sign * 0.36 * ex) if nose is not None else full(sign * 0.36, 0.80)
         mouth = landmarks.get(f"mouth_{side}")
-        end = np.array(mouth, float) + d * (sign * 0.08 * ex + 0.08 * ey) if mouth is not None else full(sign * 0.58, 1.25)
-        regions.append(WrinkleRegion(f"nasolabial_{side}", band(wing, end, 0.20 * d), line_angle(wing, end), tolerance_deg))
+        end = (
+            np.array(mouth, float) + d * (sign * 0.08 * ex + 0.08 * ey)
+            if mouth is not None
+            else full(sign * 0.58, 1.25)
+        )
+        regions.append(
+            WrinkleRegion(f"nasolabial_{side}", band(wing, end, 0.20 * d), line_angle(wing, end), tolerance_deg)
+        )
     return regions
