@@ -149,6 +149,8 @@ def tile(row: dict, colours: dict[str, tuple]) -> np.ndarray:
         return np.round((np.array(pts, np.float32) - [x0, y0]) * s).astype(np.int32)
 
     for name, zone in face.zones.items():
+        if not zone.polygon:  # a profile's far side: no outline
+            continue
         pts = to_tile(zone.polygon)
         if zone.visible:
             cv2.polylines(out, [pts], True, colours[name], 2, cv2.LINE_AA)

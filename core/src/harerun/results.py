@@ -132,7 +132,7 @@ class Pose(BaseModel):
 
 
 class ZoneInfo(BaseModel):
-    polygon: list[list[float]] = Field(description="[[x, y], ...] in original-photo pixels")
+    polygon: list[list[float]] = Field(description="[[x, y], ...] in original-photo pixels (empty: not known)")
     visible: bool = Field(description="false: the zone faces away or lies outside the photo; detectors skip it")
 
 

@@ -209,7 +209,9 @@ def hairline_cut(forehead: np.ndarray, skin: np.ndarray, *, min_skin: float = 0.
     ``forehead`` and ``skin`` are masks on the aligned (eyes-level) ROI, so the hairline
     runs roughly along rows. The forehead keeps the longest run of rows whose 5-row band is
     at least ``min_skin`` skin: the brows (which the skin mask leaves out) end it below, a
-    fringe, a hat or the hairline above. No such row: an empty mask (the forehead is hidden)."""
+    fringe, a hat or the hairline above. Within those rows the largest patch of skin is kept
+    (hairlines curve down at the temples), its small holes filled (pores, spots and lesions
+    are what detectors look for). No such row: an empty mask (the forehead is hidden)."""
     rows = np.flatnonzero(forehead.any(axis=1))
     out = np.zeros_like(forehead)
     if rows.size == 0:
@@ -227,7 +229,16 @@ def hairline_cut(forehead: np.ndarray, skin: np.ndarray, *, min_skin: float = 0.
     k = int(np.argmax(ends - starts))
     top, bottom = int(starts[k]), int(ends[k]) - 1
     out[top : bottom + 1] = forehead[top : bottom + 1]
-    return out
+    # Hairlines curve down at the temples: within those rows, keep the skin it touches.
+    cv2.bitwise_and(out, skin, dst=out)
+    out = cv2.morphologyEx(out, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(out, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(forehead)
+    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    out = np.where(labels == keep, np.uint8(255), np.uint8(0))
+    # Pores, spots and acne inside are skin to analyse: fill the holes the skin mask left.
+    return cv2.bitwise_and(cv2.morphologyEx(out, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8)), forehead)
 
 
 # -- profiles -----------------------------------------------------------------------

@@ -92,7 +92,8 @@ def _face_info(
 
 def zone_infos(face: Face, ctx: FaceContext) -> dict[str, ZoneInfo]:
     """Each zone's outline in photo pixels: the ROI mask's outline (as clipped to the photo
-    and, for the forehead, to the hairline) when visible, the mesh polygon when hidden."""
+    and, for the forehead, to the hairline) when visible, the mesh polygon when hidden (none
+    for a profile's far side)."""
     out = {}
     for name, mask in {**ctx.zones, **ctx.fold_zones}.items():
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -100,10 +101,10 @@ def zone_infos(face: Face, ctx: FaceContext) -> dict[str, ZoneInfo]:
             continue
         outline = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 1.0, True).reshape(-1, 2)
         out[name] = ZoneInfo(polygon=np.round(apply_affine(ctx.roi_to_image, outline), 1).tolist(), visible=True)
-    if face.mesh is not None:
-        polygons = geometry.zone_polygons(face.mesh.points)
-        for name in ctx.hidden_zones:
-            out[name] = ZoneInfo(polygon=np.round(polygons[name], 1).tolist(), visible=False)
+    polygons = geometry.zone_polygons(face.mesh.points) if face.mesh is not None else {}
+    for name in ctx.hidden_zones:  # (a profile's far side has no outline at all)
+        polygon = np.round(polygons[name], 1).tolist() if name in polygons else []
+        out[name] = ZoneInfo(polygon=polygon, visible=False)
     return out
 
 
