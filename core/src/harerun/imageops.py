@@ -73,3 +73,18 @@ def median(values: np.ndarray) -> float:
         return float(np.partition(values, k)[k])
     part = np.partition(values, (k - 1, k))
     return float(np.mean(part[k - 1 : k + 1]))
+
+
+def shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` <= 1 with area averaging, like ``cv2.resize(...,
+    INTER_AREA)`` (within 1 grey level) but faster: exact halvings first (a linear resize
+    to half size averages 2 x 2 blocks), then one area resize for the rest."""
+    if scale >= 1.0:
+        return image
+    h, w = image.shape[:2]
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    while image.shape[1] >= 2 * tw and image.shape[0] >= 2 * th:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    if image.shape[1] != tw or image.shape[0] != th:
+        image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    return image

@@ -38,6 +38,7 @@ from pydantic import Field
 
 from harerun.detector import DetectorParams
 from harerun.face import Face, ModelMissing
+from harerun.imageops import shrink
 
 MODEL_FILES = {
     "short": ("face_detection_short_range.tflite", "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
@@ -263,14 +264,19 @@ class BlazeFaceBackend:
             image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
         p = self.params
         long_side = max(image_bgr.shape[:2])
+        # Both models see at most 192 px: one shared copy at twice that keeps the detail, and
+        # two resizes of the whole photo are one cheap one.
+        scale = min(1.0, WORK_SIDE / long_side)
+        image_bgr = shrink(image_bgr, scale)
         # Short range is trained on faces near the camera; on small faces it raises false
         # alarms (hands, dogs) that full range does not, so it is trusted for big faces only.
         faces = [
             f
             for f in blazeface(image_bgr, "short", min_score=p.short_min_score)
-            if max(f.box[2], f.box[3]) >= SHORT_RANGE_MIN_SIDE * long_side
+            if max(f.box[2], f.box[3]) >= SHORT_RANGE_MIN_SIDE * long_side * scale
         ]
-        return _merge(faces, blazeface(image_bgr, "full", min_score=p.full_min_score))
+        faces = _merge(faces, blazeface(image_bgr, "full", min_score=p.full_min_score))
+        return faces if scale == 1.0 else [f.mapped(1.0 / scale) for f in faces]
 
     def add_small_faces(self, image_bgr: np.ndarray, faces: list[Face]) -> list[Face]:
         """``faces`` plus full range's faces on four overlapping tiles of 2/3 of the photo:
@@ -288,6 +294,8 @@ class BlazeFaceBackend:
         return faces
 
 
+#: The whole-photo pass runs on a copy with at most this long side (the models take 192 px).
+WORK_SIDE = 384
 #: Short-range faces smaller than this share of the photo's long side are dropped.
 SHORT_RANGE_MIN_SIDE = 0.2
 

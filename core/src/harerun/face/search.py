@@ -31,6 +31,7 @@ from harerun.face.backends import yunet_model_path
 from harerun.face.config import FaceConfig
 from harerun.face.eyes import both_eyes, find_tilted_eyes
 from harerun.face.roi import apply_affine, invert_affine
+from harerun.imageops import shrink
 
 #: Border added around the photo for the close-up retries, as fractions of its size.
 CLOSE_UP_PADS = (0.3, 0.6)
@@ -94,21 +95,6 @@ def resolve_backend(face_cfg: FaceConfig, host) -> tuple[Any, str, list[str]]:
         warnings.append(f"{name} model not found; fell back to haar ({exc.message})")
         reg = host.face_backend("haar")
         return backend_instance(reg.cls, face_cfg.backend_params.get("haar")), "haar", warnings
-
-
-def shrink(image: np.ndarray, scale: float) -> np.ndarray:
-    """``image`` resized by ``scale`` <= 1 with area averaging, like ``cv2.resize(...,
-    INTER_AREA)`` (within 1 grey level) but faster: exact halvings first (a linear resize
-    to half size averages 2 x 2 blocks), then one area resize for the rest."""
-    if scale >= 1.0:
-        return image
-    h, w = image.shape[:2]
-    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
-    while image.shape[1] >= 2 * tw and image.shape[0] >= 2 * th:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
-    if image.shape[1] != tw or image.shape[0] != th:
-        image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
-    return image
 
 
 def _detect_scaled(backend, image_bgr: np.ndarray, max_side: int) -> list[Face]:
