@@ -110,7 +110,7 @@ def bench_acne(host: PluginHost, backends: list[str], limit: int | None) -> None
     print(f"acne close-ups: {len(files)} photos (512x512 letterboxed), face stage as the analysis runs it")
     for name in backends:
         cfg = FaceConfig(backend=name)
-        found = meshed = 0
+        found = meshed = landmarked = 0
         used = set()
         misses = []
         times = []
@@ -124,11 +124,14 @@ def bench_acne(host: PluginHost, backends: list[str], limit: int | None) -> None
                 continue
             used.add(st.face.backend_used)
             found += 1
-            meshed += st.face.landmark_confidence is not None and "FACE_UNCERTAIN" not in st.quality.issues
+            certain = "FACE_UNCERTAIN" not in st.quality.issues
+            landmarked += certain  # a mesh, or a profile's keypoints (the mesh does not fit profiles)
+            meshed += certain and st.face.landmark_confidence is not None
         n = len(files)
         print(
             f"  {name:9s} ({'/'.join(sorted(used))}) face {found}/{n} = {100.0 * found / n:.1f} %, "
-            f"face + landmarks {meshed}/{n} = {100.0 * meshed / n:.1f} %  median {statistics.median(times):.1f} ms/photo"
+            f"face + landmarks {landmarked}/{n} = {100.0 * landmarked / n:.1f} % (mesh {meshed}, profile keypoints "
+            f"{landmarked - meshed})  median {statistics.median(times):.1f} ms/photo"
             f"  no face: {' '.join(misses[:8])}{' ...' if len(misses) > 8 else ''}"
         )
 

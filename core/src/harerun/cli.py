@@ -41,6 +41,12 @@ def _table(source: str, result) -> str:
     lines.append(
         f"  face {face.box} via {face.backend_used}, confidence {face.confidence:.2f}, faces found {face.count}"
     )
+    if face.pose is not None:
+        hidden = [name for name, z in face.zones.items() if not z.visible]
+        lines.append(
+            f"  {face.framing}, yaw {face.pose.yaw:+.0f}°, pitch {face.pose.pitch:+.0f}°, roll {face.pose.roll:+.0f}°"
+            + (f"; not visible: {', '.join(hidden)}" if hidden else "")
+        )
     issues = ", ".join(result.quality.issues) or "none"
     lines.append(f"  quality {result.quality.score:.0f}/100, issues: {issues}")
     lines.append(f"  {'detector':<16}{'status':<12}{'score':>6}  {'severity':<10}zones")

@@ -217,7 +217,7 @@ def run_face_stage(
     if uncertain is not None:
         # The search may have stopped at a false big box on its coarse copy: look at full size.
         more, _, _ = detect_faces(image_bgr, face_cfg=face_cfg, host=host)
-        if [f.box for f in more] != [f.box for f in faces]:
+        if more and [f.box for f in more] != [f.box for f in faces]:
             j, found, why = fit_landmarks(image_bgr, more)
             if why is None:
                 faces, i, face, uncertain = more, j, found, None

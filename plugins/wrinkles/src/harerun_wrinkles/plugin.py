@@ -60,7 +60,8 @@ class WrinklesDetector(Detector):
         regions = wrinkle_regions(
             size,
             ctx.landmarks,
-            ctx.zones,
+            {**ctx.zones, **ctx.fold_zones},
+            hidden=ctx.hidden_zones,
             tolerance_deg=p.tolerance_deg,
             crows_feet_tolerance_deg=p.crows_feet_tolerance_deg,
             shrink=k,

@@ -78,6 +78,7 @@ def wrinkle_regions(
     landmarks: dict,
     zones: dict[str, np.ndarray],
     *,
+    hidden: tuple[str, ...] = (),
     tolerance_deg: float = 20.0,
     crows_feet_tolerance_deg: float = 35.0,
     shrink: int = 1,
@@ -85,7 +86,10 @@ def wrinkle_regions(
     """The wrinkle regions of a ``size`` x ``size`` ROI (see the module docstring).
 
     With ``shrink`` > 1 the masks are drawn on the ROI shrunk by that factor
-    (zones are subsampled), for filters that run at reduced resolution.
+    (zones are subsampled), for filters that run at reduced resolution. A region the
+    engine drew from the face's mesh (``zones`` holds it: glabella, crows_feet_<side>,
+    nasolabial_<side>) replaces the one drawn here; a region in ``hidden`` (turned away
+    from the camera) is left out.
     """
     eye_a, eye_b = _eyes(landmarks, zones, size)  # image-left eye, image-right eye
     mid = 0.5 * (eye_a + eye_b)
@@ -98,7 +102,7 @@ def wrinkle_regions(
 
     k = int(shrink)
     out_size = size // k
-    wanted = ("forehead", "under_eye_left", "under_eye_right")
+    wanted = ("forehead", "under_eye_left", "under_eye_right", "glabella", *MESH_REGIONS)
     zones = {
         n: np.ascontiguousarray(zones[n][k // 2 :: k, k // 2 :: k][:out_size, :out_size]) for n in wanted if n in zones
     }
@@ -128,7 +132,8 @@ def wrinkle_regions(
 
     horizontal = roll % 180.0
     vertical = (roll + 90.0) % 180.0
-    glabella = quad(-0.18, 0.18, -0.55, -0.05)
+    glabella = zones.get("glabella")
+    glabella = quad(-0.18, 0.18, -0.55, -0.05) if glabella is None else glabella
     forehead = zones.get("forehead")
     forehead = quad(-0.8, 0.8, -1.0, -0.35) if forehead is None else forehead.copy()
     forehead[glabella > 0] = 0
@@ -160,4 +165,11 @@ def wrinkle_regions(
         regions.append(
             WrinkleRegion(f"nasolabial_{side}", band(wing, end, 0.20 * d), line_angle(wing, end), tolerance_deg)
         )
-    return regions
+    for reg in regions:
+        if reg.name in MESH_REGIONS and reg.name in zones:
+            reg.mask = zones[reg.name]
+    return [reg for reg in regions if reg.name not in hidden]
+
+
+#: Regions that the engine draws from the face's mesh when it has one.
+MESH_REGIONS = ("crows_feet_left", "crows_feet_right", "nasolabial_left", "nasolabial_right")
