@@ -1,26 +1,7 @@
-"""The face stage: find the face, check photo quality, build the aligned ROI.
+"""The face stage: find the face, fit its landmarks, draw its zones, check photo quality.
 
-Modules, one concern each:
-
-* :mod:`harerun.face.backends` - face-detection backends (``haar``, ``yunet``), registered
-  through the ``register_face_detectors`` hook like any plugin's.
-* :mod:`harerun.face.quality` - the quality gate (metrics, 0-100 score, reason codes).
-* :mod:`harerun.face.roi` - alignment (eyes level), crop, resize, the ROI -> photo affine.
-* :mod:`harerun.face.zones` - zone masks on the aligned ROI.
-* :mod:`harerun.face.skin` - the skin-colour classifier and the skin mask.
-* :mod:`harerun.face.stage` - ``detect_faces`` and ``run_face_stage``, which tie them together.
-
-Validation (``python bench/face.py --all``; 2-core machine, mostly idle, medians):
-
-* dlib examples, 43 faces, IoU >= 0.3: yunet 43/43, 1 false alarm, ~11 ms per image
-  (2 threads); haar 39/43, 2 false alarms, ~80 ms per image (2 threads, ~150 ms CPU;
-  the frontal cascade is nearly all of it) (``dogs.jpg`` clean for haar; yunet takes the
-  orange dog's face for a face at score 0.86).
-* Whole face stage on a 1280x960 portrait (``--stage``, 1 thread): yunet ~24 ms
-  (detect 8.4, eye line 3.9, ROI 2.0, zones 1.6, skin mask 4.8, quality 3.1); haar ~78 ms.
-* ACNE04 close-ups (934 photos, 3/4 and profile views): a face ROI on 99.0 % with
-  ``auto`` (the 9 misses are cheek close-ups without eyes), 89.5 % with ``haar``.
-* UCI Skin Segmentation: the pixel classifier is right on 98.8 % of 244,962 samples.
+See ``README.md`` beside this file for the modules (one concern each), the choice of face
+detector and landmark model with its figures, and the zones' geometry.
 
 Side convention: ``left_eye``, ``mouth_left``, ``left_cheek``, ``under_eye_left`` are on the
 *image* left (smaller x) as the photo is seen, which is the subject's right.
