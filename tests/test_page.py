@@ -18,16 +18,8 @@ import numpy as np
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 _spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
 hostile = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)

@@ -22,11 +22,9 @@ TRAIN_TASKS = ("acne-grade",)
 def add_commands(subparsers) -> None:
     """Add the ``models`` and ``train`` commands to an argparse sub-parsers object."""
     models = subparsers.add_parser(
-        "models",
-        help="list, check, fetch and publish named models (local dir -> cache -> S3)",
+        "models", help="list, check, fetch and publish named models (local dir -> cache -> S3)",
         description="Named, versioned model files. Configuration: HARERUN_MODEL_DIR, HARERUN_CACHE_DIR, "
-        "HARERUN_S3_BUCKET, HARERUN_S3_PREFIX, HARERUN_S3_ENDPOINT_URL; AWS credentials from boto3's chain.",
-    )
+        "HARERUN_S3_BUCKET, HARERUN_S3_PREFIX, HARERUN_S3_ENDPOINT_URL; AWS credentials from boto3's chain.")
     msub = models.add_subparsers(dest="models_command", metavar="{list,status,fetch,publish}")
     models.set_defaults(func=lambda args: (models.print_help(), EXIT_BAD_INPUT)[1])
 
@@ -51,19 +49,13 @@ def add_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_publish)
 
-    train = subparsers.add_parser(
-        "train",
-        help="train a model (needs the plugin that owns it)",
-        description="Train a model from a labelled data folder.",
-    )
+    train = subparsers.add_parser("train", help="train a model (needs the plugin that owns it)",
+                                  description="Train a model from a labelled data folder.")
     tsub = train.add_subparsers(dest="train_task", metavar="{acne-grade}")
     train.set_defaults(func=lambda args: (train.print_help(), EXIT_BAD_INPUT)[1])
-    p = tsub.add_parser(
-        "acne-grade",
-        help="acne severity grade 0-3 (plugin harerun-ml-classifier)",
-        description="Fit on the 'train' split, select the epoch on 'val', write the model, "
-        "<out>.sha256, a model card <stem>.md and <stem>.metrics.json.",
-    )
+    p = tsub.add_parser("acne-grade", help="acne severity grade 0-3 (plugin harerun-ml-classifier)",
+                        description="Fit on the 'train' split, select the epoch on 'val', write the model, "
+                        "<out>.sha256, a model card <stem>.md and <stem>.metrics.json.")
     p.add_argument("--data", type=Path, required=True, help="folder with labels.csv, images/ and lesions.json")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.keras or .h5)")
     p.add_argument("--epochs", type=int, default=60)
@@ -88,10 +80,8 @@ def _print_rows(rows: list[dict]) -> None:
         label = f"{r['name']}@{r['version']}" if r.get("version") else r["name"]
         if r["available"]:
             size = f"{r['size_bytes']:,} B" if r.get("size_bytes") is not None else "?"
-            print(
-                f"{label:28s} available  {r['source']:5s}  {size:>12s}  sha256 {str(r['sha256'])[:16]}…"
-                + (f"  ({r['reason']})" if r.get("reason") else "")
-            )
+            print(f"{label:28s} available  {r['source']:5s}  {size:>12s}  sha256 {str(r['sha256'])[:16]}…"
+                  + (f"  ({r['reason']})" if r.get("reason") else ""))
         else:
             print(f"{label:28s} UNAVAILABLE  {r['reason']}")
 
@@ -100,23 +90,13 @@ def cmd_list(args) -> int:
     store = _store()
     rows = store.status()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "manifests": [str(p) for p in store.manifest_paths if p.is_file()],
-                    "model_dir": str(store.model_dir) if store.model_dir else None,
-                    "cache_dir": str(store.cache_dir),
-                    "s3_bucket": store.s3_bucket,
-                    "models": rows,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps({"manifests": [str(p) for p in store.manifest_paths if p.is_file()],
+                          "model_dir": str(store.model_dir) if store.model_dir else None,
+                          "cache_dir": str(store.cache_dir), "s3_bucket": store.s3_bucket,
+                          "models": rows}, indent=2))
     else:
-        print(
-            f"models dir: {store.model_dir or '-'}   cache: {store.cache_dir}   "
-            f"s3: {('s3://' + store.s3_bucket + '/' + store.s3_prefix) if store.s3_bucket else '-'}"
-        )
+        print(f"models dir: {store.model_dir or '-'}   cache: {store.cache_dir}   "
+              f"s3: {('s3://' + store.s3_bucket + '/' + store.s3_prefix) if store.s3_bucket else '-'}")
         if not rows:
             print("no models listed (no models.yaml found)")
         _print_rows(rows)
@@ -168,10 +148,8 @@ def cmd_publish(args) -> int:
     else:
         print(f"published {info['uri']} ({info['size_bytes']:,} B, sha256 {info['sha256']})")
         print("manifest entry for models.yaml:")
-        print(
-            f'  - name: {info["name"]}\n    version: "{info["version"]}"\n    file: {info["file"]}\n'
-            f"    sha256: {info['sha256']}\n    size_bytes: {info['size_bytes']}"
-        )
+        print(f"  - name: {info['name']}\n    version: \"{info['version']}\"\n    file: {info['file']}\n"
+              f"    sha256: {info['sha256']}\n    size_bytes: {info['size_bytes']}")
     return EXIT_OK
 
 
@@ -179,18 +157,12 @@ def cmd_train_acne_grade(args) -> int:
     try:
         from harerun_ml_classifier.training import TrainConfig, train
     except ImportError:
-        print(
-            "error: training acne-grade needs the ml_classifier plugin: pip install -e plugins/ml_classifier "
-            "(or harerun-ml-classifier)",
-            file=sys.stderr,
-        )
+        print("error: training acne-grade needs the ml_classifier plugin: pip install -e plugins/ml_classifier "
+              "(or harerun-ml-classifier)", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not (args.data / "labels.csv").is_file():
-        print(
-            f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv and images/ "
-            f"(e.g. ../shared/data/acne)",
-            file=sys.stderr,
-        )
+        print(f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv and images/ "
+              f"(e.g. ../shared/data/acne)", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.out.suffix.lower() not in (".keras", ".h5"):
         print(f"error: --out {args.out} must end in .keras or .h5", file=sys.stderr)
@@ -198,20 +170,10 @@ def cmd_train_acne_grade(args) -> int:
     if args.input_size % 32 or args.epochs < 1 or args.batch_size < 1:
         print("error: --input-size must be a multiple of 32; --epochs and --batch-size at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
-    cfg = TrainConfig(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        input_size=args.input_size,
-        width=args.width,
-        learning_rate=args.lr,
-        seed=args.seed,
-        bn_momentum=args.bn_momentum,
-        threads=args.threads,
-        limit=args.limit,
-        tflite=not args.no_tflite,
-    )
+    cfg = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+                      input_size=args.input_size, width=args.width, learning_rate=args.lr, seed=args.seed,
+                      bn_momentum=args.bn_momentum,
+                      threads=args.threads, limit=args.limit, tflite=not args.no_tflite)
     try:
         train(cfg)
     except (FileNotFoundError, ValueError) as exc:

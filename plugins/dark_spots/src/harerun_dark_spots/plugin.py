@@ -105,6 +105,7 @@ class DarkSpotsDetector(Detector):
         )
 
 
+
 @hookimpl
 def register_detectors(register) -> None:
     register(DarkSpotsDetector)

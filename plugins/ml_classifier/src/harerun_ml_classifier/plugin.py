@@ -44,9 +44,8 @@ class MLClassifierParams(DetectorParams):
         "auto", description="'auto' runs .tflite files with TFLite and .keras/.h5 files with Keras"
     )
     flip_tta: bool = Field(
-        True,
-        description="also run the mirrored face and average (val accuracy 0.721 vs 0.700 without; one more "
-        "network call, ~1 ms with TFLite)",
+        True, description="also run the mirrored face and average (val accuracy 0.721 vs 0.700 without; one more "
+        "network call, ~1 ms with TFLite)"
     )
 
 
@@ -64,17 +63,13 @@ class MLClassifierDetector(Detector):
         try:
             model = get_model(p.model, path=p.model_path, runtime=p.runtime)
         except ModelUnavailable as exc:
-            return DetectorResult(
-                status="unavailable", message=exc.reason, measurements={"model": p.model, "error_code": exc.code}
-            )
+            return DetectorResult(status="unavailable", message=exc.reason,
+                                  measurements={"model": p.model, "error_code": exc.code})
         x = prepare_input(ctx.image, size=model.input_size)
         if model.channels not in (x.shape[-1], 3):
-            return DetectorResult(
-                status="unavailable",
-                measurements={"model": p.model},
-                message=f"model {model.resolved.path} expects {model.channels} input channels; this "
-                f"plugin feeds {x.shape[-1]} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)",
-            )
+            return DetectorResult(status="unavailable", measurements={"model": p.model},
+                                  message=f"model {model.resolved.path} expects {model.channels} input channels; this "
+                                  f"plugin feeds {x.shape[-1]} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)")
         x = x[..., : model.channels]
         probs, density = model.run(x)
         if p.flip_tta:
@@ -105,9 +100,8 @@ class MLClassifierDetector(Detector):
             counts = zone_counts(density, ctx.zone_skin_masks, bounds=bounds)
             measurements["zone_lesion_count_est"] = {z: round(v, 1) for z, v in counts.items()}
             h, w = ctx.image.shape[:2]
-            up = cv2.resize(
-                density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h), interpolation=cv2.INTER_LINEAR
-            )
+            up = cv2.resize(density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h),
+                            interpolation=cv2.INTER_LINEAR)
             mask = np.clip(up, 0, 255, out=up).astype(np.uint8)
             cv2.bitwise_and(mask, ctx.skin_mask, dst=mask)
         return DetectorResult(

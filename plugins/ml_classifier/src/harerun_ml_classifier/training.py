@@ -135,19 +135,16 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     log(f"loading {cfg.data} ...")
     tr = load_split(cfg.data, "train", size=cfg.input_size, limit=cfg.limit)
     va = load_split(cfg.data, "val", size=cfg.input_size, limit=cfg.limit)
-    log(
-        f"train: {len(tr.names)} images, grades {np.bincount(tr.grades, minlength=N_GRADES).tolist()}; "
-        f"val: {len(va.names)} images, grades {np.bincount(va.grades, minlength=N_GRADES).tolist()}"
-    )
+    log(f"train: {len(tr.names)} images, grades {np.bincount(tr.grades, minlength=N_GRADES).tolist()}; "
+        f"val: {len(va.names)} images, grades {np.bincount(va.grades, minlength=N_GRADES).tolist()}")
     grid = cfg.input_size // DENSITY_STRIDE
     cw = class_weights(tr.grades, power=cfg.class_weight_power)
     log(f"class weights: {np.round(cw, 3).tolist()}")
 
     model = build_model(input_size=cfg.input_size, width=cfg.width, bn_momentum=cfg.bn_momentum)
     steps_per_epoch = int(np.ceil(len(tr.names) / cfg.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch, alpha=0.02
-    )
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch,
+                                                      alpha=0.02)
     opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
     cw_t = tf.constant(cw)
 
@@ -161,11 +158,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             # density in lesions per cell: a per-cell term (where) plus a log-count term (how many)
             pred = out["density"][..., 0]
             loss_map = tf.reduce_mean(tf.reduce_sum(tf.square(pred - dens), axis=[1, 2])) * 0.5
-            loss_count = tf.reduce_mean(
-                tf.square(
-                    tf.math.log1p(tf.reduce_sum(pred, axis=[1, 2])) - tf.math.log1p(tf.reduce_sum(dens, axis=[1, 2]))
-                )
-            )
+            loss_count = tf.reduce_mean(tf.square(tf.math.log1p(tf.reduce_sum(pred, axis=[1, 2]))
+                                                  - tf.math.log1p(tf.reduce_sum(dens, axis=[1, 2]))))
             loss_dens = loss_map + loss_count
             loss = loss_grade + cfg.density_weight * loss_dens
         grads = tape.gradient(loss, model.trainable_variables)
@@ -180,7 +174,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     def predict(split: Split) -> tuple[np.ndarray, np.ndarray]:
         probs, counts = [], []
         for i in range(0, len(split.names), 32):
-            p, c = predict_step(tf.constant(split.images[i : i + 32]))
+            p, c = predict_step(tf.constant(split.images[i:i + 32]))
             probs.append(p.numpy())
             counts.append(c.numpy())
         return np.concatenate(probs), np.concatenate(counts)
@@ -196,41 +190,30 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss_grade", "loss_density"], verbose=1)
         lg_sum = ld_sum = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             xs, ds = [], []
             for i in idx:
                 img, circ = augment(tr.images[i], tr.circles[i], rng)
                 xs.append(img)
                 ds.append(density_target(circ, image_size=cfg.input_size, grid=grid))
             g = tr.grades[idx]
-            lg, ld = train_step(
-                tf.constant(np.stack(xs)),
-                tf.constant(soft_labels(g, sigma=cfg.label_sigma)),
-                tf.constant(g.astype(np.int32)),
-                tf.constant(np.stack(ds)),
-            )
+            lg, ld = train_step(tf.constant(np.stack(xs)), tf.constant(soft_labels(g, sigma=cfg.label_sigma)),
+                                tf.constant(g.astype(np.int32)), tf.constant(np.stack(ds)))
             lg_sum += float(lg)
             ld_sum += float(ld)
             bar.update(step + 1, [("loss_grade", lg_sum / (step + 1)), ("loss_density", ld_sum / (step + 1))])
         probs, counts = predict(va)
         m = classification_metrics(va.grades, probs.argmax(1))
         count_mae = float(np.mean(np.abs(counts - va_true_counts)))
-        rec = {
-            "epoch": epoch,
-            "loss_grade": round(lg_sum / steps_per_epoch, 4),
-            "loss_density": round(ld_sum / steps_per_epoch, 4),
-            "val_accuracy": round(m["accuracy"], 4),
-            "val_macro_f1": round(m["macro_f1"], 4),
-            "val_count_mae": round(count_mae, 2),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
+        rec = {"epoch": epoch, "loss_grade": round(lg_sum / steps_per_epoch, 4),
+               "loss_density": round(ld_sum / steps_per_epoch, 4), "val_accuracy": round(m["accuracy"], 4),
+               "val_macro_f1": round(m["macro_f1"], 4), "val_count_mae": round(count_mae, 2),
+               "seconds": round(time.perf_counter() - t0, 1)}
         history.append(rec)
         improved = best is None or (m["accuracy"], m["macro_f1"]) > (best["accuracy"], best["macro_f1"])
-        log(
-            f"epoch {epoch}/{cfg.epochs}: loss_grade {rec['loss_grade']:.4f}  loss_density {rec['loss_density']:.4f}  "
+        log(f"epoch {epoch}/{cfg.epochs}: loss_grade {rec['loss_grade']:.4f}  loss_density {rec['loss_density']:.4f}  "
             f"val_acc {m['accuracy']:.4f}  val_macro_f1 {m['macro_f1']:.4f}  val_count_mae {count_mae:.1f}  "
-            f"({rec['seconds']} s){'  *best' if improved else ''}"
-        )
+            f"({rec['seconds']} s){'  *best' if improved else ''}")
         sys.stdout.flush()
         if improved:
             best = dict(m, epoch=epoch, count_mae=count_mae)
@@ -264,11 +247,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     count_baseline = classification_metrics(va.grades, grade_from_count(va_true_counts, thresholds))
     metrics = {
         "task": "acne-grade",
-        "count_baseline": {
-            "thresholds": thresholds,
-            "val_accuracy": count_baseline["accuracy"],
-            "val_macro_f1": count_baseline["macro_f1"],
-        },
+        "count_baseline": {"thresholds": thresholds, "val_accuracy": count_baseline["accuracy"],
+                           "val_macro_f1": count_baseline["macro_f1"]},
         "files": files,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
         "train_counts": np.bincount(tr.grades, minlength=N_GRADES).tolist(),
@@ -280,13 +260,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "train_fit": {"accuracy": train_metrics["accuracy"], "macro_f1": train_metrics["macro_f1"]},
         "history": history,
         "train_seconds": round(train_seconds, 1),
-        "environment": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "machine": platform.machine(),
-            "threads": cfg.threads,
-        },
+        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                        "keras": keras.__version__, "machine": platform.machine(), "threads": cfg.threads},
         "params": int(model.count_params()),
         "notes": list(cfg.notes),
     }
@@ -348,7 +323,7 @@ from one face photo, with a lesion-count estimate from a density head. Used by t
 
 ## Network
 
-Small separable-convolution CNN trained from scratch ({metrics["params"]:,} parameters, width {cfg.width}).
+Small separable-convolution CNN trained from scratch ({metrics['params']:,} parameters, width {cfg.width}).
 Input {cfg.input_size}x{cfg.input_size}x7: an RGB copy of the photo plus four lesion-contrast maps (a* and L*
 high-pass, a* difference of Gaussians) computed at 256 px and reduced with a block maximum, so lesions
 smaller than one input pixel stay visible (`harerun_ml_classifier.algorithm.lesion_feature_maps`). Two heads: a lesion density map at 1/{DENSITY_STRIDE} resolution
@@ -360,8 +335,8 @@ No pretrained weights.
 
 ACNE04 photos as exported in `../shared/data/acne` (934 development images, 512x512 letterboxed
 clinical close-ups, grades from ACNE04, lesion circles from acne04v2), split by likely patient
-group into `train` ({sum(metrics["train_counts"])} images, grades {metrics["train_counts"]}) and `val`
-({sum(metrics["val_counts"])} images, grades {metrics["val_counts"]}). Only `train` was fitted; `val` chose the epoch
+group into `train` ({sum(metrics['train_counts'])} images, grades {metrics['train_counts']}) and `val`
+({sum(metrics['val_counts'])} images, grades {metrics['val_counts']}). Only `train` was fitted; `val` chose the epoch
 (best accuracy, then macro-F1), so the val figures are slightly optimistic. A hidden test set
 (≈20 % of ids) is not in the shared folder and was not used.
 
@@ -371,18 +346,18 @@ group into `train` ({sum(metrics["train_counts"])} images, grades {metrics["trai
 Gaussian label distributions (sigma {cfg.label_sigma}), class weights (max/count)^{cfg.class_weight_power},
 density loss weight {cfg.density_weight}; augmentation: horizontal flip, zoom ≤ 15 %, shift ≤ 6 %,
 rotation ≤ 10°, brightness/contrast ±12 %. Seed {cfg.seed}, deterministic TF ops, {cfg.threads} CPU threads.
-Training took {metrics["train_seconds"] / 60:.1f} min (median epoch {_median_epoch_s(metrics)} s; machine shared with other jobs).
+Training took {metrics['train_seconds'] / 60:.1f} min (median epoch {_median_epoch_s(metrics)} s; machine shared with other jobs).
 
-## Results on `val` (best epoch {metrics["best_epoch"]} of {cfg.epochs})
+## Results on `val` (best epoch {metrics['best_epoch']} of {cfg.epochs})
 
 | metric | value |
 |---|---|
-| accuracy | **{v["accuracy"]:.4f}** |
-| macro-F1 | **{v["macro_f1"]:.4f}** |
-| F1 per grade 0/1/2/3 | {" / ".join(f"{x:.3f}" for x in v["f1_per_grade"])} |
-| majority-class baseline accuracy | {metrics["val_majority_baseline"]:.4f} |
-| lesion count MAE | {metrics["val_count_mae"]:.1f} |
-| train-set accuracy (fit) | {metrics["train_fit"]["accuracy"]:.4f} |
+| accuracy | **{v['accuracy']:.4f}** |
+| macro-F1 | **{v['macro_f1']:.4f}** |
+| F1 per grade 0/1/2/3 | {' / '.join(f'{x:.3f}' for x in v['f1_per_grade'])} |
+| majority-class baseline accuracy | {metrics['val_majority_baseline']:.4f} |
+| lesion count MAE | {metrics['val_count_mae']:.1f} |
+| train-set accuracy (fit) | {metrics['train_fit']['accuracy']:.4f} |
 
 Confusion matrix (rows: true grade, columns: predicted grade):
 
@@ -390,19 +365,19 @@ Confusion matrix (rows: true grade, columns: predicted grade):
 |---|---|---|---|---|
 {cm_rows}
 
-Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy {hist[-1]["val_accuracy"]:.4f}).
+Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy {hist[-1]['val_accuracy']:.4f}).
 
 ## Limits
 
 - The published ACNE04 result (LDL, Wu et al. ICCV 2019) is 84.11 % accuracy with an ImageNet-pretrained
   ResNet-50 on full-resolution photos and a random (not patient-disjoint) split; this model is trained from
-  scratch on {sum(metrics["train_counts"])} images at {cfg.input_size} px (lesions are ~1.5 px in radius in the
+  scratch on {sum(metrics['train_counts'])} images at {cfg.input_size} px (lesions are ~1.5 px in radius in the
   256-px lesion maps), without pretrained features, in a CPU budget of minutes.
-- Even the expert lesion counts only predict the grade with {_pct(metrics.get("count_baseline", {}).get("val_accuracy"))}
-  accuracy on `val` (macro-F1 {_num(metrics.get("count_baseline", {}).get("val_macro_f1"))}; count thresholds
-  {metrics.get("count_baseline", {}).get("thresholds")} fitted on `train`): the dermatologist's grade depends on
+- Even the expert lesion counts only predict the grade with {_pct(metrics.get('count_baseline', {}).get('val_accuracy'))}
+  accuracy on `val` (macro-F1 {_num(metrics.get('count_baseline', {}).get('val_macro_f1'))}; count thresholds
+  {metrics.get('count_baseline', {}).get('thresholds')} fitted on `train`): the dermatologist's grade depends on
   more than the count, and the counts were made later by other experts.
-- Grade 3 has {metrics["train_counts"][3]} training and {metrics["val_counts"][3]} val images; its figures are noise.
+- Grade 3 has {metrics['train_counts'][3]} training and {metrics['val_counts'][3]} val images; its figures are noise.
 - Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views). At run time the
   plugin sees the engine's aligned face ROI, which is framed differently; expect a domain gap on selfies.
 - Not a medical device.

@@ -105,6 +105,7 @@ class PoresDetector(Detector):
         )
 
 
+
 @hookimpl
 def register_detectors(register) -> None:
     register(PoresDetector)
