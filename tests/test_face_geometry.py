@@ -234,3 +234,13 @@ def test_face_carries_its_mesh_through_mapping(astronaut_bgr, host):
     g = f.mapped(2.0, 10.0, -5.0)
     assert np.allclose(g.mesh.points[:, :2], f.mesh.points[:, :2] * 2 + (10, -5))
     assert isinstance(g, Face)
+
+
+@pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180])
+def test_a_face_lying_on_its_side_or_upside_down_is_fitted(host, astronaut_bgr, turn):
+    st = stage(cv2.rotate(astronaut_bgr, turn), host)
+    expected = {cv2.ROTATE_90_CLOCKWISE: 90.0, cv2.ROTATE_90_COUNTERCLOCKWISE: -90.0, cv2.ROTATE_180: 180.0}[turn]
+    assert st.face.landmark_confidence > 0.9 and st.face.count == 1
+    assert abs((st.face.pose.roll - expected + 180) % 360 - 180) < 15
+    assert "TILTED" in st.quality.issues and "FACE_UNCERTAIN" not in st.quality.issues
+    assert all(z.visible for z in st.face.zones.values())

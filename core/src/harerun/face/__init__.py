@@ -61,6 +61,16 @@ class Face:
         )
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / max(aw * ah + bw * bh - inter, 1e-9)
+
+
 class ModelMissing(HareRunError):
     """A face backend's model file is not installed."""
 
@@ -68,4 +78,4 @@ class ModelMissing(HareRunError):
     http_status = 503
 
 
-__all__ = ["LANDMARK_NAMES", "Face", "ModelMissing"]
+__all__ = ["LANDMARK_NAMES", "Face", "ModelMissing", "box_iou"]

@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import Field
 
 from harerun.detector import DetectorParams
-from harerun.face import Face, ModelMissing
+from harerun.face import Face, ModelMissing, box_iou
 from harerun.imageops import shrink
 
 MODEL_FILES = {
@@ -224,15 +224,6 @@ def blazeface(image_bgr: np.ndarray, kind: str, *, min_score: float | None = Non
     return faces
 
 
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / max(aw * ah + bw * bh - inter, 1e-9)
-
-
 class BlazeFaceParams(DetectorParams):
     short_min_score: float = Field(0.5, ge=0.0, le=1.0, description="score a short-range (close) face needs")
     full_min_score: float = Field(0.6, ge=0.0, le=1.0, description="score a full-range (distant) face needs")
@@ -304,7 +295,7 @@ def _merge(faces: list[Face], more: list[Face]) -> list[Face]:
     """``faces`` plus those of ``more`` that overlap none of them (IoU <= 0.3)."""
     out = list(faces)
     for f in more:
-        if all(_iou(f.box, g.box) <= 0.3 for g in out):
+        if all(box_iou(f.box, g.box) <= 0.3 for g in out):
             out.append(f)
     return out
 

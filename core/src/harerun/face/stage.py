@@ -30,8 +30,8 @@ from harerun.face.config import FaceConfig, QualityConfig
 from harerun.face.context import build_context
 from harerun.face.eyes import check_eye_line
 from harerun.face.quality import assess_quality, colour_cast, face_patch, image_metrics, no_face_report
-from harerun.face.roi import apply_affine, face_roll_deg
-from harerun.face.search import as_bgr, detect_faces
+from harerun.face.roi import apply_affine, face_roll_deg, invert_affine
+from harerun.face.search import _rotated_copy, as_bgr, detect_faces
 from harerun.face.zones import face_zones
 from harerun.results import FaceInfo, Pose, QualityReport, ZoneInfo
 
@@ -135,6 +135,30 @@ def fit_landmarks(image_bgr: np.ndarray, faces: list[Face]) -> tuple[int, Face, 
     return 0, faces[0], first_why
 
 
+#: Turns (degrees) tried for a face lying on its side when no upright fit is plausible.
+LYING_TURNS = (90.0, -90.0)
+
+
+def find_lying_face(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> Face | None:
+    """A face lying on its side (a patient on a couch): found and fitted on the photo turned by
+    :data:`LYING_TURNS`, mapped back. Neither BlazeFace's keypoints nor the mesh's crop sense
+    a quarter turn, so the upright search finds such a face but cannot fit it."""
+    for angle in LYING_TURNS:
+        turned, m = _rotated_copy(image_bgr, angle)
+        faces, _, _ = detect_faces(turned, face_cfg=face_cfg, host=host, min_face_px=face_cfg.min_face_px)
+        if not faces or not mediapipe.available():
+            continue
+        mesh = mediapipe.fit_mesh(turned, faces[0])
+        if geometry.implausible(mesh.points, mesh.score) is None:
+            back = invert_affine(m)
+            mesh = mesh.affine(back)
+            x, y, w, h = faces[0].box
+            cx, cy = apply_affine(back, [(x + w / 2.0, y + h / 2.0)])[0]
+            box = (float(cx - w / 2.0), float(cy - h / 2.0), float(w), float(h))
+            return Face(box, faces[0].score, mesh.named(), faces[0].backend, angle, mesh)
+    return None
+
+
 def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: QualityConfig) -> FaceStage:
     """``face.mode: skip``: the whole photo is the skin region, letterboxed into the ROI."""
     h, w = image_bgr.shape[:2]
@@ -221,6 +245,9 @@ def run_face_stage(
             j, found, why = fit_landmarks(image_bgr, more)
             if why is None:
                 faces, i, face, uncertain = more, j, found, None
+    if uncertain is not None and (lying := find_lying_face(image_bgr, face_cfg=face_cfg, host=host)) is not None:
+        # The upright boxes tried were no plausible face (or this one, upright): not counted.
+        faces, i, face, uncertain = [lying, *faces[MESH_TRIES:]], 0, lying, None
     faces = [face, *faces[:i], *faces[i + 1 :]]
     timings["landmarks"] = (time.perf_counter() - t1) * 1e3
     if face.mesh is None and face_cfg.check_eye_line and face.backend != "haar":
