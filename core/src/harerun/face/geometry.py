@@ -82,9 +82,9 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 #: Symmetric pairs (image-left, image-right) that give the face's left-right axis.
 _AXIS_PAIRS = ((234, 454), (33, 263), (133, 362), (61, 291), (127, 356), (93, 323), (132, 361))
 _TOP, _BOTTOM = (10, 151, 9), (152, 175, 199)
-#: The mesh's forehead-to-chin axis leans back about this much on an upright frontal face
-#: (median over the shared frontal faces), so pitch 0 is a level head.
-PITCH_OFFSET_DEG = 0.0
+#: The mesh's forehead-to-chin line leans about this much (pitch, degrees) on the faces of
+#: the shared dlib examples (median of 68 faces; most look at the camera), so those read ~0.
+PITCH_OFFSET_DEG = -5.0
 
 #: How squarely each zone faces the camera on a frontal face (cosine between its normal and
 #: the view axis; mean over the astronaut, Tom_Cruise_avp_2014_4 and bald_guys).

@@ -233,8 +233,9 @@ class BlazeFaceBackend:
     """MediaPipe BlazeFace, short range and full range together.
 
     Short range finds faces that fill much of the frame (close-ups, selfies, faces cut by
-    the frame edge); full range finds faces down to about 1/20 of the long side. Both run
-    on the whole photo (about 1 and 3 ms); a full-range face overlapping a short-range one
+    the frame edge); full range finds faces down to about 1/12 of the long side on the whole
+    photo, and to about 1/25 on the tiles of :meth:`add_small_faces`. Both run on one copy of
+    the photo (about 1 and 3.5 ms); a full-range face overlapping a short-range one
     (IoU > 0.3) is the same face and the short-range box is kept.
     """
 
