@@ -1,0 +1,147 @@
+"""Validity scorecard through the product path: the Engine exactly as `harerun analyze` runs it.
+
+    python bench/validity.py                     # the shared val split: one table
+    python bench/validity.py --limit 40          # 40 photos spread over the split (CI's short card)
+    python bench/validity.py --json card.json    # the same figures as JSON too
+
+Every photo goes through ``Engine().run(path)`` with the default pipeline and nothing hand-set.
+A photo the engine refuses (no usable face) counts against every figure: its annotated lesions
+are missed, its count is 0 and both grades are wrong. Lesions are matched one-to-one as in
+``bench/acne.py`` (centre inside the annotated circle or within 10 px, Hungarian assignment).
+
+Beside the product path, the detector-only figures of ``bench/acne.py`` (the photo as ROI with a
+YCrCb skin mask and ``half_faces_in_roi=1``): a diagnostic, not what users get. The constant
+baseline answers the train split's most common grade for every photo.
+
+Reads ``$HARERUN_SHARED/data/acne`` (default ``<repo>/../shared``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from acne import evaluate, match, shared_dir  # noqa: E402  (bench/acne.py)
+
+from harerun.engine import Engine  # noqa: E402
+from harerun.errors import NoUsableFace  # noqa: E402
+
+GRADES = (0, 1, 2, 3)
+
+
+def pick(rows: list[dict], limit: int | None) -> list[dict]:
+    """``limit`` photos spread evenly over ``rows`` (all when None), as bench/acne.py does."""
+    return rows if not limit else rows[:: max(1, len(rows) // limit)][:limit]
+
+
+def grade_figures(truth: list[int], predicted: list[int | None]) -> dict:
+    """Accuracy, macro-F1 over the four grades and the confusion matrix (rows: truth).
+    A missing prediction (no face) is wrong and sits in no column."""
+    confusion = np.zeros((4, 4), int)
+    for t, p in zip(truth, predicted, strict=True):
+        if p is not None:
+            confusion[t, p] += 1
+    f1s = []
+    for g in GRADES:
+        tp = confusion[g, g]
+        support, called = sum(t == g for t in truth), confusion[:, g].sum()
+        if support or called:
+            f1s.append(2 * tp / max(support + called, 1))
+    accuracy = float(np.trace(confusion) / max(len(truth), 1))
+    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)), "confusion": confusion.tolist()}
+
+
+def product_path(data: Path, rows: list[dict]) -> dict:
+    lesions = json.loads((data / "lesions.json").read_text())
+    engine = Engine()
+    tp = fp = fn = 0
+    faces = certain = 0
+    counts, truth, acne_grades, ml_grades, times = [], [], [], [], []
+    for r in rows:
+        ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
+        truth.append(int(r["grade"]))
+        t0 = time.perf_counter()
+        try:
+            result = engine.run(str(data / "images" / r["image"])).result
+        except NoUsableFace:
+            fn += len(ann)
+            counts.append(0)
+            acne_grades.append(None)
+            ml_grades.append(None)
+            continue
+        finally:
+            times.append((time.perf_counter() - t0) * 1e3)
+        faces += 1
+        certain += "FACE_UNCERTAIN" not in result.quality.issues
+        acne, ml = result.results["acne"], result.results["ml_classifier"]
+        det = np.array(acne.evidence.markers if acne.status == "ok" else [], dtype=np.float64).reshape(-1, 3)
+        m = match(det, ann)
+        tp, fp, fn = tp + m, fp + len(det) - m, fn + len(ann) - m
+        counts.append(acne.measurements.get("count", 0) if acne.status == "ok" else 0)
+        acne_grades.append(acne.measurements.get("grade") if acne.status == "ok" else None)
+        ml_grades.append(ml.measurements.get("grade") if ml.status == "ok" else None)
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    return {
+        "photos": len(rows),
+        "face_pct": 100.0 * faces / max(len(rows), 1),
+        "face_certain_pct": 100.0 * certain / max(len(rows), 1),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-9),
+        "spearman_count_grade": float(spearmanr(counts, truth).statistic),
+        "acne_grade": grade_figures(truth, acne_grades),
+        "ml_grade": grade_figures(truth, ml_grades),
+        "median_ms": float(np.median(times)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=["train", "val"], default="val")
+    ap.add_argument("--limit", type=int, default=None, help="only N photos, spread over the split")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    data = shared_dir()
+    every = list(csv.DictReader(open(data / "labels.csv")))
+    rows = pick([r for r in every if r["split"] == args.split], args.limit)
+    common = Counter(int(r["grade"]) for r in every if r["split"] == "train").most_common(1)[0][0]
+    constant = float(np.mean([int(r["grade"]) == common for r in rows]))
+
+    card = {"split": args.split, "product": product_path(data, rows)}
+    only = evaluate(data, args.split, {}, args.limit)
+    card["detector_only"] = {k: only[k] for k in ("photos", "precision", "recall", "f1", "spearman_count_grade")}
+    card["constant_baseline"] = {"grade": common, "accuracy": constant}
+
+    p, d = card["product"], card["detector_only"]
+    print(f"validity scorecard, {args.split} split, {p['photos']} photos (bench/validity.py)")
+    print("| path | face % | lesion P | lesion R | F1 | Spearman(count, grade) | acne grade acc / macro-F1 | ML grade acc / macro-F1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(
+        f"| product: Engine, default pipeline | {p['face_pct']:.1f} ({p['face_certain_pct']:.1f} certain) "
+        f"| {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} | {p['spearman_count_grade']:.3f} "
+        f"| {p['acne_grade']['accuracy']:.3f} / {p['acne_grade']['macro_f1']:.3f} "
+        f"| {p['ml_grade']['accuracy']:.3f} / {p['ml_grade']['macro_f1']:.3f} |"
+    )
+    print(
+        f"| diagnostic: detector only (photo as ROI, half_faces_in_roi=1) | – | {d['precision']:.3f} "
+        f"| {d['recall']:.3f} | {d['f1']:.3f} | {d['spearman_count_grade']:.3f} | – | – |"
+    )
+    print(f"constant baseline (always grade {common}): accuracy {constant:.3f}")
+    print(f"confusion, rows = true grade 0-3: acne {p['acne_grade']['confusion']}  ML {p['ml_grade']['confusion']}")
+    print(f"median {p['median_ms']:.0f} ms per photo through the engine")
+    if args.json:
+        args.json.write_text(json.dumps(card, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
