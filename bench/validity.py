@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p, d = card["product"], card["detector_only"]
     print(f"validity scorecard, {args.split} split, {p['photos']} photos (bench/validity.py)")
-    print("| path | face % | lesion P | lesion R | F1 | Spearman(count, grade) | acne grade acc / macro-F1 | ML grade acc / macro-F1 |")
+    print(
+        "| path | face % | lesion P | lesion R | F1 | Spearman(count, grade) | acne grade acc / macro-F1 | ML grade acc / macro-F1 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print(
         f"| product: Engine, default pipeline | {p['face_pct']:.1f} ({p['face_certain_pct']:.1f} certain) "

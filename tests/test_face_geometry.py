@@ -244,3 +244,19 @@ def test_a_face_lying_on_its_side_or_upside_down_is_fitted(host, astronaut_bgr, 
     assert abs((st.face.pose.roll - expected + 180) % 360 - 180) < 15
     assert "TILTED" in st.quality.issues and "FACE_UNCERTAIN" not in st.quality.issues
     assert all(z.visible for z in st.face.zones.values())
+
+
+def test_a_face_cut_by_the_frame_is_a_close_up_counted_by_its_visible_share(host, astronaut_bgr):
+    whole = stage(astronaut_bgr, host)
+    assert whole.ctx.face_inside == pytest.approx(1.0) and whole.ctx.half_faces == pytest.approx(2.0, abs=0.05)
+    x, y, w, h = whole.face.box
+    cut = astronaut_bgr[
+        max(0, y - h // 2) : y + h // 2 + 5, max(0, x - w // 2) : x + w + w // 2
+    ]  # the lower face is cut
+    st = stage(cut, host)
+    assert st.face.framing == "close_up"
+    assert 0.3 < st.ctx.face_inside < 0.85 and st.ctx.half_faces < 1.8
+    assert not st.face.zones["chin"].visible
+    # Lesions are counted on the visible face: skin inside the mesh outline, not the whole skin mask.
+    face_px = np.count_nonzero(st.ctx.face_skin)
+    assert 0 < face_px <= np.count_nonzero(st.ctx.skin_mask)

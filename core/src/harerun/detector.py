@@ -46,6 +46,9 @@ class FaceContext:
         ``nasolabial_<side>``) when a mesh placed them; visible ones only.
     hidden_zones : names of the zones left out of ``zones`` because they face away from
         the camera or lie outside the photo (the far cheek of a 3/4 view).
+    face_mask : the visible face (inside the mesh's face outline, eyes, brows, lips and
+        nostrils left out) when a mesh was fitted; see :attr:`face_skin`.
+    face_inside : share of the face's area inside the photo (a close-up cuts it; 1 without a mesh).
     """
 
     image: np.ndarray
@@ -59,14 +62,26 @@ class FaceContext:
     framing: str | None = None
     fold_zones: dict[str, np.ndarray] = field(default_factory=dict)
     hidden_zones: tuple[str, ...] = ()
+    face_mask: np.ndarray | None = None
+    face_inside: float = 1.0
 
     @property
     def half_faces(self) -> float:
         """How many half-faces the photo shows, for per-half-face counts (Hayashi grading):
-        2 for a frontal face, falling with the yaw to 1 for a profile (``1 + cos(yaw)``)."""
+        2 for a frontal face, falling with the yaw to 1 for a profile (``1 + cos(yaw)``), times
+        the share of the face inside the photo (at least a quarter of a half-face)."""
         if self.pose is None:
             return 2.0
-        return 1.0 + float(np.cos(np.radians(min(90.0, abs(self.pose["yaw"])))))
+        turned = 1.0 + float(np.cos(np.radians(min(90.0, abs(self.pose["yaw"])))))
+        return max(0.25, turned * self.face_inside)
+
+    @cached_property
+    def face_skin(self) -> np.ndarray:
+        """Skin on the visible face: the mesh's face outline AND the skin mask (without a mesh,
+        :attr:`zone_skin`). Lesion counts that stand for the whole face are taken here."""
+        if self.face_mask is None:
+            return self.zone_skin
+        return cv2.bitwise_and(self.skin_mask, self.face_mask)
 
     @cached_property
     def lab(self) -> np.ndarray:

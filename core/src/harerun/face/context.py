@@ -48,6 +48,8 @@ class ZoneLayout:
     pose: dict[str, float] | None = None
     framing: str | None = None
     px_per_mm: float | None = None
+    face_mask: np.ndarray | None = None
+    face_inside: float = 1.0
 
 
 def _fill(size: int, polygons, valid: np.ndarray | None = None) -> np.ndarray:
@@ -69,6 +71,8 @@ def mesh_layout(face: Face, image_to_roi: np.ndarray, photo_shape, size: int, va
     folds = {n: _fill(size, [polys[n]], valid) for n in geometry.FOLD_ZONES if visible[n]}
     exclude = _fill(size, [p for rings in geometry.feature_polygons(roi_pts).values() for p in rings])
     head = geometry.pose(pts)
+    outline = _fill(size, [roi_pts[list(geometry.FACE_OVAL), :2]], valid)
+    cv2.bitwise_and(outline, cv2.bitwise_not(exclude), dst=outline)
     return ZoneLayout(
         zones=zones,
         exclude=exclude,
@@ -76,6 +80,8 @@ def mesh_layout(face: Face, image_to_roi: np.ndarray, photo_shape, size: int, va
         hidden=tuple(n for n, v in visible.items() if not v),
         pose=head,
         framing=geometry.framing(pts, w, h, head["yaw"]),
+        face_mask=outline,
+        face_inside=geometry.inside_share(pts, w, h),
         px_per_mm=_eye_scale(roi_landmarks(face, image_to_roi), float(np.tan(np.radians(min(abs(head["yaw"]), 60.0))))),
     )
 
@@ -181,6 +187,8 @@ def build_context(
         framing=layout.framing,
         fold_zones=layout.fold_zones,
         hidden_zones=hidden,
+        face_mask=layout.face_mask,
+        face_inside=layout.face_inside,
     )
     timings = {"roi": (t1 - t0) * 1e3, "zones": (t2 - t1) * 1e3, "skin_mask": (t3 - t2) * 1e3}
     return ctx, valid, timings

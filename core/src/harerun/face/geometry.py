@@ -137,6 +137,21 @@ def outside_share(points: np.ndarray, width: int, height: int) -> float:
     return float(1.0 - inside.mean())
 
 
+def inside_share(points: np.ndarray, width: int, height: int) -> float:
+    """Share of the face's area (its mesh outline, which the mesh completes beyond the frame)
+    that lies inside a ``width`` x ``height`` photo."""
+    oval = points[list(FACE_OVAL), :2]
+    lo = oval.min(0)
+    scale = 128.0 / max(float((oval.max(0) - lo).max()), 1.0)  # a small raster is enough
+    size = np.ceil((oval.max(0) - lo) * scale).astype(int) + 2
+    canvas = np.zeros((size[1], size[0]), np.uint8)
+    cv2.fillPoly(canvas, [np.round((oval - lo) * scale).astype(np.int32)], 255)
+    ys, xs = np.nonzero(canvas)
+    px, py = xs / scale + lo[0], ys / scale + lo[1]
+    inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+    return float(inside.mean()) if inside.size else 0.0
+
+
 def framing(points: np.ndarray, width: int, height: int, yaw: float) -> str:
     """``close_up`` (the face is cut by the frame), else ``frontal``, ``three_quarter`` or
     ``profile`` by the yaw."""

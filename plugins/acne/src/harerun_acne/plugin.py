@@ -36,8 +36,8 @@ class AcneParams(DetectorParams):
     )
     restrict_to_zones: bool = Field(
         True,
-        description="report only lesions centred inside the face zones; false counts every lesion on the skin "
-        "mask (jaw, temples, lateral cheeks of 3/4 views)",
+        description="report only lesions on the visible face (skin inside the mesh's face outline; the face "
+        "zones when there is no mesh); false counts every lesion on the skin mask (neck, background)",
     )
     half_faces_in_roi: float | None = Field(
         None,
@@ -73,7 +73,7 @@ class AcneDetector(Detector):
             min_probability=p.min_probability,
             max_radius_px=p.max_radius_px * s,
         )
-        area = ctx.zone_skin if p.restrict_to_zones else ctx.skin_mask
+        area = ctx.face_skin if p.restrict_to_zones else ctx.skin_mask
         lesions = lesions[area[lesions[:, 1].astype(int), lesions[:, 0].astype(int)] > 0]
         count = len(lesions)
         half_faces = p.half_faces_in_roi if p.half_faces_in_roi is not None else ctx.half_faces
