@@ -58,6 +58,13 @@ def shared_dir() -> Path:
     return data
 
 
+def spread(rows: list, limit: int | None) -> list:
+    """``limit`` rows evenly spread over ``rows`` (sorted by name, so over the grades); all when None."""
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[i] for i in np.linspace(0, len(rows) - 1, limit).round().astype(int)]
+
+
 def match(detected: np.ndarray, annotated: np.ndarray, tol: float = MATCH_PX) -> int:
     """Number of one-to-one matches: centre inside the annotated circle or within ``tol`` px."""
     if len(detected) == 0 or len(annotated) == 0:
@@ -185,8 +192,7 @@ def evaluate(
     data: Path, split: str, params: dict, limit: int | None = None, verbose: bool = False, engine: bool = False
 ) -> dict:
     rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == split]
-    if limit:
-        rows = rows[:: max(1, len(rows) // limit)][:limit]  # spread over the grades
+    rows = spread(rows, limit)
     lesions = json.loads((data / "lesions.json").read_text())
     params = {"half_faces_in_roi": 1.0, **params}
     if engine:

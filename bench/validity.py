@@ -30,17 +30,12 @@ import numpy as np
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from acne import evaluate, match, shared_dir  # noqa: E402  (bench/acne.py)
+from acne import evaluate, match, shared_dir, spread  # noqa: E402  (bench/acne.py)
 
 from harerun.engine import Engine  # noqa: E402
 from harerun.errors import NoUsableFace  # noqa: E402
 
 GRADES = (0, 1, 2, 3)
-
-
-def pick(rows: list[dict], limit: int | None) -> list[dict]:
-    """``limit`` photos spread evenly over ``rows`` (all when None), as bench/acne.py does."""
-    return rows if not limit else rows[:: max(1, len(rows) // limit)][:limit]
 
 
 def grade_figures(truth: list[int], predicted: list[int | None]) -> dict:
@@ -112,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     data = shared_dir()
     every = list(csv.DictReader(open(data / "labels.csv")))
-    rows = pick([r for r in every if r["split"] == args.split], args.limit)
+    rows = spread([r for r in every if r["split"] == args.split], args.limit)
     common = Counter(int(r["grade"]) for r in every if r["split"] == "train").most_common(1)[0][0]
     constant = float(np.mean([int(r["grade"]) == common for r in rows]))
 
