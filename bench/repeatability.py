@@ -1,0 +1,246 @@
+"""Repeatability of every detector under benign photo changes (figures, not pass/fail tests).
+
+    python bench/repeatability.py                     # 11 dlib photos + astronaut + 100 val close-ups
+    python bench/repeatability.py --limit 20          # fewer close-ups (spread over the val split)
+    python bench/repeatability.py --json repeat.json  # the same figures (ICC per change, every pair) as JSON
+
+Each photo is analysed as it is and after each change: ``jpeg75`` (cv2 re-encode at quality 75),
+``bright+8`` / ``bright-8`` (pixels x1.08 / x0.92, saturated uint8), ``scale0.8`` / ``scale1.25``
+(INTER_AREA / INTER_LINEAR), ``rot+3`` / ``rot-3`` (about the centre, BORDER_REFLECT) and
+``mirror`` (horizontal flip; per-zone scores are compared with left/right zone names swapped).
+Per detector, over every (photo, change) pair where both runs are ``ok``: median and 90th
+percentile of |score_changed - score_original| (0-100 points), and ICC(3,1) (two-way mixed,
+consistency, single measures) between original and changed scores across photos, per change;
+the table shows the worst change. Targets: median |d| <= 3, p90 |d| <= 10, ICC(3,1) >= 0.9.
+Photos whose face is lost under a change are counted per change.
+
+Figures come through the product path (Engine, default pipeline): ``Engine().run(array)``, nothing
+hand-set. Reads ``$HARERUN_SHARED/data`` (default ``<repo>/../shared``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+# bench/http.py would shadow the standard library's http (skimage.data needs urllib -> http.client).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harerun.engine import Engine  # noqa: E402
+from harerun.errors import NoUsableFace  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HARERUN_SHARED", REPO.parent / "shared"))
+TARGET_MEDIAN, TARGET_P90, TARGET_ICC = 3.0, 10.0, 0.9
+
+
+def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+CHANGES = {
+    "jpeg75": lambda im: jpeg(im, 75),
+    "bright+8": lambda im: cv2.convertScaleAbs(im, alpha=1.08),
+    "bright-8": lambda im: cv2.convertScaleAbs(im, alpha=0.92),
+    "scale0.8": lambda im: cv2.resize(im, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA),
+    "scale1.25": lambda im: cv2.resize(im, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_LINEAR),
+    "rot+3": lambda im: rotate(im, 3.0),
+    "rot-3": lambda im: rotate(im, -3.0),
+    "mirror": lambda im: cv2.flip(im, 1),
+}
+
+
+def mirrored_zone(name: str) -> str:
+    """left_cheek <-> right_cheek, under_eye_left <-> under_eye_right, ..."""
+    return name.replace("left", "\0").replace("right", "left").replace("\0", "right")
+
+
+def photos(limit: int) -> list[tuple[str, np.ndarray]]:
+    """The shared face photos (not dogs.jpg), the astronaut and ``limit`` val close-ups."""
+    faces, acne = SHARED / "data/faces/dlib_examples", SHARED / "data/acne"
+    if not faces.is_dir() or not (acne / "labels.csv").is_file():
+        sys.exit(f"bench/repeatability.py: no shared data under {SHARED}; set HARERUN_SHARED to the shared folder")
+    out = [(p.name, cv2.imread(str(p))) for p in sorted(faces.glob("*.jpg")) if p.name != "dogs.jpg"]
+    from skimage import data
+
+    out.append(("astronaut", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)))
+    with open(acne / "labels.csv", newline="") as f:
+        val = sorted((r for r in csv.DictReader(f) if r["split"] == "val"), key=lambda r: r["image"])
+    picks = np.linspace(0, len(val) - 1, min(limit, len(val))).round().astype(int) if limit > 0 else []
+    for i in np.unique(picks):  # spread over the sorted rows: every grade is covered
+        out.append((f"{val[i]['image']} (g{val[i]['grade']})", cv2.imread(str(acne / "images" / val[i]["image"]))))
+    return out
+
+
+def analyse(engine: Engine, img: np.ndarray, mirror: bool = False) -> dict | None:
+    """{detector: (score, {zone: score})} for the ok detectors, or None when no usable face."""
+    try:
+        result = engine.run(img).result
+    except NoUsableFace:
+        return None
+    rename = mirrored_zone if mirror else (lambda z: z)
+    return {
+        d: (r.score, {rename(z): s for z, s in r.zones.items()})
+        for d, r in result.results.items()
+        if r.status == "ok" and r.score is not None
+    }
+
+
+def icc31(x: np.ndarray, y: np.ndarray) -> float | None:
+    """ICC(3,1) of two raters (columns) over n targets: (MS_R - MS_E) / (MS_R + MS_E); None if undefined."""
+    data = np.column_stack([x, y]).astype(float)
+    n, k = data.shape
+    if n < 3:
+        return None
+    grand = data.mean()
+    ss_r = k * ((data.mean(axis=1) - grand) ** 2).sum()
+    ss_c = n * ((data.mean(axis=0) - grand) ** 2).sum()
+    ss_e = ((data - grand) ** 2).sum() - ss_r - ss_c
+    ms_r, ms_e = ss_r / (n - 1), ss_e / ((n - 1) * (k - 1))
+    return float((ms_r - ms_e) / (ms_r + (k - 1) * ms_e)) if ms_r + ms_e > 0 else None
+
+
+def percentiles(values: list[float]) -> tuple[float | None, float | None]:
+    """Median and 90th percentile (None, None for no values)."""
+    return (float(np.median(values)), float(np.percentile(values, 90))) if values else (None, None)
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def collect(engine: Engine, pics: list[tuple[str, np.ndarray]]):
+    """Every (photo, change, detector) pair with both runs ok, per-zone |d| per detector, lost faces."""
+    pairs: list[dict] = []
+    zone_deltas: dict[str, list[float]] = defaultdict(list)
+    lost: dict[str, list[str]] = {c: [] for c in CHANGES}
+    no_face: list[str] = []
+    for name, img in pics:
+        base = analyse(engine, img)
+        if base is None:
+            no_face.append(name)
+            continue
+        for change, apply in CHANGES.items():
+            got = analyse(engine, apply(img), mirror=change == "mirror")
+            if got is None:
+                lost[change].append(name)
+                continue
+            for det, (s0, z0) in base.items():
+                if det in got:
+                    s1, z1 = got[det]
+                    delta = round(abs(s1 - s0), 2)
+                    pairs.append(
+                        dict(photo=name, change=change, detector=det, original=s0, changed=s1, abs_delta=delta)
+                    )
+                    zone_deltas[det] += [abs(z1[z] - z0[z]) for z in z0 if z in z1]
+    return pairs, zone_deltas, lost, no_face
+
+
+def detector_figures(pairs: list[dict], zone_deltas: dict[str, list[float]]) -> dict[str, dict]:
+    figures = {}
+    for det in dict.fromkeys(p["detector"] for p in pairs):
+        mine = [p for p in pairs if p["detector"] == det]
+        med, p90 = percentiles([p["abs_delta"] for p in mine])
+        icc = {}
+        for c in CHANGES:
+            rows = [p for p in mine if p["change"] == c]
+            icc[c] = icc31(np.array([p["original"] for p in rows]), np.array([p["changed"] for p in rows]))
+        defined = {c: v for c, v in icc.items() if v is not None}
+        worst = min(defined, key=defined.get) if defined else None
+        bad = {
+            "median": med > TARGET_MEDIAN,
+            "p90": p90 > TARGET_P90,
+            "ICC": not defined or defined[worst] < TARGET_ICC,
+        }
+        zmed, zp90 = percentiles(zone_deltas[det])
+        figures[det] = {
+            "n_pairs": len(mine), "median_abs_delta": med, "p90_abs_delta": p90, "icc31": icc,
+            "worst_icc_change": worst, "worst_icc": defined.get(worst), "failed": [k for k, v in bad.items() if v],
+            "zone_median_abs_delta": zmed, "zone_p90_abs_delta": zp90, "zone_n": len(zone_deltas[det]),
+        }  # fmt: skip
+    return figures
+
+
+def change_figures(pairs: list[dict], lost: dict[str, list[str]], dets: list[str]) -> dict[str, dict]:
+    """Per change: median |d| of each detector and of all detectors together, and faces lost."""
+    out = {}
+    for c in CHANGES:
+        mine = [p for p in pairs if p["change"] == c]
+        row = {d: percentiles([p["abs_delta"] for p in mine if p["detector"] == d])[0] for d in dets}
+        out[c] = row | {"all": percentiles([p["abs_delta"] for p in mine])[0], "faces_lost": len(lost[c])}
+    return out
+
+
+def report(n_photos, no_face, elapsed, figures, per_change, lost, worst) -> None:
+    print(f"{n_photos} photos ({n_photos - len(no_face)} with a face) x {len(CHANGES)} changes, default pipeline, "
+          f"{elapsed:.0f} s")  # fmt: skip
+    if no_face:
+        print(f"no usable face in the original (left out): {', '.join(no_face)}")
+    print(f"\n| detector | median abs d (<= {TARGET_MEDIAN:g}) | p90 abs d (<= {TARGET_P90:g}) "
+          f"| worst ICC(3,1) (>= {TARGET_ICC}) | n | verdict |\n|---|---|---|---|---|---|")  # fmt: skip
+    for det, f in figures.items():
+        verdict = "pass" if not f["failed"] else "FAIL: " + ", ".join(f["failed"])
+        print(f"| {det} | {fmt(f['median_abs_delta'])} | {fmt(f['p90_abs_delta'])} | "
+              f"{fmt(f['worst_icc'], 3)} ({f['worst_icc_change']}) | {f['n_pairs']} | {verdict} |")  # fmt: skip
+    dets = list(figures)
+    print("\nmedian abs d per change (faces lost: a face in the original, none in the changed copy)\n")
+    print("| change | faces lost | all | " + " | ".join(dets) + " |\n" + "|---" * (len(dets) + 3) + "|")
+    for c, row in per_change.items():
+        print(f"| {c} | {row['faces_lost']} | {fmt(row['all'])} | " + " | ".join(fmt(row[d]) for d in dets) + " |")
+    print("\nper-zone scores, all zones pooled (mirror: left/right names swapped)\n")
+    print("| detector | zone median abs d | zone p90 abs d | n |\n|---|---|---|---|")
+    for det, f in figures.items():
+        if f["zone_n"]:
+            print(f"| {det} | {fmt(f['zone_median_abs_delta'])} | {fmt(f['zone_p90_abs_delta'])} | {f['zone_n']} |")
+    print("\nworst 10 pairs\n\n| photo | change | detector | original | changed |\n|---|---|---|---|---|")
+    for p in worst:
+        print(f"| {p['photo']} | {p['change']} | {p['detector']} | {p['original']:.1f} | {p['changed']:.1f} |")
+    for c, names in lost.items():
+        if names:
+            print(f"face lost under {c}: {', '.join(names)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=100, help="val close-ups to use (default 100)")
+    ap.add_argument("--json", type=Path, help="also write every figure and pair here")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)  # modest on a shared machine
+    t0 = time.perf_counter()
+    pics = photos(args.limit)
+    pairs, zone_deltas, lost, no_face = collect(Engine(), pics)
+    elapsed = time.perf_counter() - t0
+
+    figures = detector_figures(pairs, zone_deltas)
+    per_change = change_figures(pairs, lost, list(figures))
+    worst = sorted(pairs, key=lambda p: -p["abs_delta"])[:10]
+    report(len(pics), no_face, elapsed, figures, per_change, lost, worst)
+    if args.json:
+        out = {
+            "photos": [n for n, _ in pics], "no_face": no_face, "elapsed_s": elapsed,
+            "targets": {"median_abs_delta": TARGET_MEDIAN, "p90_abs_delta": TARGET_P90, "icc31": TARGET_ICC},
+            "detectors": figures, "per_change": per_change, "faces_lost": lost, "worst": worst, "pairs": pairs,
+        }  # fmt: skip
+        args.json.write_text(json.dumps(out, indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
