@@ -110,6 +110,115 @@ def prepare_input(image_bgr: np.ndarray, *, size: int = INPUT_SIZE) -> np.ndarra
     return lesion_feature_maps(image_bgr, size=size)
 
 
+# -- framing: what picture the network looks at --------------------------------------------
+
+#: The framing this plugin feeds: the engine's aligned face ROI (``FaceContext.image``,
+#: ``face.roi_size`` square, from the face stage of the pipeline that runs the plugin).
+FRAMING = "face_roi"
+#: Framings a model may declare. ``letterbox_photo``: the whole photo letterboxed to a square
+#: (how ``acne-grade@1`` was trained; served on the face ROI it loses accuracy).
+FRAMINGS = {
+    "face_roi": "the engine's aligned face ROI (FaceContext.image from the pipeline's face stage)",
+    "letterbox_photo": "the whole photo letterboxed to a square, no face stage",
+}
+#: What each input channel is, in order, with its range (see :func:`lesion_feature_maps`).
+CHANNEL_DOC = {
+    "red": "sRGB red / 255 of the framed image, INTER_AREA-resized to the input size; 0..1",
+    "green": "sRGB green / 255; 0..1",
+    "blue": "sRGB blue / 255; 0..1",
+    "redness_spot": "(a* - Gaussian(a*, sigma 3 px)) / 12 at 256 px, clipped to 0..1, block maximum to the input size",
+    "redness_blob": "(Gaussian(a*, 0.75 px) - Gaussian(a*, 2 px)) / 6 at 256 px, clipped to 0..1, block maximum",
+    "dark_spot": "(Gaussian(L*, 3 px) - L*) / 15 at 256 px, clipped to 0..1, block maximum",
+    "bright_spot": "(L* - Gaussian(L*, 3 px)) / 15 at 256 px, clipped to 0..1, block maximum",
+}
+
+
+def model_input(ctx, *, size: int = INPUT_SIZE) -> np.ndarray:
+    """The network input for a face context: what ``ml_classifier`` feeds and what training fits.
+
+    The one place that decides the picture the network sees (train/serve parity):
+    the plugin calls it on the engine's :class:`~harerun.detector.FaceContext`, the
+    trainer on the same ROI taken from the same face stage (only ``ctx.image`` is read).
+
+    Returns
+    -------
+    (size, size, len(CHANNELS)) float32, see :func:`lesion_feature_maps`.
+    """
+    return prepare_input(ctx.image, size=size)
+
+
+def circles_to_roi(circles: np.ndarray, roi_to_image: np.ndarray) -> np.ndarray:
+    """Map circles ``[x, y, r]`` from photo pixels into ROI pixels.
+
+    ``roi_to_image`` is the (2, 3) affine map ROI -> photo of the face context (a
+    similarity: rotation, scale, shift); its inverse moves the centres, and radii scale
+    by the inverse's scale. Circles outside the ROI are kept (callers decide).
+    """
+    c = np.asarray(circles, np.float64).reshape(-1, 3)
+    inv = cv2.invertAffineTransform(np.asarray(roi_to_image, np.float64))
+    out = np.empty_like(c)
+    out[:, :2] = c[:, :2] @ inv[:, :2].T + inv[:, 2]
+    out[:, 2] = c[:, 2] * float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
+    return out
+
+
+def network_data_format(*, size: int = INPUT_SIZE, framing: str = FRAMING) -> dict:
+    """The model's input/output declaration (after MONAI bundles' ``network_data_format``).
+
+    Written next to every trained model (``<stem>.metadata.json``) and checked by the
+    plugin with :func:`declaration_problems` before it feeds the model.
+    """
+    grid = size // DENSITY_STRIDE
+    return {
+        "inputs": {
+            "image": {
+                "type": "image",
+                "format": "float32, NHWC (a batch of 1 at run time)",
+                "shape": [size, size, len(CHANNELS)],
+                "value_range": [0.0, 1.0],
+                "framing": framing,
+                "framing_doc": FRAMINGS[framing],
+                "channel_def": {str(i): name for i, name in enumerate(CHANNELS)},
+                "channel_doc": dict(CHANNEL_DOC),
+                "note": "the four lesion maps are 0 where L* <= 8 (eroded 5x5 at 256 px): letterbox bars and the "
+                        "black fill of a ROI that reaches past the photo",
+                "made_by": "harerun_ml_classifier.algorithm.model_input",
+            }
+        },
+        "outputs": {
+            "grade": {"type": "probabilities", "shape": [N_GRADES], "value_range": [0.0, 1.0],
+                      "channel_def": {"0": "mild", "1": "moderate", "2": "severe", "3": "very severe"},
+                      "doc": "ACNE04 / Hayashi grade, softmax"},
+            "density": {"type": "density map", "shape": [grid, grid, 1], "value_range": [0.0, None],
+                        "doc": f"acne lesions per {DENSITY_STRIDE}x{DENSITY_STRIDE}-input-pixel cell; sum = count"},
+        },
+    }
+
+
+def declaration_problems(declared: dict | None, *, framing: str = FRAMING, channels: tuple[str, ...] = CHANNELS,
+                         size: int | None = None) -> dict[str, str]:
+    """Compare a model's declared input with what the plugin feeds.
+
+    ``declared`` holds ``framing`` and optionally ``channels`` (names, in order) and
+    ``size``; missing keys are not checked. Returns ``{"framing" | "channels" | "size":
+    problem}``, empty when everything declared matches.
+    """
+    problems: dict[str, str] = {}
+    if not declared:
+        return problems
+    got = declared.get("framing")
+    if got is not None and got != framing:
+        problems["framing"] = (f"the model was trained on framing '{got}' ({FRAMINGS.get(got, 'unknown framing')}); "
+                               f"this plugin feeds '{framing}' ({FRAMINGS.get(framing, '')})")
+    names = declared.get("channels")
+    if names is not None and tuple(names) != tuple(channels[: len(names)]):
+        problems["channels"] = f"the model declares input channels {list(names)}; this plugin feeds {list(channels)}"
+    want = declared.get("size")
+    if want is not None and size is not None and int(want) != int(size):
+        problems["size"] = f"the model declares a {want}-px input; its file takes {size} px"
+    return problems
+
+
 def density_target(circles: np.ndarray, *, image_size: int, grid: int, sigma: float = 1.0) -> np.ndarray:
     """A lesion density map whose sum is the number of lesions.
 

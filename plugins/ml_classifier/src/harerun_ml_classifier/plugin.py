@@ -19,7 +19,7 @@ from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
 from harerun.modelstore import ModelUnavailable
 from harerun.results import DetectorResult, Evidence
-from harerun_ml_classifier.algorithm import CHANNELS, N_GRADES, prepare_input, zone_counts
+from harerun_ml_classifier.algorithm import CHANNELS, FRAMING, N_GRADES, declaration_problems, model_input, zone_counts
 
 #: Lesions per density cell drawn at full strength in the evidence mask.
 MASK_FULL_SCALE = 0.25
@@ -47,6 +47,11 @@ class MLClassifierParams(DetectorParams):
         True, description="also run the mirrored face and average (val accuracy 0.721 vs 0.700 without; one more "
         "network call, ~1 ms with TFLite)"
     )
+    framing_check: Literal["warn", "refuse"] = Field(
+        "warn", description="when the model declares it was trained on another framing than the face ROI this plugin "
+        "feeds (e.g. acne-grade@1: the whole letterboxed photo): 'warn' runs it and says so in the result's message, "
+        "'refuse' answers status 'unavailable'"
+    )
 
 
 class MLClassifierDetector(Detector):
@@ -65,7 +70,16 @@ class MLClassifierDetector(Detector):
         except ModelUnavailable as exc:
             return DetectorResult(status="unavailable", message=exc.reason,
                                   measurements={"model": p.model, "error_code": exc.code})
-        x = prepare_input(ctx.image, size=model.input_size)
+        declared = model.declared
+        problems = declaration_problems(declared, size=model.input_size)
+        refuse = {k: v for k, v in problems.items() if k != "framing" or p.framing_check == "refuse"}
+        if refuse:
+            how = (" Use a model trained on the face ROI (e.g. `harerun train acne-grade`, which frames photos with the "
+                   "engine's face stage), or set `framing_check: warn`." if "framing" in refuse else "")
+            return DetectorResult(status="unavailable", measurements={"model": p.model, "error_code": "MODEL_MISMATCH"},
+                                  message=f"model {model.resolved.spec} ({model.resolved.path.name}) cannot be served "
+                                  f"here: {'; '.join(refuse.values())}.{how}")
+        x = model_input(ctx, size=model.input_size)
         if model.channels not in (x.shape[-1], 3):
             return DetectorResult(status="unavailable", measurements={"model": p.model},
                                   message=f"model {model.resolved.path} expects {model.channels} input channels; this "
@@ -91,6 +105,7 @@ class MLClassifierDetector(Detector):
             "model_sha256": r.sha256,
             "model_load_ms": r.load_ms,
             "runtime": model.runtime,
+            "model_framing": declared.get("framing", "undeclared"),
         }
         mask = None
         if density is not None:
@@ -104,10 +119,15 @@ class MLClassifierDetector(Detector):
                             interpolation=cv2.INTER_LINEAR)
             mask = np.clip(up, 0, 255, out=up).astype(np.uint8)
             cv2.bitwise_and(mask, ctx.skin_mask, dst=mask)
+        message = None
+        if "framing" in problems:
+            message = (f"{problems['framing']}: its grades are less accurate here; use a model trained on "
+                       f"'{FRAMING}' (acne-grade@2 or later)")
         return DetectorResult(
             score=100.0 * expected / (N_GRADES - 1),
             measurements=measurements,
             evidence=Evidence(mask=mask),
+            message=message,
         )
 
 

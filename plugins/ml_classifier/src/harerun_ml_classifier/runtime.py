@@ -9,11 +9,12 @@ file runs in the TFLite interpreter (``ai_edge_litert`` when installed, else
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class LoadedModel:
     input_size: int
     channels: int
     run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    #: What the model says it was trained on: ``framing``, ``channels``, ``size`` (any may be
+    #: missing), from its manifest entry and its ``<stem>.metadata.json``; empty when undeclared.
+    declared: dict[str, Any] = field(default_factory=dict)
 
 
 _MODELS: dict[tuple, LoadedModel] = {}
@@ -70,9 +74,49 @@ def get_model(spec: str, *, path: str | None = None, runtime: str = "auto", stor
         except ModelUnavailable as exc:
             _FAILURES[key] = (time.monotonic(), exc)
             raise
+        model.declared = declaration(resolved, store=None if path else store)
         _FAILURES.pop(key, None)
         _MODELS[key] = model
         return model
+
+
+def declaration(resolved: ResolvedModel, *, store: ModelStore | None = None) -> dict[str, Any]:
+    """The input a model declares: ``framing``, ``channels`` (names in order), ``size``, and ``source``.
+
+    From the model store's manifest entry (keys ``framing``, ``channels``, ``size``) when the
+    model came from the store, then from ``<stem>.metadata.json`` next to the file (written by
+    training; its top-level keys or ``network_data_format.inputs.image``). The manifest wins.
+    """
+    out: dict[str, Any] = {}
+    sources = []
+    if store is not None:
+        entry = store.entry(resolved.name, resolved.version)
+        if entry is not None:
+            found = {k: entry.extra[k] for k in ("framing", "channels", "size") if k in entry.extra}
+            if found:
+                out.update(found)
+                sources.append("manifest")
+    meta_path = resolved.path.with_name(resolved.path.stem + ".metadata.json")
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            image = meta.get("network_data_format", {}).get("inputs", {}).get("image", {})
+            channel_def = image.get("channel_def")
+            found = {
+                "framing": meta.get("framing", image.get("framing")),
+                "channels": meta.get("channels") or ([channel_def[k] for k in sorted(channel_def, key=int)]
+                                                     if channel_def else None),
+                "size": meta.get("size") or (image.get("shape") or [None])[0],
+            }
+            found = {k: v for k, v in found.items() if v is not None and k not in out}
+            if found:
+                out.update(found)
+                sources.append(meta_path.name)
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            pass  # an unreadable sidecar declares nothing; the manifest (if any) still counts
+    if sources:
+        out["source"] = " + ".join(sources)
+    return out
 
 
 def _load(resolved: ResolvedModel, runtime: str) -> LoadedModel:
