@@ -308,7 +308,8 @@ def test_discovery():
 
 
 @pytest.mark.slow
-def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys):
+@pytest.mark.parametrize("framing", ["face_roi", "letterbox_photo"])
+def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astronaut_bgr, framing):
     _tf()
     from harerun import store_cli
 
@@ -317,9 +318,16 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys):
     lesions, rows = {}, []
     for i in range(8):
         grade = i % 4
-        pts = [(60 + 37 * k % 400, 80 + 53 * k % 380) for k in range(grade * 6)]
         name = f"img{i}.jpg"
-        cv2.imwrite(str(data / "images" / name), _skin_with_lesions(pts, seed=i))
+        if framing == "face_roi":  # the face stage must find a face: the astronaut, spots on her face (box 173,68,106,106)
+            pts = [(185 + 13 * k % 80, 95 + 17 * k % 90) for k in range(grade * 6)]
+            img = astronaut_bgr.copy()
+            for x, y in pts:
+                cv2.circle(img, (x, y), 2, (90, 90, 200), -1, lineType=cv2.LINE_AA)
+        else:
+            pts = [(60 + 37 * k % 400, 80 + 53 * k % 380) for k in range(grade * 6)]
+            img = _skin_with_lesions(pts, seed=i)
+        cv2.imwrite(str(data / "images" / name), img)
         lesions[name] = [[x, y, 4.0] for x, y in pts]
         rows.append({"image": name, "grade": grade, "split": "train" if i < 6 else "val"})
     with open(data / "labels.csv", "w", newline="") as f:
@@ -329,15 +337,30 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys):
     (data / "lesions.json").write_text(json.dumps(lesions))
     out = tmp_path / "out" / "smoke.keras"
     code = store_cli.main(["train", "acne-grade", "--data", str(data), "--out", str(out), "--epochs", "1",
-                           "--batch-size", "4", "--threads", "1", "--no-tflite"])
+                           "--batch-size", "4", "--threads", "1", "--no-tflite", "--framing", framing,
+                           "--cache-dir", str(tmp_path / "cache")])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "epoch 1/1" in printed and "val_acc" in printed
+    assert "epoch 1/1" in printed and "val_acc" in printed and f"framing {framing}" in printed
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     assert (out.parent / "smoke.keras.sha256").read_text().split()[0] == digest
     card = (out.parent / "smoke.md").read_text()
-    assert "Confusion matrix" in card and digest in card and "Licence" in card
+    assert "Confusion matrix" in card and digest in card and "Licence" in card and f'"framing": "{framing}"' in card
     metrics = json.loads((out.parent / "smoke.metrics.json").read_text())
     assert metrics["val"]["n"] == 2 and len(metrics["val"]["confusion_matrix"]) == 4
-    assert metrics["train_counts"] == [2, 2, 1, 1]
+    assert metrics["train_counts"] == [2, 2, 1, 1] and metrics["framing"] == framing
     assert not (out.parent / "smoke.tflite").exists()
+    meta = json.loads((out.parent / "smoke.metadata.json").read_text())
+    assert meta["framing"] == framing and meta["channels"] == list(CHANNELS)
+    assert meta["network_data_format"]["inputs"]["image"]["shape"] == [128, 128, len(CHANNELS)]
+    assert meta["files"]["smoke.keras"]["sha256"] == digest
+    assert bool(list((tmp_path / "cache").glob("*.npz"))) == (framing == "face_roi")
+    # the plugin reads the declaration next to an explicit model file
+    from harerun_ml_classifier import runtime
+
+    runtime.clear_cache()
+    r = MLClassifierDetector(MLClassifierParams(model_path=str(out), flip_tta=False)).analyze(
+        make_context(_skin_with_lesions()))
+    runtime.clear_cache()
+    assert r.status == "ok" and r.measurements["model_framing"] == framing
+    assert (r.message is None) == (framing == "face_roi")

