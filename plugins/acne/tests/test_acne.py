@@ -1,4 +1,8 @@
-"""The acne detector on synthetic lesions of known position and on real ACNE04 photos."""
+"""The acne detector on synthetic lesions of known position and on real ACNE04 photos.
+
+The synthetic-lesion tests pin ``method="dog"``: they check the DoG detector's exact geometry. The
+lesion network has its own tests in ``test_lesion_net.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ import pytest
 from harerun.testing import make_context, synthetic_skin
 from harerun_acne import algorithm
 from harerun_acne.plugin import AcneDetector
+
+#: The DoG detector (the default is the lesion network).
+DOG = AcneDetector.Params(method="dog")
 
 # Lesion centres on a 7x7 grid inside the face, far enough apart not to merge.
 GRID = [(int(x), int(y)) for y in np.linspace(110, 420, 7) for x in np.linspace(110, 400, 7)]
@@ -29,7 +36,7 @@ def skin_with_lesions(centres, *, radius=3, strength=25, seed=0):
 def test_finds_every_synthetic_lesion_and_nothing_else():
     centres = GRID[::2]
     # zones={}: no zone layout, the whole skin mask is analysed
-    res = AcneDetector().analyze(make_context(skin_with_lesions(centres), zones={}))
+    res = AcneDetector(DOG).analyze(make_context(skin_with_lesions(centres), zones={}))
     markers = np.array(res.evidence.markers)
     assert res.measurements["count"] == len(centres) == len(markers)
     d = np.linalg.norm(markers[:, None, :2] - np.array(centres)[None], axis=2)
@@ -39,7 +46,7 @@ def test_finds_every_synthetic_lesion_and_nothing_else():
 
 
 def test_clean_skin_scores_zero():
-    res = AcneDetector().analyze(make_context(synthetic_skin(seed=3)))
+    res = AcneDetector(DOG).analyze(make_context(synthetic_skin(seed=3)))
     assert res.measurements["count"] == 0
     assert res.score == 0 and res.severity == "none" and res.measurements["grade"] == 0
 
@@ -47,7 +54,7 @@ def test_clean_skin_scores_zero():
 def test_score_and_grade_rise_with_lesion_count():
     scores, grades = [], []
     for n in (0, 4, 12, 30, 49):
-        res = AcneDetector().analyze(make_context(skin_with_lesions(GRID[:n], seed=n)))
+        res = AcneDetector(DOG).analyze(make_context(skin_with_lesions(GRID[:n], seed=n)))
         scores.append(res.score)
         grades.append(res.measurements["grade"])
     assert all(a < b for a, b in zip(scores, scores[1:], strict=False)), scores
@@ -55,15 +62,15 @@ def test_score_and_grade_rise_with_lesion_count():
 
 
 def test_inflamed_split_follows_redness():
-    pale = AcneDetector().analyze(make_context(skin_with_lesions(GRID[:10], strength=10)))
-    red = AcneDetector().analyze(make_context(skin_with_lesions(GRID[:10], strength=40)))
+    pale = AcneDetector(DOG).analyze(make_context(skin_with_lesions(GRID[:10], strength=10)))
+    red = AcneDetector(DOG).analyze(make_context(skin_with_lesions(GRID[:10], strength=40)))
     assert red.measurements["count_inflamed"] > pale.measurements["count_inflamed"]
     assert red.measurements["count_inflamed"] + red.measurements["count_noninflamed"] == red.measurements["count"]
 
 
 def test_markers_are_in_original_photo_coordinates():
     centres = GRID[:5]
-    res = AcneDetector().analyze(make_context(skin_with_lesions(centres), zones={}, offset=(100, 50), scale=2.0))
+    res = AcneDetector(DOG).analyze(make_context(skin_with_lesions(centres), zones={}, offset=(100, 50), scale=2.0))
     markers = np.array(res.evidence.markers)
     expected = np.array(centres) * 2.0 + [100, 50]
     d = np.linalg.norm(markers[:, None, :2] - expected[None], axis=2)
@@ -74,7 +81,7 @@ def test_markers_are_in_original_photo_coordinates():
 def test_zone_scores_follow_where_the_lesions_are():
     # Lesions only on the forehead zone of the canonical layout (x 130..382, y 60..160).
     centres = [(x, y) for x in range(150, 370, 20) for y in (80, 110, 140)]
-    res = AcneDetector().analyze(make_context(skin_with_lesions(centres)))
+    res = AcneDetector(DOG).analyze(make_context(skin_with_lesions(centres)))
     assert res.zones["forehead"] > 50
     assert res.zones["chin"] == 0 and res.zones["left_cheek"] == 0
     assert res.measurements["zone_count"]["forehead"] == len(centres)
@@ -83,11 +90,11 @@ def test_zone_scores_follow_where_the_lesions_are():
 def test_only_lesions_inside_the_zones_are_reported():
     inside = [(250, 110), (150, 320), (250, 450)]  # forehead, left cheek, chin
     outside = [(40, 40), (470, 200), (256, 185)]  # corner, right edge, between brows
-    res = AcneDetector().analyze(make_context(skin_with_lesions(inside + outside)))
+    res = AcneDetector(DOG).analyze(make_context(skin_with_lesions(inside + outside)))
     markers = np.array(res.evidence.markers)
     assert res.measurements["count"] == 3
     assert np.linalg.norm(markers[:, None, :2] - np.array(inside)[None], axis=2).min(axis=0).max() <= 2
-    everywhere = AcneDetector(AcneDetector.Params(restrict_to_zones=False)).analyze(
+    everywhere = AcneDetector(AcneDetector.Params(method="dog", restrict_to_zones=False)).analyze(
         make_context(skin_with_lesions(inside + outside))
     )
     assert everywhere.measurements["count"] == 6
@@ -97,7 +104,7 @@ def test_only_lesions_inside_the_zones_are_reported():
 def test_other_roi_sizes(size):
     # Pixel params are scaled with the ROI size; odd sizes must not break the half-res maps.
     img = cv2.resize(skin_with_lesions(GRID[::3]), (size, size), interpolation=cv2.INTER_LINEAR)
-    res = AcneDetector().analyze(make_context(img, zones={}))
+    res = AcneDetector(DOG).analyze(make_context(img, zones={}))
     assert res.measurements["count"] == len(GRID[::3])
 
 
@@ -123,14 +130,16 @@ def test_hayashi_bands():
 
 def test_half_faces_param_changes_grade_not_count():
     ctx = make_context(skin_with_lesions(GRID[:24]))
-    frontal = AcneDetector().analyze(ctx)
-    profile = AcneDetector(AcneDetector.Params(half_faces_in_roi=1)).analyze(ctx)
+    frontal = AcneDetector(DOG).analyze(ctx)
+    profile = AcneDetector(AcneDetector.Params(method="dog", half_faces_in_roi=1)).analyze(ctx)
     assert frontal.measurements["count"] == profile.measurements["count"]
     assert profile.measurements["grade"] > frontal.measurements["grade"]
 
 
 @pytest.mark.parametrize(
-    "bad", [{"min_probability": 1.5}, {"center_sigma_px": 0}, {"half_faces_in_roi": 3}, {"nope": 1}]
+    "bad",
+    [{"min_probability": 1.5}, {"center_sigma_px": 0}, {"half_faces_in_roi": 3}, {"nope": 1}, {"method": "cnn"},
+     {"model": "Acne Lesions"}, {"net_threshold": 2}],
 )
 def test_bad_params_are_rejected(bad):
     with pytest.raises(pydantic.ValidationError):
@@ -146,14 +155,16 @@ def test_skin_mask_drops_letterbox_bars():
 
 
 @pytest.mark.shared
-def test_real_photos_find_annotated_lesions(shared):
+@pytest.mark.parametrize("method", ["dog", "net"])
+def test_real_photos_find_annotated_lesions(shared, method):
     data = shared / "data" / "acne"
     rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "val" and r["grade"] in "23"][:5]
     lesions = json.loads((data / "lesions.json").read_text())
     for r in rows:
         img = cv2.imread(str(data / "images" / r["image"]))
         ctx = make_context(img, skin_mask=algorithm.skin_mask_ycrcb(img), px_per_mm=None)
-        res = AcneDetector(AcneDetector.Params(half_faces_in_roi=1)).analyze(ctx)
+        res = AcneDetector(AcneDetector.Params(method=method, half_faces_in_roi=1)).analyze(ctx)
+        assert res.measurements["method"] == method
         assert 0 <= res.score <= 100 and res.measurements["grade"] in (0, 1, 2, 3)
         markers = np.array(res.evidence.markers).reshape(-1, 3)
         ann = np.array(lesions[r["image"]])

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.modelstore import ModelUnavailable, parse_spec
 from harerun.results import DetectorResult, Evidence
-from harerun_acne import algorithm
+from harerun_acne import algorithm, lesion_net
 
 #: Pixel-valued params are given for this ROI size and scaled to the actual ROI.
 REFERENCE_ROI_PX = 512
 
 
 class AcneParams(DetectorParams):
+    method: Literal["net", "dog"] = Field(
+        "net",
+        description="'net': the learned lesion network (model store, TFLite); 'dog': difference-of-Gaussians "
+        "candidates kept by the logistic candidate filter. 'net' falls back to 'dog' when its model is unavailable",
+    )
+    model: str = Field("acne-lesions@1", description="lesion network for method 'net', as name@version in the model store")
+    net_threshold: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="heatmap peak a lesion needs with method 'net'; default: the model's own threshold "
+        "(F1-optimal on held-out train photos, in its manifest entry)",
+    )
     center_sigma_px: float = Field(1.2, ge=0.5, le=6.0, description="DoG centre sigma, px on a 512-px ROI")
     surround_sigma_px: float = Field(5.0, ge=1.5, le=30.0, description="DoG surround sigma, px on a 512-px ROI")
     lightness_weight: float = Field(
@@ -47,9 +61,19 @@ class AcneParams(DetectorParams):
         "grade uses count / half_faces_in_roi. Default: from the head pose (1 + cos yaw; 2 without a mesh)",
     )
 
+    @field_validator("model")
+    @classmethod
+    def _model_spec(cls, v: str) -> str:
+        try:
+            parse_spec(v)
+        except ModelUnavailable as exc:
+            raise ValueError(exc.reason) from None
+        return v
+
 
 class AcneDetector(Detector):
-    """Acne lesions: DoG blobs of a* redness and L* darkness, kept by a trained candidate filter.
+    """Acne lesions from the learned lesion network (:mod:`harerun_acne.lesion_net`), or DoG blobs
+    of a* redness and L* darkness kept by a trained candidate filter (:mod:`harerun_acne.algorithm`).
 
     Grade and score follow the Hayashi lesion-count bands (see :mod:`harerun_acne.algorithm`).
     """
@@ -62,7 +86,29 @@ class AcneDetector(Detector):
         p: AcneParams = self.params
         size = ctx.image.shape[0]
         s = size / REFERENCE_ROI_PX
-        lesions = algorithm.detect_lesions(
+        method, note = p.method, None
+        if method == "net":
+            try:
+                model = lesion_net.load_lesion_model(p.model)
+            except ModelUnavailable as exc:
+                method, note = "dog", f"lesion network {p.model} unavailable, used the DoG detector: {exc.reason}"
+        if method == "net":
+            threshold = p.net_threshold if p.net_threshold is not None else model.threshold
+            lesions = lesion_net.detect_lesions_net(
+                ctx.image, ctx.lab, model, threshold=lesion_net.DEFAULT_THRESHOLD if threshold is None else threshold,
+                max_radius_px=p.max_radius_px * s,
+            )
+        else:
+            lesions = self._dog_lesions(ctx, s)
+        result = self._summarise(ctx, lesions)
+        result.measurements["method"] = method
+        if note:
+            result.measurements["method_note"] = note
+        return result
+
+    def _dog_lesions(self, ctx: FaceContext, s: float) -> np.ndarray:
+        p: AcneParams = self.params
+        return algorithm.detect_lesions(
             ctx.lab,
             ctx.skin_mask,
             center_sigma_px=p.center_sigma_px * s,
@@ -73,6 +119,10 @@ class AcneDetector(Detector):
             min_probability=p.min_probability,
             max_radius_px=p.max_radius_px * s,
         )
+
+    def _summarise(self, ctx: FaceContext, lesions: np.ndarray) -> DetectorResult:
+        """Count the lesion rows on the visible face: score, grade, zones, markers."""
+        p: AcneParams = self.params
         area = ctx.face_skin if p.restrict_to_zones else ctx.skin_mask
         lesions = lesions[area[lesions[:, 1].astype(int), lesions[:, 0].astype(int)] > 0]
         count = len(lesions)
