@@ -93,24 +93,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
     p.set_defaults(func=cmd_train_acne_lesions)
 
-    p = tsub.add_parser("acne-lesions", help="acne lesion-centre network for the acne detector (plugin harerun-acne)",
-                        description="Frame every photo with the engine's face stage (cached), fit on 'train' minus "
-                        "photos held out by group, pick the epoch and the peak threshold on those, report 'val'; "
-                        "write the .tflite, <out>.sha256 and <stem>.metrics.json.")
-    p.add_argument("--data", type=Path, required=True, help="folder with labels.csv, images/ and lesions.json")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.tflite)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--steps-per-epoch", type=int, default=80)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--width", type=int, default=16, help="channels at 1/2 resolution (x2, x3, x4 deeper)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
-    p.add_argument("--holdout", type=int, default=100, help="train photos held out (by group) for epoch and threshold")
-    p.add_argument("--eval-every", type=int, default=5, help="epochs between held-out evaluations")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
-    p.set_defaults(func=cmd_train_acne_lesions)
-
 
 def _store() -> ModelStore:
     return ModelStore.from_env()
@@ -216,33 +198,6 @@ def cmd_train_acne_grade(args) -> int:
                       bn_momentum=args.bn_momentum,
                       threads=args.threads, limit=args.limit, tflite=not args.no_tflite, framing=args.framing,
                       cache_dir=args.cache_dir)
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
-
-
-def cmd_train_acne_lesions(args) -> int:
-    try:
-        from harerun_acne.training import TrainConfig, train
-    except ImportError:
-        print("error: training acne-lesions needs the acne plugin: pip install -e plugins/acne", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if not (args.data / "labels.csv").is_file():
-        print(f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv, images/ and "
-              f"lesions.json (e.g. ../shared/data/acne)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.out.suffix.lower() != ".tflite":
-        print(f"error: --out {args.out} must end in .tflite", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if min(args.epochs, args.steps_per_epoch, args.batch_size, args.eval_every) < 1:
-        print("error: --epochs, --steps-per-epoch, --batch-size and --eval-every must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    cfg = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                      batch_size=args.batch_size, width=args.width, learning_rate=args.lr, holdout=args.holdout,
-                      eval_every=args.eval_every, seed=args.seed, threads=args.threads, limit=args.limit)
     try:
         train(cfg)
     except (FileNotFoundError, ValueError) as exc:
