@@ -88,6 +88,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
     p.add_argument("--holdout", type=int, default=100, help="train photos held out (by group) for epoch and threshold")
     p.add_argument("--eval-every", type=int, default=5, help="epochs between held-out evaluations")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch that crosses this wall-clock budget (the best evaluated epoch is kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
@@ -224,7 +226,8 @@ def cmd_train_acne_lesions(args) -> int:
         return EXIT_BAD_INPUT
     cfg = TrainConfig(data=args.data, out=args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                       batch_size=args.batch_size, width=args.width, learning_rate=args.lr, holdout=args.holdout,
-                      eval_every=args.eval_every, seed=args.seed, threads=args.threads, limit=args.limit)
+                      eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed,
+                      threads=args.threads, limit=args.limit)
     try:
         train(cfg)
     except (FileNotFoundError, ValueError) as exc:

@@ -370,6 +370,7 @@ class TrainConfig:
     radius_weight: float = 0.05
     holdout: int = 100
     eval_every: int = 5
+    max_minutes: float | None = None  # wall-clock guard: stop after the epoch that crosses it (evaluated)
     seed: int = 0
     threads: int = 2
     limit: int | None = None
@@ -480,7 +481,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             r_sum += float(r)
         rec = {"epoch": epoch, "focal": round(f_sum / cfg.steps_per_epoch, 4),
                "radius_l1": round(r_sum / cfg.steps_per_epoch, 3), "seconds": round(time.perf_counter() - t0, 1)}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        out_of_time = cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time:
             sweep = sweep_thresholds(predict_split(tr, held_idx), thresholds)
             top = max(sweep, key=lambda s: s["f1"])
             rec["heldout"] = top
@@ -495,6 +497,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             log(f"epoch {epoch}/{cfg.epochs}: focal {rec['focal']:.3f} radius {rec['radius_l1']:.2f}  ({rec['seconds']} s)")
         history.append(rec)
         sys.stdout.flush()
+        if out_of_time and epoch < cfg.epochs:
+            log(f"stopping after epoch {epoch}: the {cfg.max_minutes} min budget is spent")
+            break
 
     model.set_weights(best_weights)
     threshold = best["threshold"]
@@ -521,6 +526,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
                    "train_circles_fit": int(sum(len(tr.circles_roi[i]) for i in fit_idx))},
         "peak_threshold": threshold,
         "best_epoch": best["epoch"],
+        "epochs_run": len(history),
         "heldout": {k: best[k] for k in ("precision", "recall", "f1", "threshold")},
         "heldout_sweep": best["sweep"],
         "val": {k: val_sweep[k] for k in ("precision", "recall", "f1")},
@@ -608,7 +614,7 @@ focal loss (alpha 2, beta 4) plus {c['radius_weight']} x L1 on the radius at the
 crops of the ROI (70 % around an annotated lesion), horizontal flips, brightness / contrast / colour
 jitter on the uint8 pixels before the input is computed. Adam, lr {c['learning_rate']} with cosine decay,
 batch {c['batch_size']}, {c['epochs']} epochs x {c['steps_per_epoch']} steps, seed {c['seed']}, deterministic TF ops,
-{env['threads']} CPU threads (TensorFlow {env['tensorflow']}, Keras {env['keras']}). Face stage + cache
+{env['threads']} CPU threads (TensorFlow {env['tensorflow']}, Keras {env['keras']}); {m.get('epochs_run', c['epochs'])} epochs run. Face stage + cache
 {m['cache_seconds']:.0f} s (0 when cached); training {m['train_seconds'] / 60:.1f} min in all.
 
 ## Results
