@@ -460,7 +460,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
                 per_photo.append((det, cache.circles_photo[i].astype(np.float64)))
         return per_photo
 
-    thresholds = np.round(np.arange(0.10, 0.71, 0.025), 3)
+    thresholds = np.round(np.arange(0.05, 0.81, 0.025), 3)
     rng = np.random.default_rng(cfg.seed)
     history, best, best_weights = [], None, None
     for epoch in range(1, cfg.epochs + 1):
