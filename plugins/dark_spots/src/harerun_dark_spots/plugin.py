@@ -36,7 +36,10 @@ class DarkSpotsParams(DetectorParams):
         description="pixel scale to assume when the eyes were not found (2.5 ≈ a face in a 512-px ROI)",
     )
     weighted_area_at_half: float = Field(
-        8.0, gt=0.0, le=1000.0, description="contrast-weighted spot area (% of skin × ΔL*) that scores 50"
+        8.0,
+        gt=0.0,
+        le=1000.0,
+        description="contrast-weighted spot area (% of skin × ΔL* beyond half of min_delta_l) that scores 50",
     )
 
     @model_validator(mode="after")
@@ -74,7 +77,10 @@ class DarkSpotsDetector(Detector):
         )
         area = spots[:, 3]
         contrast = spots[:, 4]
-        weighted_pct = float((area * contrast).sum() / max(skin_px, 1) * 100.0)
+        # A spot weighs by its darkness beyond half the threshold: one that only just crosses it
+        # (a faint shadow that JPEG or a resize tips either way) enters near 0, not at full weight.
+        excess = np.maximum(contrast - 0.5 * p.min_delta_l, 0.0)
+        weighted_pct = float((area * excess).sum() / max(skin_px, 1) * 100.0)
 
         zones, zone_count, zone_area = {}, {}, {}
         xs, ys = spots[:, 0].astype(int), spots[:, 1].astype(int)
@@ -87,7 +93,7 @@ class DarkSpotsDetector(Detector):
             zone_count[zone] = int(centred.sum())
             zone_area[zone] = round(100.0 * cv2.countNonZero(cv2.bitwise_and(inside, mask)) / zone_px, 3)
             # Zone score: the contrast-weighted area of the spots centred in the zone, over its skin.
-            zone_weighted = float((area[centred] * contrast[centred]).sum()) / zone_px * 100.0
+            zone_weighted = float((area[centred] * excess[centred]).sum()) / zone_px * 100.0
             zones[zone] = algorithm.dark_spot_score(zone_weighted, at_half=p.weighted_area_at_half)
 
         return DetectorResult(
@@ -97,7 +103,7 @@ class DarkSpotsDetector(Detector):
                 "count": len(spots),
                 "area_pct": round(100.0 * float(area.sum()) / max(skin_px, 1), 3),
                 "mean_contrast_delta_l": round(float((area * contrast).sum() / area.sum()), 2) if len(spots) else 0.0,
-                "weighted_area_pct_delta_l": round(weighted_pct, 3),
+                "weighted_area_pct_excess_delta_l": round(weighted_pct, 3),
                 "zone_count": zone_count,
                 "zone_area_pct": zone_area,
             },

@@ -20,7 +20,11 @@ from harerun_pigmentation import algorithm
 
 class PigmentationParams(DetectorParams):
     ita_spread_full_deg: float = Field(
-        30.0, ge=0.5, le=90.0, description="standard deviation of zone ITA° across zones that maxes the across-zone term"
+        45.0,
+        ge=0.5,
+        le=90.0,
+        description="spread of ITA° over the zones' skin (10th-90th percentile range / 2.563, i.e. in standard "
+        "deviations) that maxes the across-zone term",
     )
     ita_deviation_full_deg: float = Field(
         30.0, ge=0.5, le=90.0, description="a zone's ITA° distance from the zones' median that maxes its across-zone term"
@@ -106,7 +110,12 @@ class PigmentationDetector(Detector):
             measurements[f"{zname}_mottle_l"] = zone_mottle[zname]
 
         itas = np.array(list(zone_ita.values())) if zone_ita else np.array([face_ita])
-        ita_sd = float(itas.std())
+        # Spread of skin tone over all the zones' skin, pooled (the 10th-90th percentile range in
+        # standard-deviation units): unlike the spread of a few zone medians it does not jump when
+        # a zone turns out of view or back (repeatability under mirror and small turns).
+        cell_ita = algorithm.ita_degrees(l_star[m], b_star[m])
+        lo, hi = np.percentile(cell_ita, (10, 90)) if cell_ita.size else (face_ita, face_ita)
+        ita_sd = float(hi - lo) / 2.563
         l_sd = float(np.std(list(zone_l.values()))) if zone_l else 0.0
         mottle_mean = float(mottle[m].mean())
         ref_ita = float(np.median(itas))
