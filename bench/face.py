@@ -43,18 +43,10 @@ if "--fresh" in sys.argv:  # a fresh install: the project's own models/ only, no
 else:
     os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))
 
+from harerun.face import box_iou as iou  # noqa: E402
 from harerun.face.config import FaceConfig, QualityConfig  # noqa: E402
 from harerun.face.stage import list_faces, run_face_stage  # noqa: E402
 from harerun.host import PluginHost  # noqa: E402
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def match(found, truth, thr: float = 0.3) -> tuple[int, int]:

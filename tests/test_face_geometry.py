@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harerun.engine import Engine
-from harerun.face import Face, ModelMissing, geometry, mediapipe
+from harerun.face import Face, ModelMissing, box_iou, geometry, mediapipe
 from harerun.face.config import FaceConfig, QualityConfig
 from harerun.face.quality import assess_quality
 from harerun.face.stage import list_faces, run_face_stage
@@ -193,14 +193,8 @@ def test_harerun_faces_with_haar_finds_the_faces_a_coarse_false_box_hid(host, sh
     found = 0
     for name, truth in boxes.items():
         faces, _, _ = list_faces(cv2.imread(str(folder / name)), face_cfg=FaceConfig(backend="haar"), host=host)
-        found += sum(any(_iou(f.box, t) >= 0.3 for f in faces) for t in truth)
+        found += sum(any(box_iou(f.box, t) >= 0.3 for f in faces) for t in truth)
     assert found >= 38
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
 
 
 def test_dense_landmarks_are_opt_in(tmp_path, astronaut_bgr):
