@@ -88,6 +88,7 @@ class Split:
     grades: np.ndarray  # (N,) int
     circles: list[np.ndarray]  # per image (K, 3) in input pixels
     skipped: list[str] = field(default_factory=list)  # photos the engine found no usable face in (face_roi)
+    face_stage: str | None = None  # face_stage_fingerprint of the face stage that framed them (face_roi)
 
 
 #: Default folder of the face-stage ROI cache (not the model cache).
@@ -113,6 +114,7 @@ class FaceRois:
     skipped: dict[str, str]  # photo -> why the engine gave no face context
     key: str = ""
     cache_file: Path | None = None
+    fingerprint: str = ""  # face_stage_fingerprint of the face stage that framed them
 
 
 def _read_rows(data: Path, split: str, limit: int | None) -> tuple[list[dict], dict]:
@@ -131,8 +133,12 @@ def _read_rows(data: Path, split: str, limit: int | None) -> tuple[list[dict], d
     return rows, lesions
 
 
-def _face_stage_key(data: Path, rows: list[dict], lesions: dict, pipe, engine) -> str:
-    """What decides the cached ROIs: the code and configuration of the face stage and the input files."""
+def face_stage_fingerprint(pipe, engine) -> str:
+    """A digest of what decides the face ROI of a photo: the core's face-stage and decoder code, the
+    image libraries' versions, the pipeline's face and quality blocks and the face backend ``auto`` picks.
+
+    Stored in the model's metadata: a model whose fingerprint differs from today's face stage
+    was trained on ROIs framed a little differently (retrain it)."""
     import importlib.metadata as md
 
     import harerun
@@ -150,6 +156,12 @@ def _face_stage_key(data: Path, rows: list[dict], lesions: dict, pipe, engine) -
     h.update(pipe.spec.face.model_dump_json().encode())
     h.update(pipe.spec.quality.model_dump_json().encode())
     h.update(f"dense {pipe.spec.output.dense_landmarks} auto {auto_backend(engine.host)}\n".encode())
+    return h.hexdigest()
+
+
+def _face_stage_key(data: Path, rows: list[dict], lesions: dict, fingerprint: str) -> str:
+    """The cache key of one split's ROIs: the face-stage fingerprint and the input files and labels."""
+    h = hashlib.sha256(fingerprint.encode())
     for r in rows:
         h.update(f"{r['image']} {r['grade']}\n".encode())
         h.update(hashlib.sha256((data / "images" / r["image"]).read_bytes()).digest())
@@ -175,7 +187,8 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
     rows, lesions = _read_rows(data, split, limit)
     engine = engine or Engine()
     pipe, _ = engine.choose(pipeline, None)
-    key = _face_stage_key(data, rows, lesions, pipe, engine)
+    fingerprint = face_stage_fingerprint(pipe, engine)
+    key = _face_stage_key(data, rows, lesions, fingerprint)
     folder = Path(cache_dir or DEFAULT_TRAIN_CACHE).expanduser()
     cache_file = folder / f"acne-{FRAMING}-{split}-{key[:20]}.npz"
     grade_of = {r["image"]: int(r["grade"]) for r in rows}
@@ -186,7 +199,7 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
             circles = [z["circles"][offsets[i]:offsets[i + 1]] for i in range(len(names))]
             skipped = dict(zip((str(n) for n in z["skipped"]), (str(w) for w in z["skipped_why"]), strict=True))
             out = FaceRois(names, z["rois"], z["roi_to_image"], circles,
-                           np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file)
+                           np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file, fingerprint)
         log(f"{split}: {len(out.names)} face ROIs from the cache {cache_file}")
         return out
 
@@ -225,7 +238,7 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
     log(f"{split}: face stage on {len(rows)} photos in {time.perf_counter() - t0:.0f} s, {len(names)} ROIs, "
         f"{len(skipped)} skipped; cached in {cache_file}")
     return FaceRois(names, np.stack(rois), np.stack(mats), circles,
-                    np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file)
+                    np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file, fingerprint)
 
 
 def load_split(data: Path, split: str, *, size: int, limit: int | None = None, framing: str = FRAMING,
@@ -238,7 +251,7 @@ def load_split(data: Path, split: str, *, size: int, limit: int | None = None, f
         roi_side = fr.rois.shape[1]
         images = np.stack([model_input(CachedRoi(roi), size=size) for roi in fr.rois])
         circles = [c * (size / roi_side) for c in fr.circles]
-        return Split(list(fr.names), images, fr.grades, circles, sorted(fr.skipped))
+        return Split(list(fr.names), images, fr.grades, circles, sorted(fr.skipped), fr.fingerprint)
 
     rows, lesions = _read_rows(data, split, limit)
     names, imgs, grades, circles = [], [], [], []
@@ -434,6 +447,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "framing": cfg.framing,
         "pipeline": cfg.pipeline if cfg.framing == "face_roi" else None,
         "skipped": {"train": tr.skipped, "val": va.skipped},
+        "face_stage_fingerprint": tr.face_stage,
         "data_seconds": round(t_data, 1),
         "notes": list(cfg.notes),
     }
@@ -482,6 +496,7 @@ def model_metadata(metrics: dict) -> dict:
         "task": "acne severity grade 0-3 (ACNE04 / Hayashi) and lesion density from one face",
         "framing": metrics["framing"],
         "pipeline": metrics.get("pipeline"),
+        "face_stage_fingerprint": metrics.get("face_stage_fingerprint"),
         "channels": list(CHANNELS),
         "size": cfg["input_size"],
         "network_data_format": network_data_format(size=cfg["input_size"], framing=metrics["framing"]),
@@ -541,7 +556,10 @@ def model_card(metrics: dict) -> str:
             f"`algorithm.model_input(ctx)` of that face context, the function the plugin calls at run time. The "
             f"lesion circles were mapped into the ROI with the inverse of `ctx.roi_to_image` (radius times its scale). "
             f"Photos in which the engine finds no usable face were left out: {len(skipped['train'])} of train, "
-            f"{len(skipped['val'])} of val{(' (' + ', '.join(skipped['train'] + skipped['val']) + ')') if skipped['train'] or skipped['val'] else ''}."
+            f"{len(skipped['val'])} of val{(' (' + ', '.join(skipped['train'] + skipped['val']) + ')') if skipped['train'] or skipped['val'] else ''}. "
+            f"Face-stage fingerprint (`training.face_stage_fingerprint`: face code, image libraries, face and quality "
+            f"settings, backend): `{metrics.get('face_stage_fingerprint')}`; when the face stage changes, the ROIs "
+            f"move and the model should be retrained on them."
         )
         domain = ("Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views), framed by "
                   "the engine's face stage as at run time; expect a domain gap on selfies.")
