@@ -29,14 +29,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-# bench/http.py would shadow the standard library's http (skimage.data needs urllib -> http.client).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from harerun.engine import Engine  # noqa: E402
-from harerun.errors import NoUsableFace  # noqa: E402
+from harerun.engine import Engine
+from harerun.errors import NoUsableFace
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HARERUN_SHARED", REPO.parent / "shared"))

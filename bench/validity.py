@@ -3,6 +3,7 @@
     python bench/validity.py                     # the shared val split: one table
     python bench/validity.py --limit 40          # 40 photos spread over the split (CI's short card)
     python bench/validity.py --json card.json    # the same figures as JSON too
+    python bench/validity.py --faces             # every detector's scores on the shared face photos
 
 Every photo goes through ``Engine().run(path)`` with the default pipeline and nothing hand-set.
 A photo the engine refuses (no usable face) counts against every figure: its annotated lesions
@@ -99,13 +100,38 @@ def product_path(data: Path, rows: list[dict]) -> dict:
     }
 
 
+def face_photo_scores(shared: Path) -> None:
+    """Each detector's score on the shared face photos and the astronaut: median, max, bands."""
+    import cv2
+    from skimage import data as skdata
+
+    from harerun.results import severity_for
+
+    photos = {p.name: str(p) for p in sorted((shared / "faces/dlib_examples").glob("*.jpg")) if p.name != "dogs.jpg"}
+    photos["astronaut"] = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+    engine, scores = Engine(), {}
+    for image in photos.values():
+        for step, res in engine.run(image).result.results.items():
+            scores.setdefault(step, []).append(res.score)
+    print(f"scores on the {len(photos)} shared face photos (incl. the astronaut), default pipeline")
+    print("| detector | median | max | none | mild | moderate | severe |")
+    print("|---|---|---|---|---|---|---|")
+    for step, v in scores.items():
+        bands = [sum(severity_for(x) == b for x in v) for b in ("none", "mild", "moderate", "severe")]
+        print(f"| {step} | {np.median(v):.1f} | {max(v):.1f} | " + " | ".join(map(str, bands)) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", choices=["train", "val"], default="val")
     ap.add_argument("--limit", type=int, default=None, help="only N photos, spread over the split")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    ap.add_argument("--faces", action="store_true", help="only the detectors' scores on the shared face photos")
     args = ap.parse_args(argv)
     data = shared_dir()
+    if args.faces:
+        face_photo_scores(data.parent)
+        return 0
     every = list(csv.DictReader(open(data / "labels.csv")))
     rows = spread([r for r in every if r["split"] == args.split], args.limit)
     common = Counter(int(r["grade"]) for r in every if r["split"] == "train").most_common(1)[0][0]

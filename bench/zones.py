@@ -25,8 +25,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-# bench/http.py would shadow the standard library's http (skimage.data imports it)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HARERUN_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))

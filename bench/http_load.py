@@ -1,9 +1,9 @@
 """HTTP API benchmark: latency percentiles and throughput of `harerun serve` on 127.0.0.1.
 
-    python bench/http.py                      # default pipeline; 1, 2 and 8 clients; 1 and 2 server processes
-    python bench/http.py --requests 200 --pipeline fast
-    python bench/http.py --fuzz 2000          # then schemathesis with 2,000 examples per operation
-    python bench/http.py --servers "" --fuzz 2000   # only the long fuzzing run
+    python bench/http_load.py                      # default pipeline; 1, 2 and 8 clients; 1 and 2 server processes
+    python bench/http_load.py --requests 200 --pipeline fast
+    python bench/http_load.py --fuzz 2000          # then schemathesis with 2,000 examples per operation
+    python bench/http_load.py --servers "" --fuzz 2000   # only the long fuzzing run
 
 Photos: $HARERUN_SHARED/data/faces/dlib_examples/*.jpg (default <repo>/../shared); the YuNet
 model from $HARERUN_MODEL_DIR (default <shared>/models). Every request loop is bounded in count
@@ -16,19 +16,15 @@ Targets: p50 <= 100 ms at 1 client; >= 20 photos/s with 2 server processes; p99 
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import os
+import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
-
-# This file is named like the standard library's `http` package: keep its folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HARERUN_SHARED", REPO.parent / "shared"))
@@ -145,7 +141,7 @@ def main() -> int:
     args = ap.parse_args()
 
     if not PHOTOS.is_dir():
-        print(f"bench/http.py: skipped: {PHOTOS} not found (set HARERUN_SHARED to the folder holding data/)")
+        print(f"bench/http_load.py: skipped: {PHOTOS} not found (set HARERUN_SHARED to the folder holding data/)")
         return 0
     os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))
     photos = [(p.name, p.read_bytes()) for p in sorted(PHOTOS.glob("*.jpg"))]
