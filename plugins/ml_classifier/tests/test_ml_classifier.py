@@ -27,7 +27,7 @@ from harerun_ml_classifier.algorithm import (
 from harerun_ml_classifier.plugin import MLClassifierDetector, MLClassifierParams
 
 REPO = Path(__file__).resolve().parents[3]
-MODEL = REPO / "models" / "acne-grade-1.tflite"
+MODEL = REPO / "models" / "acne-grade-2.tflite"  # the default model (acne-grade@2)
 LESIONS = [(100, 120), (300, 200), (420, 400), (200, 380)]
 
 
@@ -187,7 +187,7 @@ def test_zone_counts_preserve_the_total():
 
 
 def test_params_validation():
-    assert MLClassifierParams().model == "acne-grade@1"
+    assert MLClassifierParams().model == "acne-grade@2"
     for bad in ({"model": "Acne Grade"}, {"model": ""}, {"runtime": "onnx"}, {"threshold": 1}):
         with pytest.raises(ValidationError):
             MLClassifierParams(**bad)
@@ -237,16 +237,20 @@ def test_plugin_runs_keras_and_legacy_h5_files(isolated_store, suffix):
         assert again.measurements[f"p_grade_{k}"] == pytest.approx(m[f"p_grade_{k}"], abs=1e-3)
 
 
-def test_committed_model_keras_and_tflite_agree(isolated_store, monkeypatch):
+@pytest.mark.parametrize("version,framing", [("2", "face_roi"), ("1", "letterbox_photo")])
+def test_committed_model_keras_and_tflite_agree(isolated_store, monkeypatch, version, framing):
     _tf()
-    if not MODEL.is_file():
-        pytest.skip(f"{MODEL} not committed yet")
+    if not (MODEL.parent / f"acne-grade-{version}.tflite").is_file():
+        pytest.skip(f"acne-grade-{version}.tflite not committed yet")
     monkeypatch.setenv("HARERUN_MODEL_DIR", str(MODEL.parent))
     ctx = make_context(_skin_with_lesions())
-    rt = MLClassifierDetector(MLClassifierParams()).analyze(ctx)  # default: acne-grade@1, the TFLite file
-    rk = MLClassifierDetector(MLClassifierParams(model="acne-grade-keras@1")).analyze(ctx)
+    rt = MLClassifierDetector(MLClassifierParams(model=f"acne-grade@{version}")).analyze(ctx)  # the TFLite file
+    rk = MLClassifierDetector(MLClassifierParams(model=f"acne-grade-keras@{version}")).analyze(ctx)
     assert rk.status == rt.status == "ok" and rk.measurements["runtime"] == "keras" and rt.measurements["runtime"] == "tflite"
-    assert rt.measurements["model"] == "acne-grade@1" and rt.measurements["model_source"] == "local"
+    assert rt.measurements["model"] == f"acne-grade@{version}" and rt.measurements["model_source"] == "local"
+    # version 1 stays loadable; its declared framing (the whole photo) is reported, not hidden
+    assert rt.measurements["model_framing"] == rk.measurements["model_framing"] == framing
+    assert (rt.message is None) == (framing == "face_roi") and (rk.message is None) == (framing == "face_roi")
     for k in range(4):
         assert rk.measurements[f"p_grade_{k}"] == pytest.approx(rt.measurements[f"p_grade_{k}"], abs=2e-3)
 
@@ -268,7 +272,10 @@ def test_flip_tta_makes_the_answer_mirror_invariant(isolated_store, monkeypatch)
 
 @pytest.mark.shared
 def test_real_acne_photos_rank_by_grade(shared, isolated_store, monkeypatch):
-    """On val photos the committed model's expected grade is higher for grade 2-3 than for grade 0."""
+    """On val photos through the product path (Engine, default pipeline: the face ROI, as trained), the
+    committed model's expected grade is higher for grade 2-3 than for grade 0."""
+    from harerun.engine import Engine
+
     _tf()
     if not MODEL.is_file():
         pytest.skip(f"{MODEL} not committed yet")
@@ -276,13 +283,13 @@ def test_real_acne_photos_rank_by_grade(shared, isolated_store, monkeypatch):
     data = shared / "data" / "acne"
     with open(data / "labels.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
-    det = MLClassifierDetector(MLClassifierParams())
+    engine = Engine()
     by_grade: dict[int, list[float]] = {0: [], 2: []}
     for g in by_grade:
         for r in [r for r in rows if int(r["grade"]) in ((g,) if g == 0 else (2, 3))][:12]:
-            img = cv2.imread(str(data / "images" / r["image"]))
-            res = det.analyze(make_context(cv2.resize(img, (512, 512))))
+            res = engine.run(str(data / "images" / r["image"])).result.results["ml_classifier"]
             assert res.status == "ok" and 0 <= res.score <= 100 and res.measurements["lesion_count_est"] >= 0
+            assert res.measurements["model"] == "acne-grade@2" and res.measurements["model_framing"] == "face_roi"
             by_grade[g].append(res.measurements["grade_expected"])
     assert np.mean(by_grade[2]) > np.mean(by_grade[0])
 
