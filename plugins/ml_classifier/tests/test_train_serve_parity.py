@@ -142,10 +142,18 @@ def test_circles_to_roi_inverts_a_similarity():
     assert circles_to_roi(np.zeros((0, 3)), roi_to_image).shape == (0, 3)
 
 
-def test_a_photo_without_a_face_is_left_out_and_counted(tmp_path):
-    data = _one_photo_folder(tmp_path, synthetic_skin(512), [[100.0, 100.0, 3.0]])
+def test_a_photo_without_a_face_is_left_out_and_counted(tmp_path, astronaut_bgr):
+    data = _one_photo_folder(tmp_path, synthetic_skin(512), [[100.0, 100.0, 3.0]], name="skin.png")
+    assert cv2.imwrite(str(data / "images" / "face.png"), astronaut_bgr)
+    with open(data / "labels.csv", "a", newline="") as f:
+        f.write("face.png,2,train\n")
+    split = load_split(data, "train", size=INPUT_SIZE, cache_dir=tmp_path / "cache", log=lambda *_: None)
+    assert split.names == ["face.png"] and split.skipped == ["skin.png"] and list(split.grades) == [2]
+    again = face_stage_rois(data, "train", cache_dir=tmp_path / "cache", log=lambda *_: None)  # from the cache
+    assert again.skipped == {"skin.png": "no face (NO_FACE)"} and again.names == ["face.png"]
+    only_skin = _one_photo_folder(tmp_path / "b", synthetic_skin(512), [])
     with pytest.raises(ValueError, match="no usable face"):
-        face_stage_rois(data, "train", cache_dir=tmp_path / "cache", log=lambda *_: None)
+        face_stage_rois(only_skin, "train", cache_dir=tmp_path / "cache", log=lambda *_: None)
 
 
 def test_model_input_reads_only_the_roi():
