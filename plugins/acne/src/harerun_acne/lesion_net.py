@@ -112,8 +112,8 @@ def peak_contrast(lab: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, ring: tupl
     iy = np.clip(np.asarray(ys)[:, None] + off, 0, h - 1)
     ix = np.clip(np.asarray(xs)[:, None] + off, 0, w - 1)
     flat = iy[:, :, None] * w + ix[:, None, :]  # (N, k, k)
-    la = lab.reshape(h * w, 3)[:, :2]  # L*, a*
-    patches = np.take(la, flat, axis=0).astype(np.float64)  # (N, k, k, 2)
+    # Rows of the whole (H*W, 3) view: taking from a channel slice would copy the image first.
+    patches = np.take(lab.reshape(h * w, 3), flat, axis=0)[..., :2].astype(np.float64)  # (N, k, k, [L*, a*])
     dy, dx = np.meshgrid(off, off, indexing="ij")
     d = np.hypot(dx, dy)
     centre = patches[:, r - 1 : r + 2, r - 1 : r + 2].mean(axis=(1, 2))
