@@ -646,7 +646,7 @@ Per-epoch figures: `{Path(m['file']['name']).stem}.metrics.json`.
 ## Limits
 
 - Lesions are tiny in the ROI (median radius about 3 px); the annotations mark many faint, flat lesions
-  that neither this network nor an annotator separates reliably from pores and freckles at this resolution.
+  that this network does not separate reliably from pores, freckles and skin texture at this resolution.
 - ACNE04 grades depend on more than the count; the count only partly tracks the grade.
 - Domain: clinical close-ups of mostly East-Asian patients under clinic light, 3/4 and side views.
   Expect a domain gap on selfies, other skin tones and phone cameras. Not a medical device.
