@@ -216,3 +216,28 @@ def test_cli_status_list_and_exit_codes(layout, monkeypatch, capsys):
 def test_cli_train_rejects_bad_input(tmp_path, capsys):
     assert store_cli.main(["train", "acne-grade", "--data", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 2
     assert "labels.csv" in capsys.readouterr().err
+
+
+def test_loaded_models_load_once_and_remember_failures_for_a_while(monkeypatch):
+    from harerun import modelstore
+    from harerun.modelstore import LoadedModels, ModelUnavailable
+
+    calls = []
+    cache = LoadedModels(retry_after_s=30.0)
+    assert cache.get("a", lambda: calls.append("a") or "model-a") == "model-a"
+    assert cache.get("a", lambda: calls.append("again") or "other") == "model-a" and calls == ["a"]
+
+    def fail():
+        calls.append("fail")
+        raise ModelUnavailable("not there", name="x", version="1")
+
+    now = [1000.0]
+    monkeypatch.setattr(modelstore.time, "monotonic", lambda: now[0])
+    for _ in range(2):
+        with pytest.raises(ModelUnavailable):
+            cache.get("b", fail)
+    assert calls.count("fail") == 1  # remembered: no second attempt within the window
+    now[0] += 31.0
+    assert cache.get("b", lambda: "model-b") == "model-b"  # tried again after it
+    cache.clear()
+    assert cache.get("a", lambda: "reloaded") == "reloaded"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from harerun.modelstore import ModelStore, ModelUnavailable, ResolvedModel, record_load
+from harerun.modelstore import LoadedModels, ModelStore, ModelUnavailable, ResolvedModel, record_load
 
 #: Side of the ROI the network takes (the engine's default ``face.roi_size``).
 INPUT_SIZE = 512
@@ -186,16 +186,12 @@ class LesionModel:
         return out[..., 0].copy(), out[..., 1].copy()
 
 
-_MODELS: dict[tuple, LesionModel] = {}
-_FAILURES: dict[tuple, tuple[float, ModelUnavailable]] = {}
-_LOCK = threading.Lock()
+_MODELS = LoadedModels(RETRY_AFTER_S)
 
 
 def clear_cache() -> None:
     """Forget loaded models and remembered failures (tests)."""
-    with _LOCK:
-        _MODELS.clear()
-        _FAILURES.clear()
+    _MODELS.clear()
 
 
 def load_lesion_model(spec: str, *, store: ModelStore | None = None, num_threads: int = 1) -> LesionModel:
@@ -207,23 +203,7 @@ def load_lesion_model(spec: str, *, store: ModelStore | None = None, num_threads
     """
     store = store or ModelStore.from_env()
     key = (spec, str(store.model_dir), str(store.cache_dir), store.s3_bucket, num_threads)
-    model = _MODELS.get(key)
-    if model is not None:
-        return model
-    with _LOCK:
-        model = _MODELS.get(key)
-        if model is not None:
-            return model
-        failed = _FAILURES.get(key)
-        if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_S:
-            raise failed[1]
-        try:
-            model = _load(store, spec, num_threads)
-        except ModelUnavailable as exc:
-            _FAILURES[key] = (time.monotonic(), exc)
-            raise
-        _MODELS[key] = model
-        return model
+    return _MODELS.get(key, lambda: _load(store, spec, num_threads))
 
 
 def _load(store: ModelStore, spec: str, num_threads: int) -> LesionModel:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harerun.modelstore import ModelStore, ModelUnavailable, ResolvedModel, record_load
+from harerun.modelstore import LoadedModels, ModelStore, ModelUnavailable, ResolvedModel, record_load
 
 #: After a failed load (e.g. S3 down), wait this long before trying again, so a
 #: dead endpoint costs one timeout per interval instead of one per photo.
@@ -41,16 +41,12 @@ class LoadedModel:
     declared: dict[str, Any] = field(default_factory=dict)
 
 
-_MODELS: dict[tuple, LoadedModel] = {}
-_FAILURES: dict[tuple, tuple[float, ModelUnavailable]] = {}
-_LOCK = threading.Lock()
+_MODELS = LoadedModels(RETRY_AFTER_S)
 
 
 def clear_cache() -> None:
     """Forget loaded models and remembered failures (tests, or after fixing the configuration)."""
-    with _LOCK:
-        _MODELS.clear()
-        _FAILURES.clear()
+    _MODELS.clear()
 
 
 def get_model(spec: str, *, path: str | None = None, runtime: str = "auto", store: ModelStore | None = None) -> LoadedModel:
@@ -58,26 +54,14 @@ def get_model(spec: str, *, path: str | None = None, runtime: str = "auto", stor
     store = store or ModelStore.from_env()
     key = (spec, path, runtime, str(store.model_dir), str(store.cache_dir), store.s3_bucket, store.s3_prefix,
            store.s3_endpoint_url)
-    model = _MODELS.get(key)
-    if model is not None:
-        return model
-    with _LOCK:
-        model = _MODELS.get(key)
-        if model is not None:
-            return model
-        failed = _FAILURES.get(key)
-        if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_S:
-            raise failed[1]
-        try:
-            resolved = store.resolve(spec, path=path)
-            model = _load(resolved, runtime)
-        except ModelUnavailable as exc:
-            _FAILURES[key] = (time.monotonic(), exc)
-            raise
+
+    def load() -> LoadedModel:
+        resolved = store.resolve(spec, path=path)
+        model = _load(resolved, runtime)
         model.declared = declaration(resolved, store=None if path else store)
-        _FAILURES.pop(key, None)
-        _MODELS[key] = model
         return model
+
+    return _MODELS.get(key, load)
 
 
 def declaration(resolved: ResolvedModel, *, store: ModelStore | None = None) -> dict[str, Any]:
