@@ -60,7 +60,7 @@ class WorkerPool:
                 max_workers=self.processes,
                 mp_context=ctx,
                 initializer=_process_init,
-                initargs=(ctx.Barrier(self.processes), self._initializer, self._initargs),
+                initargs=(ctx.Barrier(self.processes), os.getpid(), self._initializer, self._initargs),
             )
         return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="harerun-analysis")
 
@@ -142,11 +142,14 @@ class WorkerPool:
 _start_barrier: Any = None
 
 
-def _process_init(barrier: Any, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _process_init(
+    barrier: Any, parent: int, initializer: Callable[..., None] | None, initargs: tuple
+) -> None:
     global _start_barrier
     _start_barrier = barrier
-    parent = os.getppid()
 
+    # The server's pid comes from the server itself: a process still starting (importing) when
+    # the server was killed would otherwise take its new parent (init) for the server and stay.
     def exit_with_parent() -> None:  # a server killed outright (SIGKILL, OOM) leaves no orphans
         while os.getppid() == parent:
             time.sleep(1.0)
