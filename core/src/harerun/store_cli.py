@@ -178,6 +178,16 @@ def cmd_publish(args) -> int:
     return EXIT_OK
 
 
+def _run_training(train, cfg) -> int:
+    """Run a plugin's ``train(cfg)``; a missing or malformed data folder is bad input (exit 2)."""
+    try:
+        train(cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
 def cmd_train_acne_grade(args) -> int:
     try:
         from harerun_ml_classifier.training import TrainConfig, train
@@ -200,12 +210,7 @@ def cmd_train_acne_grade(args) -> int:
                       bn_momentum=args.bn_momentum,
                       threads=args.threads, limit=args.limit, tflite=not args.no_tflite, framing=args.framing,
                       cache_dir=args.cache_dir)
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    return _run_training(train, cfg)
 
 
 def cmd_train_acne_lesions(args) -> int:
@@ -228,12 +233,7 @@ def cmd_train_acne_lesions(args) -> int:
                       batch_size=args.batch_size, width=args.width, learning_rate=args.lr, holdout=args.holdout,
                       eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed,
                       threads=args.threads, limit=args.limit)
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    return _run_training(train, cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
