@@ -20,10 +20,10 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harerun.errors import PipelineError
+from harerun.yamlfile import YamlFileError, clip, load_yaml
 
 
 class Variant(BaseModel):
@@ -73,10 +73,11 @@ def load_experiments(path: Path) -> ExperimentsFile:
     if not path.is_file():
         return ExperimentsFile(schema_version=1)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return ExperimentsFile.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path.name}: not valid YAML: {exc}") from None
+        return ExperimentsFile.model_validate(load_yaml(path))
+    except YamlFileError as exc:
+        raise PipelineError(str(exc)) from None
     except ValidationError as exc:
-        problems = [f"{path.name}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{path.name}: {'.'.join(clip(str(p), 60) for p in e['loc'])}: {clip(e['msg'])}" for e in exc.errors()
+        ]
         raise PipelineError(f"{path.name}: invalid experiments file", problems=problems) from None

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harerun.errors import PipelineError, UnknownPipeline
 from harerun.face.config import FaceConfig, QualityConfig
 from harerun.host import PluginHost, did_you_mean
+from harerun.yamlfile import YamlFileError, clip, load_yaml, show
 
 SCHEMA_VERSION = 1
 
@@ -95,7 +95,7 @@ class Pipeline:
 def _loc(parts: tuple[Any, ...]) -> str:
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        out += f"[{p}]" if isinstance(p, int) else (f".{clip(str(p), 60)}" if out else clip(str(p), 60))
     return out or "(top level)"
 
 
@@ -114,16 +114,18 @@ def _describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     }
     if kind in bounds:
         sign, key = bounds[kind]
-        return f"must be {sign} {_num(ctx.get(key))} (got {got!r})"
+        return f"must be {sign} {_num(ctx.get(key))} (got {show(got)})"
     if kind == "extra_forbidden":
         allowed = sorted(model.model_fields) if model is not None else []
-        hint = did_you_mean(str(err["loc"][-1]), allowed)
+        hint = did_you_mean(clip(str(err["loc"][-1]), 60), allowed)
         return f"unknown key{hint} (allowed: {', '.join(allowed)})" if allowed else "unknown key"
     if kind == "missing":
         return "is required"
+    if kind == "float_type" and isinstance(got, int):  # an integer too large for a float
+        return f"is out of range (got {show(got)})"
     if kind == "literal_error":
-        return f"must be {ctx.get('expected')} (got {got!r})"
-    return f"{err['msg'].rstrip('.').lower()} (got {got!r})"
+        return f"must be {ctx.get('expected')} (got {show(got)})"
+    return f"{clip(err['msg'].rstrip('.').lower())} (got {show(got)})"
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -173,7 +175,7 @@ def parse_pipeline(data: Any, host: PluginHost, *, origin: str = "<pipeline>") -
             continue
         name = raw["plugin"]
         if name not in host.detectors:
-            problems.append(f"{origin}: detectors[{i}].plugin: {host.unknown_detector_message(name)}")
+            problems.append(f"{origin}: detectors[{i}].plugin: {host.unknown_detector_message(clip(name, 60))}")
             continue
         params_cls = host.detectors[name].cls.Params
         raw_params = raw.get("params") or {}
@@ -200,6 +202,7 @@ def _check_backend(data: dict, host: PluginHost, origin: str) -> str | None:
     face = data.get("face")
     backend = face.get("backend") if isinstance(face, dict) else None
     if isinstance(backend, str) and backend != "auto" and backend not in host.face_backends:
+        backend = clip(backend, 60)
         hint = did_you_mean(backend, [*host.face_backends, "auto"])
         return f"{origin}: face.backend: face backend '{backend}' is not registered{hint} (plugin may not be installed)"
     return None
@@ -207,18 +210,13 @@ def _check_backend(data: dict, host: PluginHost, origin: str) -> str | None:
 
 def load_pipeline_file(path: str | Path, host: PluginHost) -> Pipeline:
     path = Path(path)
-    origin = path.name
     try:
-        text = path.read_text(encoding="utf-8")
+        data = load_yaml(path)
     except FileNotFoundError:
         raise UnknownPipeline(f"pipeline file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{origin}: cannot be read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{origin}: not valid YAML: {exc}") from None
-    return parse_pipeline(data, host, origin=origin)
+    except YamlFileError as exc:
+        raise PipelineError(str(exc)) from None
+    return parse_pipeline(data, host, origin=path.name)
 
 
 def default_pipelines_dir() -> Path:
