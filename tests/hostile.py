@@ -174,7 +174,7 @@ class LiveServer:
     """``harerun serve`` in a subprocess on 127.0.0.1; ``with LiveServer(env) as url: ...``."""
 
     def __init__(self, env: dict[str, str] | None = None, *, workers: int = 1, ready_timeout_s: float = 180.0,
-                 log_path: str | os.PathLike | None = None) -> None:
+                 log_path: str | os.PathLike | None = None, wait_for: str = "/ready") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -182,6 +182,7 @@ class LiveServer:
         self.ready_timeout_s = ready_timeout_s
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self.wait_for = wait_for  # the path that answers 200 once the server is up
 
     def start(self) -> str:
         import httpx
@@ -196,7 +197,7 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"harerun serve exited with {self.proc.returncode} (log: {self.log_path})")
             try:
-                if httpx.get(self.url + "/ready", timeout=2.0).status_code == 200:
+                if httpx.get(self.url + self.wait_for, timeout=2.0).status_code == 200:
                     return self.url
             except httpx.HTTPError:
                 pass

@@ -39,23 +39,47 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from harerun.errors import HareRunError
+from harerun.yamlfile import YamlFileError, load_yaml
 
 MANIFEST_NAME = "models.yaml"
 DEFAULT_CACHE_DIR = Path("~/.cache/harerun/models")
 DEFAULT_S3_PREFIX = "models"
-#: Short timeouts and few retries: a dead endpoint must not hang a request.
-S3_CONNECT_TIMEOUT_S = 3.0
-S3_READ_TIMEOUT_S = 5.0
-S3_MAX_ATTEMPTS = 2
+#: Every S3 call is bounded: connect, then each read (``HARERUN_S3_TIMEOUT_S`` for look-ups;
+#: a download's body may take longer per read), and look-ups are not retried.
+S3_CONNECT_TIMEOUT_S = 1.0
+S3_READ_TIMEOUT_S = float(os.environ.get("HARERUN_S3_TIMEOUT_S") or 1.5)
+S3_DOWNLOAD_READ_TIMEOUT_S = 15.0
+#: An endpoint that did not answer (timeout, refused) is not asked again for this long, so a
+#: black-hole endpoint costs one time-out per process and half-minute, not one per model.
+S3_DOWN_S = 30.0
 
 _REPO_MODELS = Path(__file__).resolve().parents[3] / "models"  # editable install: <repo>/models
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 Source = Literal["local", "cache", "s3"]
+
+_down_lock = threading.Lock()
+_down: dict[tuple[str | None, str | None], tuple[float, str]] = {}  # (endpoint, bucket) -> (when, why)
+_thread = threading.local()
+
+
+def local_only_in_this_thread() -> None:
+    """From now on, model look-ups made by this thread never call S3 (a server's analysis
+    threads and processes after start-up: models are fetched at start-up and in the
+    background, never while a photo waits). Look-ups that would need S3 are unavailable."""
+    _thread.local_only = True
+
+
+def _local_only() -> bool:
+    return getattr(_thread, "local_only", False)
+
+
+def forget_s3_outages() -> None:
+    """Ask every endpoint again on the next look-up (tests, or after fixing the network)."""
+    with _down_lock:
+        _down.clear()
 
 
 class ModelUnavailable(HareRunError):
@@ -179,7 +203,12 @@ def record_load(model: ResolvedModel, load_ms: float) -> None:
 
 def load_manifest(path: Path) -> list[ManifestEntry]:
     """Read a ``models.yaml``: ``models: [{name, version, file, sha256, size_bytes, ...}, ...]``."""
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = load_yaml(path, str(path)) or {}
+    except YamlFileError as exc:
+        raise HareRunError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise HareRunError(f"{path}: a model manifest must be a YAML mapping with a 'models' list")
     entries = []
     for i, raw in enumerate(data.get("models") or []):
         try:
@@ -318,6 +347,13 @@ class ModelStore:
         return ResolvedModel(name, version, path, source, actual, path.stat().st_size)
 
     def _find_local(self, name, version, entry, tried) -> ResolvedModel | None:
+        try:
+            return self._look_local(name, version, entry, tried)
+        except OSError as exc:  # e.g. a models folder this user may not read
+            tried.append(f"local: cannot read {exc.filename or self.model_dir} ({exc.strerror or exc})")
+            return None
+
+    def _look_local(self, name, version, entry, tried) -> ResolvedModel | None:
         if self.model_dir is None:
             tried.append("local: no models directory (set HARERUN_MODEL_DIR)")
             return None
@@ -336,6 +372,14 @@ class ModelStore:
         return self.cache_dir / name / version / Path(file).name
 
     def _find_cached(self, name, version, entry, tried) -> ResolvedModel | None:
+        try:
+            return self._look_cached(name, version, entry, tried)
+        except OSError as exc:  # a cache folder this user may not read (HOME not theirs, ...)
+            tried.append(f"cache: cannot read {exc.filename or self.cache_dir} ({exc.strerror or exc}); "
+                         f"set HARERUN_CACHE_DIR to a folder this user owns")
+            return None
+
+    def _look_cached(self, name, version, entry, tried) -> ResolvedModel | None:
         if version is None:  # unlisted name without version: highest cached version
             vdirs = sorted((d for d in (self.cache_dir / name).glob("*") if d.is_dir()),
                            key=lambda d: version_key(d.name), reverse=True) if (self.cache_dir / name).is_dir() else []
@@ -367,21 +411,45 @@ class ModelStore:
     def s3_key(self, name: str, version: str, file: str) -> str:
         return "/".join(p for p in (self.s3_prefix, name, version, Path(file).name) if p)
 
-    def _s3(self):
+    def _s3(self, *, download: bool = False):
+        """The S3 client (``download``: the one whose reads may take longer). Raises when this
+        thread must not call S3 or the endpoint did not answer in the last :data:`S3_DOWN_S`."""
+        if _local_only():
+            raise _S3Problem("not fetched while a photo waits: the server fetches missing models at start-up "
+                             "and in the background (GET /ready says which are missing)")
+        with _down_lock:
+            when, why = _down.get((self.s3_endpoint_url, self.s3_bucket), (None, ""))
+        if when is not None and time.monotonic() - when < S3_DOWN_S:
+            ago = time.monotonic() - when
+            raise _S3Problem(f"{why} ({ago:.0f} s ago; not asked again for {S3_DOWN_S - ago:.0f} s)")
         with self._locks_guard:  # boto3 sessions are not thread-safe; the client is
-            return self._s3_client()
+            return self._s3_client(download)
 
-    def _s3_client(self):
+    def _s3_client(self, download: bool):
         if self._client is None:
             try:
                 import boto3
                 from botocore.config import Config
             except ImportError as exc:
                 raise _S3Problem("boto3 is not installed (pip install 'harerun[s3]')") from exc
-            cfg = Config(connect_timeout=S3_CONNECT_TIMEOUT_S, read_timeout=S3_READ_TIMEOUT_S,
-                         retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"})
-            self._client = boto3.session.Session().client("s3", endpoint_url=self.s3_endpoint_url, config=cfg)
-        return self._client
+            session = boto3.session.Session()
+            self._client = {
+                d: session.client("s3", endpoint_url=self.s3_endpoint_url, config=Config(
+                    connect_timeout=S3_CONNECT_TIMEOUT_S,
+                    read_timeout=S3_DOWNLOAD_READ_TIMEOUT_S if d else S3_READ_TIMEOUT_S,
+                    retries={"total_max_attempts": 2 if d else 1, "mode": "standard"}))
+                for d in (False, True)
+            }
+        return self._client[download]
+
+    def _s3_failed(self, exc: BaseException) -> str:
+        """Describe an S3 failure; an endpoint that did not answer is remembered as down
+        (the clock starts now, when the call has ended)."""
+        why = describe_s3_error(exc, self.s3_bucket, self.s3_endpoint_url)
+        if _unreachable(exc):
+            with _down_lock:
+                _down[(self.s3_endpoint_url, self.s3_bucket)] = (time.monotonic(), why)
+        return why
 
     def _s3_locate(self, name: str, version: str | None, entry: ManifestEntry | None) -> tuple[str, str, dict]:
         """Find the S3 object for a model: (key, version, head_object response)."""
@@ -431,7 +499,7 @@ class ModelStore:
             tmp = Path(tmp_name)
             try:
                 h = hashlib.sha256()
-                body = self._s3().get_object(Bucket=self.s3_bucket, Key=key)["Body"]
+                body = self._s3(download=True).get_object(Bucket=self.s3_bucket, Key=key)["Body"]
                 with os.fdopen(fd, "wb") as f:
                     for chunk in iter(lambda: body.read(1 << 20), b""):
                         h.update(chunk)
@@ -449,7 +517,7 @@ class ModelStore:
         except ModelUnavailable:
             raise
         except Exception as exc:  # botocore errors, OSError, _S3Problem
-            tried.append("s3: " + describe_s3_error(exc, self.s3_bucket, self.s3_endpoint_url))
+            tried.append("s3: " + self._s3_failed(exc))
             raise ModelUnavailable("; ".join(tried), name=name, version=label_version) from None
         return ResolvedModel(name, version, dest, "s3", expected, dest.stat().st_size)
 
@@ -469,19 +537,19 @@ class ModelStore:
                 s3.put_object(Bucket=self.s3_bucket, Key=key, Body=f, Metadata={"sha256": sha})
             s3.put_object(Bucket=self.s3_bucket, Key=key + ".sha256", Body=f"{sha}  {p.name}\n".encode())
         except Exception as exc:
-            raise ModelUnavailable(describe_s3_error(exc, self.s3_bucket, self.s3_endpoint_url),
-                                   name=name, version=version) from None
+            raise ModelUnavailable(self._s3_failed(exc), name=name, version=version) from None
         return {"name": name, "version": version, "file": p.name, "sha256": sha, "size_bytes": p.stat().st_size,
                 "bucket": self.s3_bucket, "key": key, "uri": f"s3://{self.s3_bucket}/{key}"}
 
     # -- status -------------------------------------------------------------------------
 
-    def status(self, specs: list[str] | None = None) -> list[dict[str, Any]]:
+    def status(self, specs: list[str] | None = None, *, remote: bool = True) -> list[dict[str, Any]]:
         """Availability of each model, JSON-native, without downloading anything.
 
         Each dict: name, version, available, source (local / cache / s3 / None),
         sha256, size_bytes, load_ms (when a plugin loaded it in this process), reason.
-        A model only in S3 is checked with a HEAD request and reported with source "s3".
+        A model only in S3 is checked with a HEAD request and reported with source "s3";
+        with ``remote=False`` it is reported unavailable without asking S3.
         """
         if specs is None:
             specs = [f"{e.name}@{e.version}" for e in self.entries]
@@ -501,6 +569,8 @@ class ModelStore:
                                version=hit.version)
                 elif not self.s3_bucket:
                     row["reason"] = "; ".join(tried + ["s3: no bucket configured (set HARERUN_S3_BUCKET)"])
+                elif not remote:
+                    row["reason"] = "; ".join(tried + [f"s3: not downloaded from s3://{self.s3_bucket}"])
                 else:
                     try:
                         key, version, head = self._s3_locate(name, version, entry)
@@ -509,8 +579,7 @@ class ModelStore:
                                    size_bytes=int(head.get("ContentLength", 0)),
                                    reason="not downloaded yet; fetched from S3 on first use")
                     except Exception as exc:
-                        row["reason"] = "; ".join(tried + ["s3: " + describe_s3_error(exc, self.s3_bucket,
-                                                                                       self.s3_endpoint_url)])
+                        row["reason"] = "; ".join(tried + ["s3: " + self._s3_failed(exc)])
                 row["load_ms"] = _LOAD_TIMES.get((row["name"], row["version"]))
             except ModelUnavailable as exc:
                 row["reason"] = exc.reason
@@ -522,9 +591,25 @@ class _S3Problem(Exception):
     """An S3 problem already phrased for the user."""
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """The endpoint did not answer at all (time-out, refused, dropped), as opposed to an answer
+    such as 403 or 404."""
+    try:
+        from botocore import exceptions as bce
+    except ImportError:
+        return False
+    return isinstance(exc, (bce.ConnectTimeoutError, bce.ReadTimeoutError, bce.EndpointConnectionError,
+                            bce.ConnectionClosedError))
+
+
+def s3_endpoint_label(endpoint: str | None) -> str:
+    """The endpoint boto3 talks to: the configured one, else ``AWS_ENDPOINT_URL(_S3)``, else AWS S3."""
+    return endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+
+
 def describe_s3_error(exc: BaseException, bucket: str | None, endpoint: str | None) -> str:
     """Say what went wrong talking to S3 and what to do about it."""
-    where = endpoint or "AWS S3"
+    where = s3_endpoint_label(endpoint)
     if isinstance(exc, _S3Problem):
         return str(exc)
     try:

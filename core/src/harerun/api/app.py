@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 import harerun
+from harerun.api.auth import KeyRing, caller, parse_keys
 from harerun.api import routes_analyze, routes_face, routes_health, routes_models, routes_page, routes_pipelines
 from harerun.api.errors import install_error_handlers
 from harerun.api.limits import RequestLimitMiddleware
@@ -29,6 +30,8 @@ from harerun.api.settings import Settings
 log = logging.getLogger("harerun.api")
 
 ROUTERS = (routes_analyze, routes_face, routes_models, routes_pipelines, routes_health, routes_page)
+#: Routers that need an API key when HARERUN_API_KEYS is set (health, readiness and the page stay open).
+KEYED = (routes_analyze, routes_face, routes_models, routes_pipelines)
 
 DESCRIPTION = """\
 Self-hosted facial skin analysis. Send a face photo (multipart `image` file, JSON with a base64
@@ -37,7 +40,11 @@ severity and zones; **POST /api/v4/face/detect** only finds the face and checks 
 
 Every error is `{"error": {"code": "...", "message": "..."}}`: 400 malformed request, 413 too large,
 415 unsupported format, 422 unreadable photo / no usable face / failed quality gate (with `issues`),
-404 unknown pipeline, 503 overloaded, timed out or not ready (with `Retry-After`).
+401 no or unknown API key, 403 key not allowed here, 404 unknown pipeline, 429 over the key's rate,
+503 overloaded, timed out or not ready (429 and 503 with `Retry-After`).
+
+API keys are optional: when the server has `HARERUN_API_KEYS`, send `Authorization: Bearer KEY` or
+`X-API-Key: KEY`. `/health`, `/ready` and this page stay open.
 """
 
 
@@ -49,12 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = await anyio.to_thread.run_sync(Service.create, settings, metrics)
         await anyio.to_thread.run_sync(service.start)
+        missing = await anyio.to_thread.run_sync(lambda: service.check_models(fetch=True))
+        for spec, why in missing.items():
+            log.error("model %s is missing (GET /ready says not ready until it is fetched): %s", spec, why)
+        service.watch_models()
         app.state.service = service
         log.info("ready: pipelines %s, warm-up %s ms", list(service.pipelines), service.warm_up_ms)
         try:
             yield
         finally:
-            service.pool.shutdown()
+            service.stop()
             app.state.service = None
 
     app = FastAPI(
@@ -66,16 +77,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
+    app.state.keys = KeyRing(parse_keys(settings.api_keys), settings.rate_limit_per_minute)
     install_error_handlers(app)
     for module in ROUTERS:
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(caller)] if module in KEYED else [])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-Subject-Id"],
+            allow_headers=["Content-Type", "X-Subject-Id", "Authorization", "X-API-Key"],
             expose_headers=["X-Harerun-Pipeline", "X-Harerun-Variant", "Retry-After"],
         )
     app.add_middleware(

@@ -110,8 +110,10 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _hare_run_error(request: Request, exc: HareRunError) -> JSONResponse:
     status = int(getattr(exc, "http_status", 500) or 500)
     headers = None
-    if isinstance(exc, ServiceUnavailable):
+    if getattr(exc, "retry_after_s", None) is not None:  # 503s, 429 RATE_LIMITED
         headers = {"Retry-After": str(exc.retry_after_s)}
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     if status >= 500:
         log.warning("%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc.message)
     issues = getattr(exc, "issues", None)

@@ -7,6 +7,7 @@ adds up every worker process's values.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from harerun import hookimpl
+
+#: One line per request: method, route template, status, milliseconds. Never the query string
+#: (it may hold a subject id) or anything else the client sent.
+access_log = logging.getLogger("harerun.access")
+
+#: HTTP methods counted by name; any other method (``M0000001X``, ...) is labelled ``other``,
+#: so made-up methods cannot add series without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 DETECTOR_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -97,7 +106,11 @@ class DetectorTimer:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware: counts and times every HTTP request by its route template."""
+    """Pure ASGI middleware: counts and times every HTTP request by its route template.
+
+    Every label comes from a closed set: the route's template (``/api/pipelines/{name}``),
+    ``static`` or ``unmatched`` for the path, :data:`METHODS` or ``other`` for the method, and
+    the status code."""
 
     def __init__(self, app: Any, metrics: Metrics, paths: frozenset[str] = frozenset()) -> None:
         self.app = app
@@ -120,9 +133,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             path = getattr(scope.get("route"), "path", None) or self._label(scope.get("path", ""))
-            labels = (path, scope.get("method", "GET"), str(status[0]))
+            method = scope.get("method", "GET")
+            labels = (path, method if method in METHODS else "other", str(status[0]))
+            elapsed = time.perf_counter() - t0
             self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - t0)
+            self.metrics.latency.labels(*labels).observe(elapsed)
+            access_log.info("%s %s %s %.1f ms", labels[1], labels[0], labels[2], elapsed * 1000.0)
 
     def _label(self, path: str) -> str:
         if path in self.paths:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from harerun.api.auth import CallerDep, redact_results
 from harerun.api.deps import ServiceDep, handle_photo
 from harerun.api.errors import IMAGE_ERRORS, BadRequest
 from harerun.api.schemas import AnalyzeResponse
@@ -26,6 +27,7 @@ router = APIRouter(tags=["analysis"])
 async def analyze(
     request: Request,
     service: ServiceDep,
+    who: CallerDep,
     pipeline: Annotated[
         str | None, Query(max_length=MAX_NAME, description="pipeline or experiment (default: the server's)")
     ] = None,
@@ -56,6 +58,8 @@ async def analyze(
         return await svc.run("analyze_job", req.data, name, subject, overlay)
 
     payload = await handle_photo(request, service, job, pipeline=pipeline)
+    if not who.operator:
+        redact_results(payload)
     service.metrics.record_variant(payload.get("variant"))
     headers = {"X-Harerun-Pipeline": payload["pipeline"]}
     if payload.get("variant"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import anyio
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import harerun
+from harerun.api.auth import metrics_access
 from harerun.api.errors import ErrorResponse, error_response
 from harerun.api.schemas import Health, Readiness
 from harerun.api.service import Service
@@ -30,6 +32,9 @@ async def ready(request: Request) -> JSONResponse:
     if service is None or not service.ready:
         reason = service.not_ready_reason if service else "starting up"
         return error_response(503, "NOT_READY", f"not ready: {reason}", headers={"Retry-After": "1"})
+    if service.missing_models:
+        reason = "models missing (fetched again every 30 s): " + ", ".join(service.missing_models)
+        return error_response(503, "NOT_READY", f"not ready: {reason}", headers={"Retry-After": "30"})
     body = Readiness(
         ready=True,
         pipelines=list(service.pipelines),
@@ -44,9 +49,12 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
+    dependencies=[Depends(metrics_access)],
     summary="Prometheus metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
 )
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    # Rendering (and, with several server processes, reading their files) runs off the event loop.
+    body = await anyio.to_thread.run_sync(request.app.state.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from harerun.api.workers import WorkerPool
 from harerun.engine import Engine
 from harerun.errors import HareRunError, UnknownPipeline
 from harerun.host import did_you_mean
+from harerun.modelstore import ModelStore, ModelUnavailable, local_only_in_this_thread
 from harerun.pipeline import Pipeline
 
 log = logging.getLogger("harerun.api")
@@ -38,6 +40,15 @@ def sample_photo() -> np.ndarray:
     from skimage import data
 
     return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def required_models(pipe: Pipeline) -> list[str]:
+    """The models a pipeline needs: :func:`pipeline_models`, less YuNet for the ``auto`` backend
+    when MediaPipe's face models are installed (``auto`` then only falls back to YuNet)."""
+    from harerun.face import mediapipe
+
+    optional = {BACKEND_MODELS["auto"]} if pipe.spec.face.backend == "auto" and mediapipe.available() else set()
+    return [m for m in pipeline_models(pipe) if m not in optional]
 
 
 def pipeline_models(pipe: Pipeline) -> list[str]:
@@ -63,6 +74,9 @@ class Service:
     warm_up_ms: dict[str, float] = field(default_factory=dict)
     ready: bool = False
     not_ready_reason: str = "starting up"
+    #: Models the loaded pipelines need that are not on this machine: spec -> why.
+    missing_models: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics | None = None) -> Service:
@@ -83,6 +97,7 @@ class Service:
             processes=settings.analysis_processes,
             initializer=_init_analysis_process,
             initargs=(settings,),
+            thread_initializer=local_only_in_this_thread,
             retry_after_s=settings.retry_after_s,
             on_change=metrics.in_flight.set,
         )
@@ -105,9 +120,11 @@ class Service:
         for name in self.engine.pipeline_names():
             try:
                 self.pipelines[name] = self.engine.pipeline(name)
-            except HareRunError as exc:
-                self.pipeline_errors[name] = exc.message
-                log.error("pipeline %s cannot be used: %s", name, exc.message)
+            except Exception as exc:  # one bad file (or plugin) must not stop the others from loading
+                known = isinstance(exc, HareRunError)
+                message = exc.message if known else f"{name}.yaml: {type(exc).__name__}: {str(exc)[:500]}"
+                self.pipeline_errors[name] = message
+                log.error("pipeline %s cannot be used: %s", name, message, exc_info=not known)
         experiments = self.engine.experiments.experiments  # raises on a broken experiments file
         for exp_name, exp in experiments.items():
             for v in exp.variants:
@@ -137,6 +154,61 @@ class Service:
             except HareRunError as exc:  # a strict quality gate may refuse the sample; models are loaded anyway
                 log.info("warm-up of %s: %s", name, exc.message)
             self.warm_up_ms[name] = round((time.perf_counter() - t0) * 1000.0, 1)
+
+    # -- models ----------------------------------------------------------------------
+
+    def store(self) -> ModelStore:
+        """The model store as configured by the settings (falling back to the environment)."""
+        s = self.settings
+        base = ModelStore.from_env()
+        if all(v is None for v in (s.model_dir, s.cache_dir, s.s3_bucket, s.s3_endpoint_url)):
+            return base
+        return ModelStore(
+            s.model_dir or base.model_dir,
+            s.cache_dir or base.cache_dir,
+            s3_bucket=s.s3_bucket or base.s3_bucket,
+            s3_prefix=s.s3_prefix,
+            s3_endpoint_url=s.s3_endpoint_url or base.s3_endpoint_url,
+        )
+
+    def check_models(self, *, fetch: bool = False) -> dict[str, str]:
+        """Which models the loaded pipelines need are not on this machine (``fetch``: try to
+        download them first); kept in :attr:`missing_models`, which ``/ready`` reports."""
+        specs = sorted({m for pipe in self.pipelines.values() for m in required_models(pipe)})
+        store, missing = self.store(), {}
+        for row in store.status(specs, remote=False):
+            if not row["available"] and fetch:
+                try:
+                    store.fetch(f"{row['name']}@{row['version']}" if row["version"] else row["name"])
+                    continue
+                except ModelUnavailable as exc:
+                    row["reason"] = exc.reason
+            if not row["available"]:
+                missing[f"{row['name']}@{row['version']}" if row["version"] else row["name"]] = row["reason"]
+        self.missing_models = missing
+        return missing
+
+    def watch_models(self, every_s: float = 30.0) -> None:
+        """While models are missing, try to fetch them every ``every_s`` seconds on a thread of its
+        own (never on a request's path); analysis threads and processes then find them in the cache."""
+
+        def loop() -> None:
+            while self.missing_models and not self._stop.wait(every_s):
+                before = set(self.missing_models)
+                try:
+                    now = self.check_models(fetch=True)
+                except Exception:  # a watcher must not die of one bad look-up
+                    log.exception("checking models failed")
+                    continue
+                if set(now) != before:
+                    log.info("models missing now: %s", ", ".join(now) or "none")
+
+        if self.missing_models:
+            threading.Thread(target=loop, name="harerun-model-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.pool.shutdown()
 
     # -- requests --------------------------------------------------------------------
 
@@ -232,6 +304,7 @@ def _init_analysis_process(settings: Settings) -> None:
     timer = DetectorTimer(lambda name, ms: _detector_runs.append((name, ms)))
     service.engine.host.pm.register(timer, name=DETECTOR_TIMER)
     service.start()
+    local_only_in_this_thread()  # jobs run on this thread: models come from start-up, never from S3 mid-photo
     _process_service = service
 
 

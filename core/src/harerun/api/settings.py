@@ -64,6 +64,29 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 answers")
     overlay_max_side: int = Field(1600, ge=64, le=10000, description="overlay PNGs are downscaled to this long side")
 
+    max_connections: int = Field(
+        256, ge=1, description="open connections per server process; beyond that new requests get 503"
+    )
+
+    # -- access -----------------------------------------------------------------------------
+    api_keys: str = Field(
+        "",
+        description="accepted API keys as NAME:SHA256[:operator], comma-separated (`harerun keys new NAME` "
+        "prints one); empty: the API is open",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="requests a minute per API key (a burst of that many); 0: no limit"
+    )
+    metrics_open: bool = Field(False, description="serve /metrics without an operator key when keys are set")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, v: str) -> str:
+        from harerun.api.auth import parse_keys
+
+        parse_keys(v)  # a ValueError names the bad entry
+        return v
+
     # -- start-up and HTTP --------------------------------------------------------------
     warm_up: bool = Field(True, description="run each pipeline once on a sample photo at start-up")
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -195,10 +195,13 @@ async def read_image_request(request: Request, *, max_upload_bytes: int, max_bod
 
     if media == "multipart/form-data":
         limit = max_upload_bytes + 64 * 1024
+        parser = MultiPartParser(
+            request.headers, _counted(request, limit), max_files=2, max_fields=16, max_part_size=64 * 1024
+        )
+        # Faces are biometric data: the upload stays in memory (bounded by `limit`), never in a temp file.
+        parser.spool_max_size = limit + 1
         try:
-            form = await MultiPartParser(
-                request.headers, _counted(request, limit), max_files=2, max_fields=16, max_part_size=64 * 1024
-            ).parse()
+            form = await parser.parse()
         except MultiPartException as exc:
             raise BadRequest(f"malformed multipart body: {exc.message}") from None
         try:

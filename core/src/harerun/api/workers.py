@@ -9,7 +9,8 @@ so the count always matches the CPU actually in use.
 Threads share the process (and its GIL); processes (``processes > 0``, started with
 ``spawn``) analyse truly in parallel from one shared queue, so the load is balanced
 whichever connection a photo came in on. A process that dies (killed, out of memory)
-fails only the photos it held, with 503 ``WORKER_LOST``; the pool is rebuilt.
+breaks the whole pool: the pool is rebuilt and every photo it held or queued is sent to the
+new one, once; a photo lost twice (it may be what kills the process) gets 503 ``WORKER_LOST``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from harerun.api.errors import ServiceUnavailable
 T = TypeVar("T")
 log = logging.getLogger("harerun.api")
 
+#: Times a photo lost with a broken process pool is sent to the rebuilt one.
+RESENDS = 1
+
 
 class WorkerPool:
     def __init__(
@@ -40,6 +44,7 @@ class WorkerPool:
         processes: int = 0,
         initializer: Callable[..., None] | None = None,
         initargs: tuple = (),
+        thread_initializer: Callable[[], None] | None = None,
         retry_after_s: int = 1,
         on_change: Callable[[int], None] | None = None,
     ) -> None:
@@ -48,6 +53,7 @@ class WorkerPool:
         self.capacity = self.workers + queue_size
         self.retry_after_s = retry_after_s
         self._initializer, self._initargs = initializer, initargs
+        self._thread_initializer = thread_initializer
         self._in_flight = 0
         self._lock = threading.Lock()
         self._on_change = on_change or (lambda n: None)
@@ -62,7 +68,9 @@ class WorkerPool:
                 initializer=_process_init,
                 initargs=(ctx.Barrier(self.processes), os.getpid(), self._initializer, self._initargs),
             )
-        return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="harerun-analysis")
+        return ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="harerun-analysis", initializer=self._thread_initializer
+        )
 
     def start(self, *, timeout_s: float = 600.0) -> None:
         """Start every worker process now and wait until all have run the initializer
@@ -96,7 +104,8 @@ class WorkerPool:
     def _replace_broken(self, broken: Executor) -> None:
         with self._lock:
             if self._executor is broken:
-                log.error("an analysis process stopped unexpectedly; starting a new pool")
+                log.error("an analysis process stopped unexpectedly; starting a new pool and sending it the photos "
+                          "in progress")
                 self._executor = self._new_executor()
         broken.shutdown(wait=False, cancel_futures=True)
 
@@ -107,31 +116,37 @@ class WorkerPool:
             retry_after_s=self.retry_after_s,
         )
 
+    def _acquire(self, *, check: bool = True) -> None:
+        with self._lock:
+            if check and self._in_flight >= self.capacity:
+                raise self.overloaded()
+            self._in_flight += 1
+            self._on_change(self._in_flight)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a worker; raise 503 OVERLOADED when the pool and queue are full.
 
         For processes ``fn`` and ``args`` must pickle (a module-level function)."""
-        with self._lock:
-            if self._in_flight >= self.capacity:
-                raise self.overloaded()
-            self._in_flight += 1
-            self._on_change(self._in_flight)
-        executor = self._executor
-        try:
-            future = executor.submit(fn, *args)
-        except BrokenProcessPool:
-            self._release(None)
-            self._replace_broken(executor)
-            raise self._lost() from None
-        except BaseException:
-            self._release(None)
-            raise
-        future.add_done_callback(self._release)
-        try:
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            self._replace_broken(executor)
-            raise self._lost() from None
+        self._acquire()
+        for attempt in range(1 + RESENDS):
+            if attempt:
+                self._acquire(check=False)  # the same photo again: it had its place
+            executor = self._executor
+            try:
+                future = executor.submit(fn, *args)
+            except BrokenProcessPool:
+                self._release(None)
+                self._replace_broken(executor)
+                continue
+            except BaseException:
+                self._release(None)
+                raise
+            future.add_done_callback(self._release)
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._replace_broken(executor)
+        raise self._lost()
 
     def shutdown(self) -> None:
         # Processes are waited for (each finishes the photo it holds): the server may end by a

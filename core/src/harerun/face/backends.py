@@ -67,7 +67,7 @@ def yunet_lookup() -> tuple[Path | None, str]:
             found, why = ModelStore.from_env().resolve(YUNET_MODEL_SPEC).path, ""
         except ModelUnavailable as exc:
             found, why = None, exc.reason
-        _lookup_cache[key] = (found, why, now)
+        _lookup_cache[key] = (found, why, time.monotonic())  # a miss counts from when the look-up ended
         return found, why
 
 
