@@ -1,22 +1,83 @@
 """The ``harerun`` command.
 
 Exit codes: 0 ok, 1 internal error, 2 bad input (unreadable photo, invalid
-pipeline, usage), 3 no usable face (none found or quality gate failed).
+pipeline, usage, overlay that cannot be written), 3 no usable face (none found or
+quality gate failed). With several photos each failure is reported for its photo,
+the others are still analysed, and the most serious failure decides the exit code:
+1, then 2, then 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
 
-from harerun.errors import HareRunError
+from harerun.errors import HareRunError, ImageError
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_NO_FACE = 0, 2, 3
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_NO_FACE = 0, 1, 2, 3
+_SEVERITY = {EXIT_OK: 0, EXIT_NO_FACE: 1, EXIT_BAD_INPUT: 2, EXIT_INTERNAL: 3}
+
+_REASONS = {
+    errno.ENOENT: "no such file",
+    errno.EACCES: "permission denied",
+    errno.ELOOP: "symlink loop",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "not a folder",
+    errno.EEXIST: "not a folder",  # mkdir over a file
+    errno.EROFS: "read-only file system",
+}
+_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device", stat.S_IFSOCK: "socket"}
+
+
+def _worse(a: int, b: int) -> int:
+    return max(a, b, key=_SEVERITY.__getitem__)
+
+
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno) or exc.strerror or str(exc)
+
+
+def _check_input(source: str) -> None:
+    """Raise ImageError naming why a photo path cannot be read. (The image loader calls a folder, a FIFO,
+    a device or a symlink loop "no such file", and does not catch permission errors.) Only regular files
+    are opened, so a FIFO or /dev/zero is never read."""
+    try:
+        st = os.stat(source)
+        if stat.S_ISREG(st.st_mode):
+            with open(source, "rb"):
+                return
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(source):
+            raise ImageError(f"{source}: no such file (dangling symlink to {os.readlink(source)})") from None
+        raise ImageError(f"{source}: {_reason(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{source}: is a directory")
+    raise ImageError(f"{source}: not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'special file')})")
+
+
+def _failed(source: str, exc: Exception) -> tuple[dict[str, Any], int]:
+    """Name one photo's failure on stderr; return its JSON record and exit code."""
+    if not isinstance(exc, HareRunError):
+        if (
+            isinstance(exc, OSError)
+            and exc.filename is not None
+            and os.path.normpath(os.fspath(exc.filename)) == os.path.normpath(source)
+        ):
+            exc = ImageError(f"{source}: {_reason(exc)}")
+        else:
+            exc = HareRunError(f"internal error: {type(exc).__name__}: {exc}", code="INTERNAL_ERROR")
+    message = exc.message if exc.message.startswith(source) else f"{source}: {exc.message}"
+    print(f"harerun: {message}", file=sys.stderr)
+    code = exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_NO_FACE) else EXIT_INTERNAL
+    return _error_json(source, exc), code
 
 
 def _error_json(source: str, exc: HareRunError) -> dict[str, Any]:
@@ -30,9 +91,25 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
-def _overlay_path(base: str, source: str, many: bool) -> Path:
+def _overlay_is_dir(base: str) -> bool:
+    return base.endswith(("/", os.sep)) or os.path.isdir(base)
+
+
+def _overlay_path(base: str, source: str, many: bool, taken: set[str]) -> Path:
+    """``base`` for one photo, ``<base stem>-<photo stem><suffix>`` for several, ``DIR/<photo stem>-overlay.png``
+    when ``base`` is a folder. ``-2``, ``-3``... is added to a path already taken (an input photo, or the overlay
+    of another photo with the same stem such as x/a.jpg and y/a.png): nothing the user gave is overwritten."""
     out = Path(base)
-    return out.with_name(f"{out.stem}-{Path(source).stem}{out.suffix or '.png'}") if many else out
+    if _overlay_is_dir(base):
+        out = out / f"{Path(source).stem}-overlay.png"
+    elif many:
+        out = out.with_name(f"{out.stem}-{Path(source).stem}{out.suffix or '.png'}")
+    path, n = out, 1
+    while os.path.realpath(path) in taken:
+        n += 1
+        path = out.with_name(f"{out.stem}-{n}{out.suffix}")
+    taken.add(os.path.realpath(path))
+    return path
 
 
 def _table(source: str, result) -> str:
@@ -62,26 +139,36 @@ def _table(source: str, result) -> str:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from harerun.engine import Engine
-    from harerun.overlay import draw_overlay, encode_png
+    from harerun.overlay import SUFFIXES, draw_overlay, encode_image
 
+    if args.overlay and not _overlay_is_dir(args.overlay) and Path(args.overlay).suffix.lower() not in ("", *SUFFIXES):
+        print(f"harerun: --overlay {args.overlay}: unsupported extension; use .png or .jpg", file=sys.stderr)
+        return EXIT_BAD_INPUT
     engine = Engine(pipelines_dir=args.pipelines_dir)
     worst = EXIT_OK
     outputs: list[dict[str, Any]] = []
     many = len(args.images) > 1
+    taken = {os.path.realpath(source) for source in args.images}
     for source in args.images:
         try:
+            _check_input(source)
             run = engine.run(source, pipeline=args.pipeline, subject_id=args.subject_id)
-        except HareRunError as exc:
-            code = exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_NO_FACE) else 1
-            worst = max(worst, code)
+        except Exception as exc:  # one photo's failure is reported for that photo; the others go on
+            record, code = _failed(source, exc)
+            worst = _worse(worst, code)
             if args.json:
-                outputs.append(_error_json(source, exc))
-            print(f"harerun: {source}: {exc.message}", file=sys.stderr)
+                outputs.append(record)
             continue
         if args.overlay:
-            path = _overlay_path(args.overlay, source, many)
-            path.write_bytes(encode_png(draw_overlay(run)))
-            print(f"overlay written to {path}", file=sys.stderr)
+            path = _overlay_path(args.overlay, source, many, taken)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(encode_image(draw_overlay(run), path.suffix.lower() or ".png"))
+                print(f"overlay written to {path}", file=sys.stderr)
+            except OSError as exc:
+                culprit = f"{exc.filename}: " if exc.filename and os.fspath(exc.filename) != str(path) else ""
+                print(f"harerun: cannot write the overlay {path}: {culprit}{_reason(exc)}", file=sys.stderr)
+                worst = _worse(worst, EXIT_BAD_INPUT)
         if args.json:
             outputs.append(
                 {"input": source, **run.result.model_dump(mode="json")} if many else run.result.model_dump(mode="json")
@@ -105,15 +192,16 @@ def cmd_faces(args: argparse.Namespace) -> int:
     out = []
     for source in args.images:
         try:
+            _check_input(source)
             bgr, info = engine.decode(source)
             faces, backend_used, warnings = list_faces(bgr, face_cfg=face_cfg, host=engine.host)
-        except HareRunError as exc:
-            worst = max(worst, exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_NO_FACE) else 1)
-            out.append(_error_json(source, exc))
-            print(f"harerun: {source}: {exc.message}", file=sys.stderr)
+        except Exception as exc:
+            record, code = _failed(source, exc)
+            worst = _worse(worst, code)
+            out.append(record)
             continue
         if not faces:
-            worst = max(worst, EXIT_NO_FACE)
+            worst = _worse(worst, EXIT_NO_FACE)
         entry = {
             "input": source,
             "image": info.model_dump(),

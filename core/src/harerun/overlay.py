@@ -58,8 +58,19 @@ def draw_overlay(run: Run) -> np.ndarray:
     return out
 
 
-def encode_png(image_bgr: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image_bgr)
+#: File suffixes an overlay can be written as: PNG or JPEG.
+SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def encode_image(image_bgr: np.ndarray, suffix: str = ".png") -> bytes:
+    """PNG or JPEG bytes, chosen by ``suffix`` (one of SUFFIXES)."""
+    if suffix not in SUFFIXES:
+        raise ValueError(f"cannot encode an overlay as {suffix!r}; use one of {', '.join(SUFFIXES)}")
+    ok, buf = cv2.imencode(suffix, image_bgr)
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
-        raise RuntimeError("PNG encoding failed")
+        raise RuntimeError(f"{suffix} encoding failed")
     return buf.tobytes()
+
+
+def encode_png(image_bgr: np.ndarray) -> bytes:
+    return encode_image(image_bgr, ".png")
