@@ -27,7 +27,7 @@ from harerun_ml_classifier.algorithm import (
 from harerun_ml_classifier.plugin import MLClassifierDetector, MLClassifierParams
 
 REPO = Path(__file__).resolve().parents[3]
-MODEL = REPO / "models" / "acne-grade-2.tflite"  # the default model (acne-grade@2)
+MODEL = REPO / "models" / "acne-grade-3.tflite"  # the default model (acne-grade@3)
 LESIONS = [(100, 120), (300, 200), (420, 400), (200, 380)]
 
 
@@ -187,7 +187,7 @@ def test_zone_counts_preserve_the_total():
 
 
 def test_params_validation():
-    assert MLClassifierParams().model == "acne-grade@2"
+    assert MLClassifierParams().model == "acne-grade@3"
     for bad in ({"model": "Acne Grade"}, {"model": ""}, {"runtime": "onnx"}, {"threshold": 1}):
         with pytest.raises(ValidationError):
             MLClassifierParams(**bad)
@@ -289,7 +289,7 @@ def test_real_acne_photos_rank_by_grade(shared, isolated_store, monkeypatch):
         for r in [r for r in rows if int(r["grade"]) in ((g,) if g == 0 else (2, 3))][:12]:
             res = engine.run(str(data / "images" / r["image"])).result.results["ml_classifier"]
             assert res.status == "ok" and 0 <= res.score <= 100 and res.measurements["lesion_count_est"] >= 0
-            assert res.measurements["model"] == "acne-grade@2" and res.measurements["model_framing"] == "face_roi"
+            assert res.measurements["model"] == "acne-grade@3" and res.measurements["model_framing"] == "face_roi"
             by_grade[g].append(res.measurements["grade_expected"])
     assert np.mean(by_grade[2]) > np.mean(by_grade[0])
 

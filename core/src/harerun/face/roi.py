@@ -20,6 +20,25 @@ MEAN_EYE_DISTANCE_MM = 63.0
 #: Matches both OpenCV's frontal cascades and YuNet boxes to within a few percent.
 DEFAULT_EYES = {"left_eye": (0.31, 0.40), "right_eye": (0.69, 0.40)}
 
+#: A fitted mesh frames the face as a box of this many times the points' RMS distance from
+#: their centroid (the median ratio of BlazeFace's box side to it on the shared photos).
+MESH_BOX_PER_RMS = 3.33
+
+
+def face_frame(face: Face) -> tuple[float, float, float]:
+    """``(cx, cy, side)`` of the square the ROI is framed on, in photo pixels.
+
+    With a fitted mesh: its centroid and :data:`MESH_BOX_PER_RMS` times its RMS radius, which
+    turn, mirror and rescale with the face (the detector's box moves by 2-5 % of its side when
+    the photo is mirrored, the mesh's frame by 0.3-1 %). Otherwise the detector's box."""
+    if face.mesh is not None:
+        p = np.asarray(face.mesh.points, np.float64)[:, :2]
+        c = p.mean(axis=0)
+        rms = math.sqrt(((p - c) ** 2).sum(axis=1).mean())
+        return float(c[0]), float(c[1]), MESH_BOX_PER_RMS * rms
+    x, y, w, h = face.box
+    return x + w / 2.0, y + h / 2.0, float(max(w, h))
+
 
 def roll_angle_deg(left_eye, right_eye) -> float:
     """Angle of the eye line from horizontal, degrees; positive when the image-right eye is lower."""
@@ -41,14 +60,13 @@ def alignment_matrix(
 ) -> np.ndarray:
     """2x3 affine mapping original-photo pixels to the aligned square ROI.
 
-    The face-box centre goes to the ROI centre, the box side plus ``padding`` on each side
-    (as a fraction of the box side) fills the ROI, and when both eyes are known the
+    The frame's centre (:func:`face_frame`) goes to the ROI centre, its side plus ``padding``
+    on each side (as a fraction of the side) fills the ROI, and when both eyes are known the
     image is rotated about the box centre so the eye line is horizontal (or, without eyes,
     by ``face.angle``). An explicit ``angle`` (degrees, counter-clockwise) overrides that.
     """
-    x, y, w, h = face.box
-    cx, cy = x + w / 2.0, y + h / 2.0
-    side = max(w, h) * (1.0 + 2.0 * padding)
+    cx, cy, side = face_frame(face)
+    side *= 1.0 + 2.0 * padding
     if angle is None:
         angle = face_roll_deg(face) if level_eyes else 0.0
         angle = 0.0 if angle is None else angle
