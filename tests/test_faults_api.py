@@ -355,3 +355,93 @@ def _connect_error():
     from botocore.exceptions import EndpointConnectionError
 
     return EndpointConnectionError(endpoint_url="http://minio.internal:9000")
+
+
+class SlowS3:
+    """An HTTP server that answers every request with 404 NoSuchKey after ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        delay = delay_s
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                outer.requests += 1
+                threading.Event().wait(delay)
+                body = b"<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
+                self.send_response(404)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)) if self.command != "HEAD" else "0")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_refusing_and_slow_s3_endpoints(tmp_path, monkeypatch):
+    """Refused: said at once, then not asked again. Slow but answering (0.5 s): its answer (404)
+    is reported and it is asked again next time: only silence counts as down."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    forget_s3_outages()
+    closed = hostile.free_port()  # nothing listens there
+    store = ModelStore(tmp_path / "m", tmp_path / "c", s3_bucket="b", s3_endpoint_url=f"http://127.0.0.1:{closed}")
+    with pytest.raises(ModelUnavailable, match="cannot reach"):
+        store.resolve("x@1")
+    with pytest.raises(ModelUnavailable, match="not asked again"):
+        store.resolve("y@1")
+    slow = SlowS3(0.5)
+    try:
+        store = ModelStore(tmp_path / "m", tmp_path / "c", s3_bucket="b", s3_endpoint_url=slow.url)
+        for spec in ("x@1", "y@1"):
+            with pytest.raises(ModelUnavailable, match="404"):
+                store.resolve(spec)
+        assert slow.requests == 2
+    finally:
+        slow.close()
+        forget_s3_outages()
+
+
+def test_sigterm_under_load_finishes_the_photos_and_leaves_nothing(tmp_path, astronaut_bgr):
+    import signal
+
+    big = cv2.resize(astronaut_bgr, None, fx=4, fy=4, interpolation=cv2.INTER_LINEAR)
+    body = cv2.imencode(".png", big)[1].tobytes()
+    server = hostile.LiveServer({"HARERUN_ANALYSIS_PROCESSES": "2"}, log_path=tmp_path / "serve.log")
+    with server as url, httpx.Client(base_url=url, timeout=120.0) as http:
+        analysers = hostile.child_pids(server.proc.pid)
+        answers: list[httpx.Response] = []
+
+        def post() -> None:
+            answers.append(http.post(ANALYZE, content=body, headers={"Content-Type": "image/png"},
+                                     params={"include_overlay": "true"}))
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for _ in range(400):
+            if http.get("/ready").json().get("in_flight", 0) >= 3:
+                break
+            threading.Event().wait(0.05)
+        server.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join()
+        server.proc.wait(timeout=60)
+    assert [r.status_code for r in answers] == [200] * 4, [r.text[:200] for r in answers]
+    assert all(not Path(f"/proc/{k}").exists() for k in analysers)
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()

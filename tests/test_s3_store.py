@@ -377,3 +377,30 @@ def test_concurrent_first_use_downloads_once_and_agrees(s3_server, tmp_path):
     assert len({m.path for m in got}) == 1 and got[0].path.read_bytes() == data
     assert sorted(m.source for m in got).count("s3") == 1  # one download, the others found it in the cache
     assert sorted(p.name for p in got[0].path.parent.iterdir()) == ["conc.bin", "conc.bin.sha256"]
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_leaves_no_half_written_model(s3_server, s3_env):
+    """Fetching a 3 MB model into a cache that can take only 1 MB: `unavailable` with the reason,
+    exit 4, and neither the model nor its partial download is left in the cache."""
+    tmp = s3_env
+    data = os.urandom(3 * 1024 * 1024)
+    ModelStore.from_env().publish(_file(tmp, "big.onnx", data), name="big", version="1")
+    cli = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())"]
+    r = subprocess.run([*cli, "models", "fetch", "big@1"], capture_output=True, text=True, env=dict(os.environ),
+                       timeout=120, preexec_fn=_file_size_limit(1024 * 1024))
+    assert r.returncode == 4, (r.returncode, r.stderr[-2000:])
+    assert "cannot write to" in r.stdout + r.stderr and "Traceback" not in r.stderr
+    left = [p.name for p in (tmp / "cache").rglob("*") if p.is_file()]
+    assert left == [], left
+    assert ModelStore.from_env().fetch("big@1").sha256 == hashlib.sha256(data).hexdigest()  # room again: it works

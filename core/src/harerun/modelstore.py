@@ -29,6 +29,7 @@ writes both). The cache mirrors it: ``<cache>/<name>/<version>/<file>``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -59,6 +60,9 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 Source = Literal["local", "cache", "s3"]
+
+#: Errors writing a download into the cache: disk full, file too large, quota, read-only, permission.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 _down_lock = threading.Lock()
 _down: dict[tuple[str | None, str | None], tuple[float, str]] = {}  # (endpoint, bucket) -> (when, why)
@@ -517,7 +521,11 @@ class ModelStore:
         except ModelUnavailable:
             raise
         except Exception as exc:  # botocore errors, OSError, _S3Problem
-            tried.append("s3: " + self._s3_failed(exc))
+            if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:  # nothing half-written is kept
+                tried.append(f"cache: cannot write to {self.cache_dir} ({exc.strerror}); free disk space or set "
+                             f"HARERUN_CACHE_DIR to a writable folder")
+            else:
+                tried.append("s3: " + self._s3_failed(exc))
             raise ModelUnavailable("; ".join(tried), name=name, version=label_version) from None
         return ResolvedModel(name, version, dest, "s3", expected, dest.stat().st_size)
 
