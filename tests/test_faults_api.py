@@ -31,6 +31,7 @@ sys.modules.setdefault(_spec.name, hostile)
 _spec.loader.exec_module(hostile)
 
 ANALYZE = "/api/v6/skin/analyze-hare-run"
+CLI = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())"]
 
 
 @pytest.fixture(scope="module")
@@ -445,3 +446,55 @@ def test_sigterm_under_load_finishes_the_photos_and_leaves_nothing(tmp_path, ast
     assert [r.status_code for r in answers] == [200] * 4, [r.text[:200] for r in answers]
     assert all(not Path(f"/proc/{k}").exists() for k in analysers)
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_access_log_has_no_subject_ids(tmp_path, photo):
+    """The access log names the route and status, never the query string (subject ids)."""
+    log = tmp_path / "serve.log"
+    port = hostile.free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*CLI, "serve", "--port", str(port), "--log-level", "info"], stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, "HARERUN_WARM_UP": "false"})
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    threading.Event().wait(0.25)
+            r = httpx.post(url + ANALYZE, params={"subject_id": "patient-4711"}, content=photo,
+                           headers={"Content-Type": "image/jpeg"}, timeout=60)
+            assert r.status_code == 200
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert "patient-4711" not in text
+    assert "POST /api/v6/skin/analyze-hare-run 200" in text  # the access line, from our logger
+    assert "ready: pipelines" in text  # harerun.api's own lines reach the log too
+
+
+def test_a_failed_model_look_up_is_remembered_from_when_it_ended(monkeypatch):
+    """A look-up that took 0.3 s and failed is not retried within the miss TTL counted from its end."""
+    import time as _time
+
+    from harerun.face import backends
+
+    calls = []
+
+    def slow_fail(self, spec, **kw):
+        calls.append(spec)
+        _time.sleep(0.3)
+        raise ModelUnavailable("down", name="yunet")
+
+    monkeypatch.delenv("HARERUN_YUNET_MODEL", raising=False)
+    monkeypatch.setattr(ModelStore, "resolve", slow_fail)
+    monkeypatch.setattr(backends, "_MISS_TTL_S", 0.2)  # shorter than the look-up itself
+    backends.forget_model_lookups()
+    try:
+        assert backends.yunet_lookup()[0] is None
+        assert backends.yunet_lookup()[0] is None  # within 0.2 s of the end: remembered, not asked again
+        assert len(calls) == 1
+    finally:
+        backends.forget_model_lookups()
