@@ -181,7 +181,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_faces(args: argparse.Namespace) -> int:
-    from harerun.engine import Engine
+    from harerun.engine import Engine, photo_scale
     from harerun.face.config import FaceConfig
     from harerun.face.stage import list_faces
 
@@ -194,7 +194,9 @@ def cmd_faces(args: argparse.Namespace) -> int:
         try:
             _check_input(source)
             bgr, info = engine.decode(source)
-            faces, backend_used, warnings = list_faces(bgr, face_cfg=face_cfg, host=engine.host)
+            faces, backend_used, warnings = list_faces(
+                bgr, face_cfg=face_cfg, host=engine.host, scale=photo_scale(bgr, info)
+            )
         except Exception as exc:
             record, code = _failed(source, exc)
             worst = _worse(worst, code)

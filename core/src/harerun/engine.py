@@ -16,19 +16,27 @@ from harerun.errors import HareRunError, NoUsableFace, UnknownPipeline
 from harerun.experiments import ExperimentsFile, load_experiments
 from harerun.face.stage import FaceStage, run_face_stage
 from harerun.host import PluginHost
-from harerun.imageio import MAX_BYTES, MAX_PIXELS, load_image
+from harerun.imageio import MAX_BYTES, MAX_PIXELS, WORK_SIDE, load_image
 from harerun.pipeline import Pipeline, available_pipelines, default_pipelines_dir, load_pipeline_file, pipeline_path
 from harerun.results import AnalysisResult, DetectorResult, ImageInfo
 
 
 @dataclass
 class Run:
-    """One analysis with what an overlay needs besides the JSON result."""
+    """One analysis with what an overlay needs besides the JSON result.
+
+    ``image`` is the photo as decoded (long side at most the engine's ``work_side``); the
+    result's coordinates are in the photo's own pixels (its size is ``result.image``)."""
 
     result: AnalysisResult
     image: np.ndarray
     ctx: FaceContext | None
     stage: FaceStage
+
+
+def photo_scale(image: np.ndarray, info: ImageInfo) -> float:
+    """Photo pixels per pixel of ``image``, the photo as decoded (1.0 unless it was reduced)."""
+    return max(info.width, info.height) / max(image.shape[:2])
 
 
 def _ms(t0: float) -> float:
@@ -46,12 +54,14 @@ class Engine:
         experiments_file: str | Path | None = None,
         max_bytes: int = MAX_BYTES,
         max_pixels: int = MAX_PIXELS,
+        work_side: int | None = WORK_SIDE,
     ) -> None:
         self.host = host or PluginHost()
         self.pipelines_dir = Path(pipelines_dir) if pipelines_dir else default_pipelines_dir()
         self.experiments_path = Path(experiments_file) if experiments_file else self.pipelines_dir / "experiments.yaml"
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self.work_side = work_side
         self._pipelines: dict[str, Pipeline] = {}
         self._experiments: ExperimentsFile | None = None
         self._lock = threading.Lock()
@@ -94,7 +104,9 @@ class Engine:
     # -- analysis -------------------------------------------------------------------
 
     def decode(self, image: Any) -> tuple[np.ndarray, ImageInfo]:
-        return load_image(image, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        """The photo as BGR, its long side at most ``work_side``, and the photo's own size; the
+        face stage takes their :func:`photo_scale` to report coordinates in photo pixels."""
+        return load_image(image, max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_side=self.work_side)
 
     def run(self, image: Any, *, pipeline: str = "default", subject_id: str | None = None) -> Run:
         """Analyse one photo. Raises ImageError, PipelineError or NoUsableFace."""
@@ -110,6 +122,7 @@ class Engine:
             quality_cfg=pipe.spec.quality,
             host=self.host,
             dense_landmarks=pipe.spec.output.dense_landmarks,
+            scale=photo_scale(bgr, info),
         )
         timings.update(stage.timings_ms)
         if stage.ctx is None or stage.face is None:

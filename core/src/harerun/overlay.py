@@ -16,14 +16,15 @@ ZONE_COLOUR = (255, 255, 255)
 
 
 def draw_overlay(run: Run) -> np.ndarray:
-    """A copy of the photo with the face box, zones, evidence masks and markers."""
+    """A copy of the photo as decoded with the face box, zones, evidence masks and markers."""
     out = run.image.copy()
     h, w = out.shape[:2]
+    s = w / run.result.image.width  # the result's coordinates are in the photo's own pixels
     thick = max(1, round(max(h, w) / 600))
     ctx = run.ctx
     face = run.result.face
     if ctx is not None:
-        to_image = ctx.roi_to_image.astype(np.float64)
+        to_image = ctx.roi_to_image.astype(np.float64) * s
         for i, res in enumerate(run.result.results.values()):
             mask = res.evidence.mask
             if mask is None:
@@ -35,7 +36,7 @@ def draw_overlay(run: Run) -> np.ndarray:
         for name, zone in ctx.zones.items():
             contours, _ = cv2.findContours(zone, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             for c in contours:
-                pts = ctx.to_image_points(c.reshape(-1, 2)).round().astype(np.int32)
+                pts = (ctx.to_image_points(c.reshape(-1, 2)) * s).round().astype(np.int32)
                 cv2.polylines(out, [pts], True, ZONE_COLOUR, thick, cv2.LINE_AA)
                 if face is None or face.box[2] < 250:
                     continue  # labels would hide a small face
@@ -43,13 +44,13 @@ def draw_overlay(run: Run) -> np.ndarray:
                 cv2.putText(out, name, (int(x) + 2, int(y) + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
                             0.35 * thick, ZONE_COLOUR, 1, cv2.LINE_AA)
     if face is not None:
-        x, y, bw, bh = face.box
+        x, y, bw, bh = (round(v * s) for v in face.box)
         cv2.rectangle(out, (x, y), (x + bw, y + bh), (0, 255, 0), thick + 1)
     legend_y = 18 * thick
     for i, (step_id, res) in enumerate(run.result.results.items()):
         colour = PALETTE[i % len(PALETTE)]
         for mx, my, r in res.evidence.markers:
-            cv2.circle(out, (round(mx), round(my)), max(2, round(r)), colour, thick, cv2.LINE_AA)
+            cv2.circle(out, (round(mx * s), round(my * s)), max(2, round(r * s)), colour, thick, cv2.LINE_AA)
         score = "-" if res.score is None else f"{res.score:.0f}"
         label = f"{step_id}: {score} ({res.severity or res.status})"
         cv2.putText(out, label, (8, legend_y), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, (0, 0, 0), 3 * thick, cv2.LINE_AA)

@@ -159,7 +159,21 @@ def find_lying_face(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> Fac
     return None
 
 
-def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: QualityConfig) -> FaceStage:
+def _in_photo(faces: list[Face], scale: float) -> list[Face]:
+    """``faces`` in the photo's own pixels, ``scale`` of them per pixel searched."""
+    return faces if scale == 1.0 else [f.mapped(scale) for f in faces]
+
+
+def _to_photo(ctx: FaceContext, face: Face, scale: float) -> Face:
+    """``face`` in the photo's own pixels (``scale`` of them per decoded pixel), and ``ctx``
+    made to map the ROI there."""
+    face = face.mapped(scale)
+    ctx.roi_to_image = ctx.roi_to_image * scale
+    ctx.face_box = [int(round(v)) for v in face.box]
+    return face
+
+
+def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: QualityConfig, scale: float) -> FaceStage:
     """``face.mode: skip``: the whole photo is the skin region, letterboxed into the ROI."""
     h, w = image_bgr.shape[:2]
     size = face_cfg.roi_size
@@ -176,7 +190,7 @@ def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: Qualit
         valid=cv2.resize(valid, (256, 256), interpolation=cv2.INTER_NEAREST),
     )
     metrics.update(
-        face_px=float(min(w, h)),
+        face_px=float(min(w, h)) * scale,
         face_fraction=1.0,
         roll_deg=None,
         eyes_found=0,
@@ -185,7 +199,9 @@ def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: Qualit
     )
     quality = assess_quality(metrics, quality_cfg=quality_cfg, face_cfg=face_cfg)
     timings["quality"] = (time.perf_counter() - t0) * 1e3
-    info = FaceInfo(box=[0, 0, w, h], confidence=1.0, backend_used="skip", count=1)
+    if scale != 1.0:
+        whole = _to_photo(ctx, whole, scale)
+    info = FaceInfo(box=ctx.face_box, confidence=1.0, backend_used="skip", count=1)
     return FaceStage([whole], info, quality, ctx, timings)
 
 
@@ -193,16 +209,19 @@ def _skip_stage(image_bgr: np.ndarray, face_cfg: FaceConfig, quality_cfg: Qualit
 LIST_MESH_MAX = 32
 
 
-def list_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[list[Face], str, list[str]]:
+def list_faces(
+    image_bgr: np.ndarray, *, face_cfg: FaceConfig, host, scale: float = 1.0
+) -> tuple[list[Face], str, list[str]]:
     """Every face in the photo (``harerun faces``), largest first, each with its mesh.
 
     A box whose mesh is no plausible face (a dog, a hand, an ear) is left out; without
-    MediaPipe's weights the backend's faces are returned as found.
+    MediaPipe's weights the backend's faces are returned as found. ``scale``: photo pixels
+    per pixel of ``image_bgr`` (a photo decoded reduced); the faces come in photo pixels.
     Returns ``(faces, backend_used, warnings)``."""
     image_bgr = as_bgr(image_bgr)
     faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host)
     if not mediapipe.available():
-        return faces, used, warnings
+        return _in_photo(faces, scale), used, warnings
     out = []
     for i, f in enumerate(faces):
         if i >= LIST_MESH_MAX:
@@ -211,23 +230,32 @@ def list_faces(image_bgr: np.ndarray, *, face_cfg: FaceConfig, host) -> tuple[li
         mesh = mediapipe.fit_mesh(image_bgr, f)
         if geometry.implausible(mesh.points, mesh.score) is None:
             out.append(with_mesh(f, mesh))
-    return out, used, warnings
+    return _in_photo(out, scale), used, warnings
 
 
 def run_face_stage(
-    image_bgr: np.ndarray, *, face_cfg: FaceConfig, quality_cfg: QualityConfig, host, dense_landmarks: bool = False
+    image_bgr: np.ndarray,
+    *,
+    face_cfg: FaceConfig,
+    quality_cfg: QualityConfig,
+    host,
+    dense_landmarks: bool = False,
+    scale: float = 1.0,
 ) -> FaceStage:
     """Find the face, fit its landmarks, check quality and build the aligned face context.
 
     When no face is found: ``face`` and ``ctx`` are None and the quality report says
     ``NO_FACE`` (``passed`` False). ``dense_landmarks`` puts the 468 mesh points in the
-    result's ``face``.
+    result's ``face``. ``scale``: photo pixels per pixel of ``image_bgr`` (a photo decoded
+    reduced, see :mod:`harerun.imageio`); faces, the face context and sizes come back in
+    photo pixels.
     """
     image_bgr = as_bgr(image_bgr)
     if face_cfg.mode == "skip":
-        return _skip_stage(image_bgr, face_cfg, quality_cfg)
+        return _skip_stage(image_bgr, face_cfg, quality_cfg, scale)
+    min_face_px = max(1, round(face_cfg.min_face_px / scale))  # (in the pixels searched)
     t0 = time.perf_counter()
-    faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host, min_face_px=face_cfg.min_face_px)
+    faces, used, warnings = detect_faces(image_bgr, face_cfg=face_cfg, host=host, min_face_px=min_face_px)
     timings = {"face_detect": (time.perf_counter() - t0) * 1e3}
     if not faces:
         t1 = time.perf_counter()
@@ -254,7 +282,7 @@ def run_face_stage(
         t1 = time.perf_counter()  # haar's eyes come from the eye cascade already
         face = faces[0] = check_eye_line(image_bgr, face)
         timings["eye_line"] = (time.perf_counter() - t1) * 1e3
-    count = count_faces(faces, min_face_px=face_cfg.min_face_px)
+    count = count_faces(faces, min_face_px=min_face_px)
     if count > 1:
         warnings = [*warnings, "MULTIPLE_FACES"]
     ctx, valid, roi_timings = build_context(image_bgr, face, face_cfg=face_cfg)
@@ -269,7 +297,7 @@ def run_face_stage(
         valid=face_patch(valid, face_cfg.padding, interpolation=cv2.INTER_NEAREST),
     )
     metrics.update(
-        face_px=float(min(face.box[2], face.box[3])),
+        face_px=float(min(face.box[2], face.box[3])) * scale,
         face_fraction=float(face.area / (w * h)),
         roll_deg=None if roll is None else round(roll, 2),
         eyes_found=eyes_found,
@@ -279,5 +307,7 @@ def run_face_stage(
     )
     quality = assess_quality(metrics, quality_cfg=quality_cfg, face_cfg=face_cfg, face_count=count)
     timings["quality"] = (time.perf_counter() - t1) * 1e3
-    info = _face_info(face, used, count, warnings, ctx, dense=dense_landmarks)
+    if scale != 1.0:
+        faces = [_to_photo(ctx, face, scale), *_in_photo(faces[1:], scale)]
+    info = _face_info(faces[0], used, count, warnings, ctx, dense=dense_landmarks)
     return FaceStage(faces, info, quality, ctx, timings)

@@ -84,12 +84,13 @@ class RoiSample:
     circles_roi: np.ndarray  # (K, 3) annotated circles in ROI px (all of them, also outside the ROI)
 
 
-def roi_sample(bgr: np.ndarray, circles: np.ndarray, engine, pipe) -> RoiSample | None:
-    """Run the engine's face stage on a photo; None when it finds no face."""
+def roi_sample(bgr: np.ndarray, circles: np.ndarray, engine, pipe, scale: float = 1.0) -> RoiSample | None:
+    """Run the engine's face stage on a photo (``scale``: photo pixels per pixel of ``bgr``; the
+    circles are in photo pixels); None when it finds no face."""
     from harerun.face.stage import run_face_stage
 
     st = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=engine.host,
-                        dense_landmarks=pipe.spec.output.dense_landmarks)
+                        dense_landmarks=pipe.spec.output.dense_landmarks, scale=scale)
     if st.ctx is None:
         return None
     ctx = st.ctx
@@ -151,6 +152,8 @@ def read_rows(data: Path, split: str, limit: int | None = None) -> list[dict]:
 
 def load_split(data: Path, split: str, *, limit: int | None = None, log=print) -> SplitCache:
     """The split's ROIs and circles through the engine's face stage, from the cache when it is there."""
+    from harerun.engine import photo_scale
+
     rows = read_rows(data, split, limit)
     engine, pipe = face_pipeline()
     if pipe.spec.face.roi_size != INPUT_SIZE:
@@ -170,9 +173,9 @@ def load_split(data: Path, split: str, *, limit: int | None = None, log=print) -
     names, groups, grades, rois, affines, skins, c_roi, c_photo, skipped = [], [], [], [], [], [], [], [], []
     t0 = time.perf_counter()
     for i, r in enumerate(rows):
-        bgr, _ = engine.decode(str(data / "images" / r["image"]))  # the engine's own decoding
+        bgr, info = engine.decode(str(data / "images" / r["image"]))  # the engine's own decoding
         circles = np.asarray(lesions.get(r["image"], []), np.float64).reshape(-1, 3)
-        s = roi_sample(bgr, circles, engine, pipe)
+        s = roi_sample(bgr, circles, engine, pipe, photo_scale(bgr, info))
         if s is None:
             skipped.append(r["image"])
             continue

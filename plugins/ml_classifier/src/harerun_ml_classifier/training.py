@@ -181,7 +181,7 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
     failed quality gate with ``quality.reject``) is skipped and listed with the reason.
     The result is cached in ``cache_dir`` as one ``.npz`` per split and key.
     """
-    from harerun.engine import Engine
+    from harerun.engine import Engine, photo_scale
     from harerun.errors import HareRunError
     from harerun.face.stage import run_face_stage
 
@@ -209,11 +209,11 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
     for i, r in enumerate(rows):
         path = data / "images" / r["image"]
         try:
-            bgr, _ = engine.decode(str(path))
+            bgr, info = engine.decode(str(path))
         except HareRunError as exc:
             raise FileNotFoundError(f"cannot read {path}: {exc}") from None
         st = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=engine.host,
-                            dense_landmarks=pipe.spec.output.dense_landmarks)
+                            dense_landmarks=pipe.spec.output.dense_landmarks, scale=photo_scale(bgr, info))
         if st.ctx is None or st.face is None:
             skipped[r["image"]] = "no face (" + ", ".join(st.quality.issues or ["NO_FACE"]) + ")"
             continue
