@@ -498,3 +498,13 @@ def test_a_failed_model_look_up_is_remembered_from_when_it_ended(monkeypatch):
         assert len(calls) == 1
     finally:
         backends.forget_model_lookups()
+
+
+def test_ready_with_a_models_folder_holding_only_other_models(tmp_path):
+    """HARERUN_MODEL_DIR pointing at a folder with only YuNet (as deployments do): the project's
+    own shipped models are still found, so the server is ready."""
+    (tmp_path / "models").mkdir()
+    with TestClient(create_app(Settings(warm_up=False, model_dir=tmp_path / "models",
+                                        cache_dir=tmp_path / "cache"))) as client:
+        r = client.get("/ready")
+        assert r.status_code == 200, r.text

@@ -114,8 +114,9 @@ async def _hare_run_error(request: Request, exc: HareRunError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_s)}
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
-    if status >= 500:
-        log.warning("%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc.message)
+    if status >= 500:  # load shedding (503) is expected under load: not a warning each time
+        level = logging.INFO if status == 503 else logging.WARNING
+        log.log(level, "%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc.message)
     issues = getattr(exc, "issues", None)
     return error_response(status, exc.code, exc.message, headers=headers, issues=issues or None)
 

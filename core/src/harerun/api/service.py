@@ -169,6 +169,8 @@ class Service:
             s3_bucket=s.s3_bucket or base.s3_bucket,
             s3_prefix=s.s3_prefix,
             s3_endpoint_url=s.s3_endpoint_url or base.s3_endpoint_url,
+            # then where the environment's store looks (the project's own models stay usable)
+            fallback_dirs=[d for d in (base.model_dir, *base.fallback_dirs) if d is not None],
         )
 
     def check_models(self, *, fetch: bool = False) -> dict[str, str]:
@@ -258,12 +260,14 @@ class Service:
 
     def detect_job(self, data: bytes, pipeline: str) -> dict[str, Any]:
         """Runs on a pool thread: the faces, the largest face's quality report and the photo size."""
+        from harerun.engine import photo_scale
         from harerun.face.stage import run_face_stage
 
         t0 = time.perf_counter()
         pipe, _ = self.engine.choose(pipeline, None)
         bgr, info = self.engine.decode(data)
-        stage = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=self.engine.host)
+        stage = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=self.engine.host,
+                               scale=photo_scale(bgr, info))
         faces = [
             {
                 "box": [int(round(v)) for v in f.box],
