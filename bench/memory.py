@@ -22,7 +22,8 @@ Cases (made in a temporary folder):
 * ``jpeg7300``: 7300x5475 JPEG of the astronaut upscaled (real content, a face to find);
 * ``png40mp``: 7300x5475 PNG drawing (flat shapes, ~140 KB);
 * ``png40mp-rgba``: the same with an alpha channel (a transparent band);
-* ``webp40mp``, ``webp40mp-rgba``: the drawing as lossless WebP (~10 KB).
+* ``webp40mp``, ``webp40mp-rgba``: the drawing as lossless WebP (~10 KB): refused, WebP photos
+  may have at most 20 megapixels; ``webp20mp-rgba``: the largest WebP with alpha accepted.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def make_case(name: str, folder: Path) -> Path:
         alpha = np.full(img.shape[:2], 255, np.uint8)
         alpha[:500] = 0
         Image.fromarray(np.dstack([img[:, :, ::-1], alpha])).save(path, lossless=True)
+    elif name == "webp20mp-rgba":  # the largest WebP accepted (imageio.WEBP_MAX_PIXELS)
+        path = folder / "drawing20mp-rgba.webp"
+        img = _drawing(5160, 3870)
+        alpha = np.full(img.shape[:2], 255, np.uint8)
+        alpha[:300] = 0
+        Image.fromarray(np.dstack([img[:, :, ::-1], alpha])).save(path, lossless=True)
     elif name == "webp40mp":
         path = folder / "drawing40mp.webp"
         Image.fromarray(_drawing(7300, 5475)[:, :, ::-1]).save(path, lossless=True)
@@ -107,6 +114,7 @@ CASES = (
     "png40mp-rgba",
     "webp40mp",
     "webp40mp-rgba",
+    "webp20mp-rgba",
 )
 
 

@@ -189,3 +189,21 @@ def test_overlay_of_a_reduced_photo_lines_up_with_the_face(runs):
     x, y, w, h = (round(v * s) for v in run.result.face.box)
     top_edge = out[y, x + w // 4 : x + 3 * w // 4]
     assert (top_edge == (0, 255, 0)).all(axis=1).mean() > 0.5  # the green face box, where the face is
+
+
+def test_webp_over_20_megapixels_is_refused_before_decoding():
+    """WebP cannot be decoded reduced: a 40-megapixel WebP (a few KB) is IMAGE_TOO_LARGE, one of
+    20 megapixels is decoded to the working size."""
+    from harerun.imageio import WEBP_MAX_PIXELS, ImageError
+
+    def webp(w: int, h: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGBA", (w, h), (200, 150, 120, 255)).save(buf, "WEBP", lossless=True)
+        return buf.getvalue()
+
+    with pytest.raises(ImageError) as err:
+        load_image(webp(7300, 5475), max_side=WORK_SIDE)
+    assert err.value.code == "IMAGE_TOO_LARGE" and "WebP" in err.value.message
+    assert 5160 * 3870 <= WEBP_MAX_PIXELS
+    bgr, info = load_image(webp(5160, 3870), max_side=WORK_SIDE)
+    assert max(bgr.shape[:2]) == WORK_SIDE and (info.width, info.height) == (5160, 3870)

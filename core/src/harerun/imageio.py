@@ -27,6 +27,9 @@ from harerun.results import ImageInfo
 
 #: Formats Hare Run reads (Pillow's names). MPO is a phone JPEG with an embedded preview.
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"}
+#: Neither Pillow nor OpenCV decode WebP reduced: a 40-megapixel WebP with alpha alone costs
+#: ~310 MB to decode, so larger WebP photos are refused (peak per analysis <= 400 MB).
+WEBP_MAX_PIXELS = 20_000_000
 MAX_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 
@@ -114,6 +117,12 @@ def decode(
     if w * h > max_pixels:
         raise ImageError(
             f"{name} is {w}x{h} = {w * h} pixels, over the {max_pixels}-pixel limit; downscale it first",
+            code="IMAGE_TOO_LARGE",
+        )
+    if fmt == "WEBP" and w * h > WEBP_MAX_PIXELS:
+        raise ImageError(
+            f"{name} is a {w}x{h} WebP; WebP photos cannot be decoded reduced, so they may have at most "
+            f"{WEBP_MAX_PIXELS} pixels; send a JPEG or PNG, or downscale it first",
             code="IMAGE_TOO_LARGE",
         )
     try:
