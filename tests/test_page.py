@@ -102,3 +102,27 @@ def test_dropping_a_photo_without_a_face_shows_the_reason(page):
     page.wait_for_selector("#status.error", timeout=60_000)
     assert "NO_FACE" in page.text_content("#status")
     assert page.is_hidden("#result")
+
+
+def test_a_server_with_api_keys_asks_the_page_for_one(browser, astronaut_bgr, tmp_path):
+    from harerun.api.auth import key_hash
+
+    key = "hr_page_test_key_0123456789"
+    srv = hostile.LiveServer({"HARERUN_API_KEYS": f"page:{key_hash(key).hex()}", "HARERUN_WARM_UP": "false"},
+                             log_path=tmp_path / "serve.log")
+    with srv as url:
+        pg = browser.new_page(viewport={"width": 1200, "height": 900})
+        pg.goto(url + "/")
+        pg.wait_for_function("document.getElementById('status').textContent.includes('API key')")
+        pg.fill("#apikey", key)
+        pg.press("#apikey", "Tab")  # leaving the field commits it (its change event)
+        pg.wait_for_selector("#pipeline option", state="attached")
+        photo = tmp_path / "astronaut.jpg"
+        cv2.imwrite(str(photo), astronaut_bgr)
+        pg.set_input_files("#file", str(photo))
+        pg.click("#analyze")
+        pg.wait_for_function("['Done.', 'failed', ':'].some(t => document.getElementById('status')"
+                             ".textContent.includes(t))", timeout=120_000)
+        assert pg.text_content("#status") == "Done.", pg.text_content("#status")
+        assert pg.is_visible("#result")
+        pg.close()

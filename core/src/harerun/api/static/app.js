@@ -11,6 +11,12 @@ function setStatus(text, isError = false) {
   $("status").className = isError ? "error" : "";
 }
 
+// An API key, when the server has HARERUN_API_KEYS: kept for this tab only.
+function keyHeaders() {
+  const key = $("apikey").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -20,7 +26,7 @@ function cell(text, className) {
 
 async function loadPipelines() {
   try {
-    const r = await fetch("/api/pipelines");
+    const r = await fetch("/api/pipelines", { headers: keyHeaders() });
     const body = await r.json();
     if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
     const select = $("pipeline");
@@ -114,7 +120,7 @@ async function analyze(event) {
   $("analyze").disabled = true;
   setStatus("Analysing…");
   try {
-    const r = await fetch(ANALYZE, { method: "POST", body: form });
+    const r = await fetch(ANALYZE, { method: "POST", body: form, headers: keyHeaders() });
     const body = await r.json();
     if (!r.ok) {
       const err = body.error || {};
@@ -133,6 +139,13 @@ async function analyze(event) {
 }
 
 $("file").addEventListener("change", (e) => choose(e.target.files[0]));
+$("apikey").value = sessionStorage.getItem("harerun-api-key") || "";
+$("apikey").addEventListener("change", () => {
+  sessionStorage.setItem("harerun-api-key", $("apikey").value.trim());
+  $("pipeline").replaceChildren();
+  setStatus("");
+  loadPipelines();
+});
 $("pipeline").addEventListener("change", showPipelineInfo);
 $("form").addEventListener("submit", analyze);
 const drop = $("drop");
