@@ -79,7 +79,9 @@ def timing(names: list[str] | None, repeats: int) -> None:
 
     ctx.lab, ctx.gray  # noqa: B018
     costs = [ctx_cost() for _ in range(repeats)]
-    rows = [("context (lab+gray, shared)", statistics.median(w for w, _ in costs), statistics.median(c for _, c in costs))]
+    rows = [
+        ("context (lab+gray, shared)", statistics.median(w for w, _ in costs), statistics.median(c for _, c in costs))
+    ]
     per_run = np.zeros(repeats)
     per_run_cpu = np.zeros(repeats)
     for name, det in dets.items():
@@ -101,9 +103,13 @@ def timing(names: list[str] | None, repeats: int) -> None:
     for label, ms, cpu_ms in rows:
         print(f"  {label:40s} {ms:7.2f} {cpu_ms:7.2f}")
     print(f"  {'sum of detector medians':40s} {sum(r[1] for r in rows[1:]):7.2f} {sum(r[2] for r in rows[1:]):7.2f}")
-    print(f"  {'median of all detectors per run':40s} {float(np.median(per_run)):7.2f} {float(np.median(per_run_cpu)):7.2f}")
-    print(f"  (wall = elapsed; cpu = this thread's CPU time, less affected by other load; "
-          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"  {'median of all detectors per run':40s} {float(np.median(per_run)):7.2f} {float(np.median(per_run_cpu)):7.2f}"
+    )
+    print(
+        f"  (wall = elapsed; cpu = this thread's CPU time, less affected by other load; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
 
 
 def grades(names: list[str] | None, limit: int | None, face_stage: bool) -> None:
@@ -195,8 +201,10 @@ def synthetic(names: list[str] | None) -> None:
             res = det.analyze(make_context(_noisy(img)))
             other = max(v for k, v in res.zones.items() if k != "left_cheek")
             exp = 100 * np.pi * r * r / np.count_nonzero(union) if da else 0.0
-            print(f"  {da:3d} {r:3d} {res.zones['left_cheek']:11.1f} {other:16.1f} "
-                  f"{res.measurements['red_area_pct']:13.2f} ({exp:5.2f}) {res.score:9.1f}")
+            print(
+                f"  {da:3d} {r:3d} {res.zones['left_cheek']:11.1f} {other:16.1f} "
+                f"{res.measurements['red_area_pct']:13.2f} ({exp:5.2f}) {res.score:9.1f}"
+            )
     if "texture" in want and "texture" in registry:
         det = registry["texture"].cls()
         print("texture: score vs noise SD / vs depth of 2000 Gaussian pits (sigma 2 px)")
@@ -225,7 +233,9 @@ def synthetic(names: list[str] | None) -> None:
             found = res.measurements["forehead_count"]
             mean_len = res.measurements["forehead_length_px"] / found if found else 0.0
             err = f"{100 * (mean_len - length) / length:+.0f}%" if found else "-"
-            print(f"  {n:2d} {length:4d} {found:6d} {mean_len:15.1f} ({err:>5s}) {res.zones['forehead']:9.1f} {res.score:6.1f}")
+            print(
+                f"  {n:2d} {length:4d} {found:6d} {mean_len:15.1f} ({err:>5s}) {res.zones['forehead']:9.1f} {res.score:6.1f}"
+            )
     if "pigmentation" in want and "pigmentation" in registry:
         det = registry["pigmentation"].cls()
         print("pigmentation: uniform colour -> ITA vs atan((L*-50)/b*) from OpenCV's L*, b* of that colour")
@@ -233,8 +243,10 @@ def synthetic(names: list[str] | None) -> None:
             lab = cv2.cvtColor(np.array([[bgr]], np.float32) / 255.0, cv2.COLOR_BGR2LAB)[0, 0]
             expected = np.degrees(np.arctan((lab[0] - 50) / lab[2]))
             res = det.analyze(make_context(np.full((512, 512, 3), bgr, np.uint8)))
-            print(f"  BGR {bgr!s:16s} ITA {res.measurements['ita_deg']:7.2f} (formula {expected:7.2f}) "
-                  f"band {res.measurements['ita_band']:12s} score {res.score:.1f}")
+            print(
+                f"  BGR {bgr!s:16s} ITA {res.measurements['ita_deg']:7.2f} (formula {expected:7.2f}) "
+                f"band {res.measurements['ita_band']:12s} score {res.score:.1f}"
+            )
         row = []
         for dl in (0, 5, 10, 20, 30):
             img = synthetic_skin(512, seed=1)
@@ -249,7 +261,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grades", action="store_true", help="mean score per acne grade over ../shared/data/acne")
     ap.add_argument("--synthetic", action="store_true", help="ground-truth figures on synthetic skin")
-    ap.add_argument("--face-stage", action="store_true", help="with --grades: build the ROI with the engine's face stage")
+    ap.add_argument(
+        "--face-stage", action="store_true", help="with --grades: build the ROI with the engine's face stage"
+    )
     ap.add_argument("--detectors", help="comma-separated detector names (default: all installed)")
     ap.add_argument("--limit", type=int, help="with --grades: use about this many photos, spread over the set")
     ap.add_argument("--repeats", type=int, default=50, help="timing runs per detector")

@@ -73,9 +73,14 @@ def s3_black_hole(tmp: Path) -> None:
     from skimage import data
 
     photo = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
-    env = {"HARERUN_PIPELINES_DIR": str(pipelines_needing(tmp / "pipelines", "acne-grade@77")),
-           "HARERUN_S3_BUCKET": "models", "HARERUN_S3_ENDPOINT_URL": black_hole(),
-           "HARERUN_CACHE_DIR": str(tmp / "cache"), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    env = {
+        "HARERUN_PIPELINES_DIR": str(pipelines_needing(tmp / "pipelines", "acne-grade@77")),
+        "HARERUN_S3_BUCKET": "models",
+        "HARERUN_S3_ENDPOINT_URL": black_hole(),
+        "HARERUN_CACHE_DIR": str(tmp / "cache"),
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+    }
     print("## S3 endpoint that accepts connections and never answers\n")
     server = hostile.LiveServer(env, wait_for="/health", log_path=tmp / "serve.log")
     t0 = time.perf_counter()
@@ -97,14 +102,22 @@ def s3_black_hole(tmp: Path) -> None:
             t.start()
         for t in threads:
             t.join()
-        print(f"- 6 concurrent analyses: statuses {sorted({(c, m) for c, m, _ in results})}, "
-              f"wall median {statistics.median(s for *_, s in results):.2f} s, max {max(s for *_, s in results):.2f} s")
+        print(
+            f"- 6 concurrent analyses: statuses {sorted({(c, m) for c, m, _ in results})}, "
+            f"wall median {statistics.median(s for *_, s in results):.2f} s, max {max(s for *_, s in results):.2f} s"
+        )
         r, s = timed(lambda: http.get("/api/v5/skin/model-status"))
         print(f"- model-status: {r.status_code} in {s:.2f} s")
     sample = tmp / "a.jpg"
     sample.write_bytes(photo)
-    r, s = timed(lambda: subprocess.run([*CLI, "analyze", str(sample), "--pipeline", str(tmp / "pipelines/default.yaml"),
-                                         "--json"], env={**os.environ, **env}, capture_output=True, timeout=300))
+    r, s = timed(
+        lambda: subprocess.run(
+            [*CLI, "analyze", str(sample), "--pipeline", str(tmp / "pipelines/default.yaml"), "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            timeout=300,
+        )
+    )
     print(f"- CLI `harerun analyze` (one photo, cold): exit {r.returncode} in {s:.2f} s wall\n")
 
 
@@ -116,19 +129,29 @@ def hostile_yaml(tmp: Path) -> None:
     base = yaml.safe_load((REPO / "pipelines/default.yaml").read_text())
     step = next(s for s in base["detectors"] if s.get("plugin") == "acne")
     step.setdefault("params", {})["min_separation_px"] = 1
-    (tmp / "bigint.yaml").write_text(yaml.safe_dump(base).replace("min_separation_px: 1", "min_separation_px: " + "7" * 5000))
+    (tmp / "bigint.yaml").write_text(
+        yaml.safe_dump(base).replace("min_separation_px: 1", "min_separation_px: " + "7" * 5000)
+    )
     for name in ("bomb.yaml", "bigint.yaml"):
-        r, s = timed(lambda n=name: subprocess.run([*CLI, "pipelines", "validate", str(tmp / n)], capture_output=True,
-                                                   timeout=300))
+        r, s = timed(
+            lambda n=name: subprocess.run(
+                [*CLI, "pipelines", "validate", str(tmp / n)], capture_output=True, timeout=300
+            )
+        )
         print(f"- {name}: exit {r.returncode} in {s:.2f} s wall, message {len(r.stdout) + len(r.stderr)} bytes")
-    r, s = timed(lambda: subprocess.run([*CLI, "pipelines", "validate", str(REPO / "pipelines/default.yaml")],
-                                        capture_output=True, timeout=300))
+    r, s = timed(
+        lambda: subprocess.run(
+            [*CLI, "pipelines", "validate", str(REPO / "pipelines/default.yaml")], capture_output=True, timeout=300
+        )
+    )
     print(f"- (a good file for comparison: exit {r.returncode} in {s:.2f} s wall)\n")
 
 
 def main() -> int:
-    print(f"machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
-          f"{platform.machine()}\n")
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}\n"
+    )
     with tempfile.TemporaryDirectory() as d:
         s3_black_hole(Path(d))
         hostile_yaml(Path(d))

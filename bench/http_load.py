@@ -56,8 +56,9 @@ def server_pids(pid: int, deep: bool = False) -> list[int]:
     return kids or [pid]
 
 
-def run_level(url: str, photos: list[tuple[str, bytes]], clients: int, total: int, pipeline: str,
-              max_seconds: float) -> dict:
+def run_level(
+    url: str, photos: list[tuple[str, bytes]], clients: int, total: int, pipeline: str, max_seconds: float
+) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -95,17 +96,27 @@ def run_level(url: str, photos: list[tuple[str, bytes]], clients: int, total: in
     elapsed = time.perf_counter() - t0
     done = sum(statuses.values())
     return {
-        "clients": clients, "requests": done, "elapsed_s": elapsed, "statuses": dict(statuses),
-        "p50_ms": percentile(latencies, 0.50) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000, "engine_p50_ms": percentile(engine_ms, 0.50),
+        "clients": clients,
+        "requests": done,
+        "elapsed_s": elapsed,
+        "statuses": dict(statuses),
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "engine_p50_ms": percentile(engine_ms, 0.50),
         "photos_per_s": (done - statuses.get(503, 0)) / elapsed if elapsed else 0.0,
     }
 
 
-def bench_server(workers: int, threads: int, photos, levels, per_client: int, pipeline: str,
-                 max_seconds: float, processes: int = 0) -> tuple[list[dict], list[int]]:
-    env = {"HARERUN_ANALYSIS_THREADS": str(threads), "HARERUN_ANALYSIS_PROCESSES": str(processes),
-           "HARERUN_QUEUE_SIZE": "32", "HARERUN_REQUEST_TIMEOUT_S": "60"}
+def bench_server(
+    workers: int, threads: int, photos, levels, per_client: int, pipeline: str, max_seconds: float, processes: int = 0
+) -> tuple[list[dict], list[int]]:
+    env = {
+        "HARERUN_ANALYSIS_THREADS": str(threads),
+        "HARERUN_ANALYSIS_PROCESSES": str(processes),
+        "HARERUN_QUEUE_SIZE": "32",
+        "HARERUN_REQUEST_TIMEOUT_S": "60",
+    }
     log = REPO / "build" / f"bench-http-w{workers}.log"
     log.parent.mkdir(exist_ok=True)
     server = hostile.LiveServer(env, workers=workers, log_path=log)
@@ -130,14 +141,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pipeline", default="default")
     ap.add_argument("--clients", default="1,2,8", help="concurrency levels (default 1,2,8)")
-    ap.add_argument("--servers", default="1x2,2x1,1p2",
-                    help="server shapes PROCESSESxTHREADS or PROCESSESpANALYSIS_PROCESSES (default 1x2,2x1,1p2: one "
-                         "process with two analysis threads, two processes with one each, one process feeding two "
-                         "analysis processes)")
+    ap.add_argument(
+        "--servers",
+        default="1x2,2x1,1p2",
+        help="server shapes PROCESSESxTHREADS or PROCESSESpANALYSIS_PROCESSES (default 1x2,2x1,1p2: one "
+        "process with two analysis threads, two processes with one each, one process feeding two "
+        "analysis processes)",
+    )
     ap.add_argument("--requests", type=int, default=30, help="requests per client at each level (default 30)")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="time cap per level (default 120)")
-    ap.add_argument("--fuzz", type=int, default=0, metavar="N",
-                    help="afterwards run the schemathesis test with N examples per operation (e.g. 2000)")
+    ap.add_argument(
+        "--fuzz",
+        type=int,
+        default=0,
+        metavar="N",
+        help="afterwards run the schemathesis test with N examples per operation (e.g. 2000)",
+    )
     args = ap.parse_args()
 
     if not PHOTOS.is_dir():
@@ -146,8 +165,10 @@ def main() -> int:
     os.environ.setdefault("HARERUN_MODEL_DIR", str(SHARED / "models"))
     photos = [(p.name, p.read_bytes()) for p in sorted(PHOTOS.glob("*.jpg"))]
     levels = [int(x) for x in args.clients.split(",")]
-    print(f"HTTP benchmark: pipeline {args.pipeline}, {len(photos)} photos from {PHOTOS}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (figures are rough when loaded)")
+    print(
+        f"HTTP benchmark: pipeline {args.pipeline}, {len(photos)} photos from {PHOTOS}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (figures are rough when loaded)"
+    )
     print("p50/p95/p99: client wall time per request; engine p50: the server's own timings_ms.total")
     for shape in filter(None, args.servers.split(",")):
         if "p" in shape:
@@ -156,20 +177,37 @@ def main() -> int:
         else:
             (workers, threads), processes = (int(x) for x in shape.split("x")), 0
             what = f"{threads} analysis thread(s)"
-        rows, rss = bench_server(workers, threads, photos, levels, args.requests, args.pipeline, args.max_seconds,
-                                 processes)
+        rows, rss = bench_server(
+            workers, threads, photos, levels, args.requests, args.pipeline, args.max_seconds, processes
+        )
         print(f"\n== {workers} server process(es) x {what}")
-        print(f"{'clients':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'photos/s':>9} "
-              f"{'engine p50 ms':>13}  statuses")
+        print(
+            f"{'clients':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'photos/s':>9} "
+            f"{'engine p50 ms':>13}  statuses"
+        )
         for r in rows:
-            print(f"{r['clients']:>7} {r['requests']:>8} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['p99_ms']:>8.0f} "
-                  f"{r['photos_per_s']:>9.1f} {r['engine_p50_ms']:>13.0f}  {r['statuses']}")
+            print(
+                f"{r['clients']:>7} {r['requests']:>8} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['p99_ms']:>8.0f} "
+                f"{r['photos_per_s']:>9.1f} {r['engine_p50_ms']:>13.0f}  {r['statuses']}"
+            )
         print(f"RSS per server process: {', '.join(f'{x / MB:.0f} MB' for x in rss)}")
     if args.fuzz:
         print(f"\n== schemathesis, {args.fuzz} examples per operation")
         env = {**os.environ, "HARERUN_FUZZ_EXAMPLES": str(args.fuzz)}
-        rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                              str(REPO / "tests" / "test_api_fuzz.py")], env=env, cwd=REPO)
+        rc = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-s",
+                "-p",
+                "no:cacheprovider",
+                str(REPO / "tests" / "test_api_fuzz.py"),
+            ],
+            env=env,
+            cwd=REPO,
+        )
         if rc:
             return rc
     return 0

@@ -31,8 +31,10 @@ def main() -> int:
     shared = Path(os.environ.get("HARERUN_SHARED", REPO.parent / "shared"))
     data = shared / "data" / "acne"
     if not (data / "labels.csv").is_file():
-        print(f"bench/ml.py: shared data not found at {data} (set HARERUN_SHARED to the folder holding data/)",
-              file=sys.stderr)
+        print(
+            f"bench/ml.py: shared data not found at {data} (set HARERUN_SHARED to the folder holding data/)",
+            file=sys.stderr,
+        )
         return 2
     os.environ.setdefault("HARERUN_MODEL_DIR", str(REPO / "models"))
 
@@ -53,8 +55,10 @@ def main() -> int:
         rows = sorted((r for r in csv.DictReader(f) if r["split"] == "val"), key=lambda r: r["image"])
     photos = [(cv2.imread(str(data / "images" / r["image"])), int(r["grade"])) for r in rows]
     timed = photos[: args.n]
-    print(f"{len(timed)} val photos, 512x512, one thread; load average {os.getloadavg()[0]:.1f} "
-          f"(machine shared with other jobs: timings are noisy, medians shown)")
+    print(
+        f"{len(timed)} val photos, 512x512, one thread; load average {os.getloadavg()[0]:.1f} "
+        f"(machine shared with other jobs: timings are noisy, medians shown)"
+    )
 
     def median_ms(fn, items) -> str:
         """Median wall-clock and CPU ms per call (CPU time is less disturbed by other jobs on the machine)."""
@@ -77,8 +81,10 @@ def main() -> int:
         net = median_ms(model.run, xs)
         det = MLClassifierDetector(MLClassifierParams(model=spec))
         full = median_ms(lambda img, det=det: det.analyze(ctxs[id(img)]), timed)
-        print(f"  {spec:20s} ({model.runtime:6s}) network {net}   whole analyze() {full}   "
-              f"load {model.resolved.load_ms:.0f} ms  [{model.resolved.path.name}, {model.resolved.source}]")
+        print(
+            f"  {spec:20s} ({model.runtime:6s}) network {net}   whole analyze() {full}   "
+            f"load {model.resolved.load_ms:.0f} ms  [{model.resolved.path.name}, {model.resolved.source}]"
+        )
 
     if args.accuracy:
         det = MLClassifierDetector(MLClassifierParams(model="acne-grade@1"))

@@ -57,8 +57,10 @@ def main() -> int:
             for name, ms in timings.items():
                 stages[name].append(ms)
 
-    print(f"pipeline {args.pipeline}: {len(photos)} photos x {args.repeat}, OpenCV threads {args.threads}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(
+        f"pipeline {args.pipeline}: {len(photos)} photos x {args.repeat}, OpenCV threads {args.threads}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    )
     for name, values in stages.items():
         print(f"  {name:<28} median {statistics.median(values):8.2f} ms   (n={len(values)})")
     if failed:

@@ -116,15 +116,28 @@ def corpus(photo_bgr: np.ndarray, *, max_upload_bytes: int = 10 * 1024 * 1024) -
         Case("zero_bytes", b"", status=422, code="UNREADABLE_IMAGE"),
         Case("truncated_jpeg", good[: len(good) // 2], status=422, code="UNREADABLE_IMAGE"),
         Case("text_named_jpg", b"This is not a photo, just text.\n" * 20, status=415, code="UNSUPPORTED_FORMAT"),
-        Case("png_bomb_30000x30000", png_bomb(), content_type="image/png", filename="bomb.png",
-             status=413, code="IMAGE_TOO_LARGE"),
-        Case("animated_gif", animated_gif(photo), content_type="image/gif", filename="a.gif",
-             status=415, code="UNSUPPORTED_FORMAT"),
+        Case(
+            "png_bomb_30000x30000",
+            png_bomb(),
+            content_type="image/png",
+            filename="bomb.png",
+            status=413,
+            code="IMAGE_TOO_LARGE",
+        ),
+        Case(
+            "animated_gif",
+            animated_gif(photo),
+            content_type="image/gif",
+            filename="a.gif",
+            status=415,
+            code="UNSUPPORTED_FORMAT",
+        ),
         Case("huge_base64", huge_b64, kind="json", status=413, code="IMAGE_TOO_LARGE"),
         Case("bad_base64", "not base64 at all!", kind="json", status=400, code="BAD_REQUEST"),
         Case("json_without_image", "", kind="json", json_body={"pipeline": "default"}, status=400, code="BAD_REQUEST"),
-        Case("wrong_content_type", good, kind="raw", content_type="text/plain", status=415,
-             code="UNSUPPORTED_MEDIA_TYPE"),
+        Case(
+            "wrong_content_type", good, kind="raw", content_type="text/plain", status=415, code="UNSUPPORTED_MEDIA_TYPE"
+        ),
         Case("cmyk_jpeg", cmyk.getvalue()),
         Case("png_16bit", png16.tobytes(), content_type="image/png", filename="16bit.png"),
         Case("rgba_png", rgba.getvalue(), content_type="image/png", filename="rgba.png"),
@@ -173,8 +186,15 @@ def rss_bytes(pid: int) -> int:
 class LiveServer:
     """``harerun serve`` in a subprocess on 127.0.0.1; ``with LiveServer(env) as url: ...``."""
 
-    def __init__(self, env: dict[str, str] | None = None, *, workers: int = 1, ready_timeout_s: float = 180.0,
-                 log_path: str | os.PathLike | None = None, wait_for: str = "/ready") -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        workers: int = 1,
+        ready_timeout_s: float = 180.0,
+        log_path: str | os.PathLike | None = None,
+        wait_for: str = "/ready",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -187,9 +207,20 @@ class LiveServer:
     def start(self) -> str:
         import httpx
 
-        cmd = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())", "serve",
-               "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-               "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from harerun.cli import main; sys.exit(main())",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+        ]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.ready_timeout_s

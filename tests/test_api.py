@@ -50,8 +50,11 @@ def pipelines_dir(tmp_path_factory):
         shutil.copy(f, out / f.name)
     default = yaml.safe_load((out / "default.yaml").read_text())
     strict = {
-        "schema_version": 1, "name": "strict", "description": "refuses everything (test)",
-        "face": default.get("face", {}), "quality": {"reject": True, "min_brightness": 99.0},
+        "schema_version": 1,
+        "name": "strict",
+        "description": "refuses everything (test)",
+        "face": default.get("face", {}),
+        "quality": {"reject": True, "min_brightness": 99.0},
         "detectors": default["detectors"][:1],
     }
     (out / "strict.yaml").write_text(yaml.safe_dump(strict))
@@ -92,7 +95,9 @@ def test_pipelines_lists_detectors_and_experiments(client, pipelines_dir):
     assert body["default"] == "default"
     by_name = {p["name"]: p for p in body["pipelines"]}
     default = yaml.safe_load((pipelines_dir / "default.yaml").read_text())
-    assert [d["id"] for d in by_name["default"]["detectors"]] == [s.get("id", s["plugin"]) for s in default["detectors"]]
+    assert [d["id"] for d in by_name["default"]["detectors"]] == [
+        s.get("id", s["plugin"]) for s in default["detectors"]
+    ]
     assert all(d["version"] and d["package"] for d in by_name["default"]["detectors"])
     ab = {e["name"]: e for e in body["experiments"]}["skin-ab"]
     assert {v["name"]: v["pipeline"] for v in ab["variants"]} == {"A": "default", "B": "fast"}
@@ -188,18 +193,27 @@ def test_ab_experiment_is_sticky_and_named(client, photo):
     seen = {}
     for i in range(8):
         sid = f"subject-{i}"
-        a = client.post(ANALYZE, params={"pipeline": "skin-ab", "subject_id": sid}, content=photo,
-                        headers={"content-type": "image/jpeg"}).json()
-        b = client.post(ANALYZE + "?pipeline=skin-ab", content=photo,
-                        headers={"content-type": "image/jpeg", "X-Subject-Id": sid}).json()
+        a = client.post(
+            ANALYZE,
+            params={"pipeline": "skin-ab", "subject_id": sid},
+            content=photo,
+            headers={"content-type": "image/jpeg"},
+        ).json()
+        b = client.post(
+            ANALYZE + "?pipeline=skin-ab", content=photo, headers={"content-type": "image/jpeg", "X-Subject-Id": sid}
+        ).json()
         assert a["variant"] == b["variant"] and a["pipeline"] == b["pipeline"]
         seen[a["variant"]] = a["pipeline"]
     assert seen == {"skin-ab:A": "default", "skin-ab:B": "fast"}
 
 
 def test_metrics(client, photo):
-    client.post(ANALYZE, params={"pipeline": "skin-ab", "subject_id": "metrics"}, content=photo,
-                headers={"content-type": "image/jpeg"})
+    client.post(
+        ANALYZE,
+        params={"pipeline": "skin-ab", "subject_id": "metrics"},
+        content=photo,
+        headers={"content-type": "image/jpeg"},
+    )
     client.get("/nowhere")
     text = client.get("/metrics").text
     assert 'harerun_http_requests_total{method="POST",route="/api/v6/skin/analyze-hare-run",status="200"}' in text
@@ -207,8 +221,10 @@ def test_metrics(client, photo):
     assert "harerun_http_request_duration_seconds_bucket{" in text
     steps = [d["plugin"] for d in client.get("/api/pipelines").json()["pipelines"][0]["detectors"]]
     for name in steps:  # each detector is timed, or counted as an error when it raised
-        assert (f'harerun_detector_duration_seconds_count{{detector="{name}"}}' in text
-                or f'harerun_detector_errors_total{{detector="{name}"}}' in text), name
+        assert (
+            f'harerun_detector_duration_seconds_count{{detector="{name}"}}' in text
+            or f'harerun_detector_errors_total{{detector="{name}"}}' in text
+        ), name
     assert 'harerun_ab_assignments_total{experiment="skin-ab",variant=' in text
 
 
@@ -218,8 +234,14 @@ def test_openapi_documents_bodies_and_errors(client):
     assert {"multipart/form-data", "application/json", "image/jpeg"} <= set(op["requestBody"]["content"])
     assert {"200", "400", "404", "413", "415", "422", "503"} <= set(op["responses"])
     assert "AnalyzeResponse" in spec["components"]["schemas"]
-    assert {"/api/v4/face/detect", "/api/v5/skin/model-status", "/health", "/ready", "/metrics",
-            "/api/pipelines"} <= set(spec["paths"])
+    assert {
+        "/api/v4/face/detect",
+        "/api/v5/skin/model-status",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/pipelines",
+    } <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
 
 
@@ -229,18 +251,27 @@ def test_openapi_documents_bodies_and_errors(client):
 def test_no_face_and_quality_gate_are_422_with_reason_codes(client, grey, photo):
     err = _error(client.post(ANALYZE, content=grey, headers={"content-type": "image/jpeg"}), 422, "NO_FACE")
     assert err["issues"] == ["NO_FACE"] or "NO_FACE" in err["issues"]
-    err = _error(client.post(ANALYZE + "?pipeline=strict", content=photo, headers={"content-type": "image/jpeg"}),
-                 422, "QUALITY_REJECTED")
+    err = _error(
+        client.post(ANALYZE + "?pipeline=strict", content=photo, headers={"content-type": "image/jpeg"}),
+        422,
+        "QUALITY_REJECTED",
+    )
     assert "TOO_DARK" in err["issues"]
 
 
 def test_unknown_pipeline_is_404_and_never_a_file(client, photo):
-    err = _error(client.post(ANALYZE + "?pipeline=defualt", content=photo, headers={"content-type": "image/jpeg"}),
-                 404, "UNKNOWN_PIPELINE")
+    err = _error(
+        client.post(ANALYZE + "?pipeline=defualt", content=photo, headers={"content-type": "image/jpeg"}),
+        404,
+        "UNKNOWN_PIPELINE",
+    )
     assert "did you mean 'default'" in err["message"]
     for name in ("../pipelines/default", "/etc/passwd", "default.yaml", "experiments"):
-        _error(client.post(ANALYZE, json={"image": base64.b64encode(photo).decode(), "pipeline": name}),
-               404, "UNKNOWN_PIPELINE")
+        _error(
+            client.post(ANALYZE, json={"image": base64.b64encode(photo).decode(), "pipeline": name}),
+            404,
+            "UNKNOWN_PIPELINE",
+        )
 
 
 @pytest.mark.parametrize(
@@ -254,8 +285,10 @@ def test_unknown_pipeline_is_404_and_never_a_file(client, photo):
         ({"json": ["image"]}, "JSON"),
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, "not valid JSON"),
         ({"json": {"image": "AAAA", "subject_id": "x" * 300}}, "subject_id"),
-        ({"params": {"include_overlay": "maybe"}, "content": b"x", "headers": {"content-type": "image/jpeg"}},
-         "include_overlay"),
+        (
+            {"params": {"include_overlay": "maybe"}, "content": b"x", "headers": {"content-type": "image/jpeg"}},
+            "include_overlay",
+        ),
         ({"files": {"image": ("a.jpg", b"x", "image/jpeg")}, "data": {"include_overlay": "maybe"}}, "include_overlay"),
         ({"content": b"--nope\r\n", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, "multipart"),
     ],
@@ -278,7 +311,9 @@ def test_upload_and_pixel_limits_are_413(photo, pipelines_dir):
     app = create_app(Settings(pipelines_dir=pipelines_dir, max_upload_bytes=limit, max_pixels=100_000, warm_up=False))
     big_b64 = base64.b64encode(photo + b"\0" * (len(photo) // 2)).decode()
     with TestClient(app) as c:
-        _error(c.post(ANALYZE, files={"image": ("a.jpg", photo + b"\0" * 70_000, "image/jpeg")}), 413, "IMAGE_TOO_LARGE")
+        _error(
+            c.post(ANALYZE, files={"image": ("a.jpg", photo + b"\0" * 70_000, "image/jpeg")}), 413, "IMAGE_TOO_LARGE"
+        )
         _error(c.post(ANALYZE, files={"image": ("a.jpg", photo, "image/jpeg")}), 413, "IMAGE_TOO_LARGE")
         _error(c.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}), 413, "IMAGE_TOO_LARGE")
         _error(c.post(ANALYZE, json={"image": big_b64}), 413, "IMAGE_TOO_LARGE")

@@ -24,8 +24,14 @@ detectors:
 
 def harerun(*args, cwd=REPO):
     env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
-    return subprocess.run([sys.executable, "-m", "harerun.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "harerun.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +46,9 @@ def files(tmp_path_factory, astronaut_bgr):
 
 
 def test_analyze_json_and_overlay(files):
-    out = harerun("analyze", files / "astronaut.jpg", "--pipeline", files / "fast.yaml", "--json",
-                  "--overlay", files / "ov.png")
+    out = harerun(
+        "analyze", files / "astronaut.jpg", "--pipeline", files / "fast.yaml", "--json", "--overlay", files / "ov.png"
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["pipeline"] == "clitest" and doc["results"]["acne"]["status"] == "ok"
@@ -82,7 +89,9 @@ def test_invalid_pipeline_lists_problems(files):
 
 
 def test_shipped_pipelines_validate_and_schema_exports():
-    out = harerun("pipelines", "validate", *sorted(p for p in (REPO / "pipelines").glob("*.yaml") if p.name != "experiments.yaml"))
+    out = harerun(
+        "pipelines", "validate", *sorted(p for p in (REPO / "pipelines").glob("*.yaml") if p.name != "experiments.yaml")
+    )
     assert out.returncode == 0, out.stderr
     schema = json.loads(harerun("pipelines", "schema").stdout)
     assert "acne" in schema["$defs"]["DetectorStep"]["properties"]["plugin"]["enum"]

@@ -36,9 +36,21 @@ def installed_plugin(tmp_path_factory):
         (root / rel).write_text(body)
     site = root / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(root / "acme_shine")],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(root / "acme_shine"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     env = {**os.environ, "PYTHONPATH": str(site), "HARERUN_DISABLE_PLUGIN_AUTOLOAD": "0"}
     env.pop("HARERUN_BLOCKED_PLUGINS", None)
@@ -46,7 +58,9 @@ def installed_plugin(tmp_path_factory):
 
 
 def harerun(args, env, cwd=None):
-    return subprocess.run([sys.executable, "-m", "harerun.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "harerun.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_guide_plugin_is_listed(installed_plugin):
@@ -54,7 +68,12 @@ def test_guide_plugin_is_listed(installed_plugin):
     out = harerun(["plugins", "list", "--json"], env)
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
-    assert rows["shine"] == {"name": "shine", "version": "0.1.0", "package": "acme-shine", "params": {"min_lightness": 90.0}}
+    assert rows["shine"] == {
+        "name": "shine",
+        "version": "0.1.0",
+        "package": "acme-shine",
+        "params": {"min_lightness": 90.0},
+    }
 
 
 def test_guide_plugin_runs_in_a_pipeline(installed_plugin, astronaut_bgr):

@@ -72,8 +72,14 @@ def write_pipelines(tmp_path, *, reject=False):
     }
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(pipe))
     (tmp_path / "u.yaml").write_text(yaml.safe_dump({**pipe, "name": "u", "detectors": pipe["detectors"][:1]}))
-    exps = {"schema_version": 1, "experiments": {"ab": {"variants": [
-        {"name": "A", "pipeline": "t", "weight": 1}, {"name": "B", "pipeline": "u", "weight": 1}]}}}
+    exps = {
+        "schema_version": 1,
+        "experiments": {
+            "ab": {
+                "variants": [{"name": "A", "pipeline": "t", "weight": 1}, {"name": "B", "pipeline": "u", "weight": 1}]
+            }
+        },
+    }
     (tmp_path / "experiments.yaml").write_text(yaml.safe_dump(exps))
     return tmp_path
 
@@ -98,8 +104,13 @@ def test_result_is_complete_and_json_native(engine, astronaut_bgr):
     assert doc["results"]["centre"]["status"] == "ok" and doc["results"]["centre"]["severity"] == "moderate"
     assert isinstance(doc["results"]["centre"]["measurements"]["skin_coverage"], float)
     assert doc["results"]["broken"] == {
-        "status": "error", "score": None, "severity": None, "zones": {}, "measurements": {},
-        "evidence": {"markers": []}, "message": "ValueError: detector exploded",
+        "status": "error",
+        "score": None,
+        "severity": None,
+        "zones": {},
+        "measurements": {},
+        "evidence": {"markers": []},
+        "message": "ValueError: detector exploded",
     }
     assert doc["results"]["off"]["status"] == "skipped"
     assert doc["results"]["low"]["score"] == 5 and doc["results"]["low"]["severity"] == "none"
@@ -125,7 +136,7 @@ def test_overlay_draws_on_the_photo(engine, astronaut_bgr):
     out = draw_overlay(run)
     assert out.shape == astronaut_bgr.shape
     x, y, w, h = run.result.face.box
-    assert not np.array_equal(out[y:y + h, x:x + w], astronaut_bgr[y:y + h, x:x + w])
+    assert not np.array_equal(out[y : y + h, x : x + w], astronaut_bgr[y : y + h, x : x + w])
     assert np.array_equal(out[-40:, -40:], astronaut_bgr[-40:, -40:])  # far corner untouched
 
 

@@ -12,7 +12,9 @@ from harerun.experiments import Experiment, Variant, load_experiments
 
 
 def test_same_key_same_variant_and_keys_spread():
-    exp = Experiment(variants=[Variant(name="A", pipeline="default", weight=1), Variant(name="B", pipeline="fast", weight=1)])
+    exp = Experiment(
+        variants=[Variant(name="A", pipeline="default", weight=1), Variant(name="B", pipeline="fast", weight=1)]
+    )
     first = [exp.assign("e", f"user-{i}").name for i in range(200)]
     again = [exp.assign("e", f"user-{i}").name for i in range(200)]
     assert first == again

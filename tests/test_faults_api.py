@@ -126,8 +126,10 @@ def test_server_with_a_black_hole_s3_starts_answers_and_is_not_ready(tmp_path, b
         "AWS_SECRET_ACCESS_KEY": "y",
         "HARERUN_ANALYSIS_THREADS": "2",
     }
-    with hostile.LiveServer(env, wait_for="/health", log_path=tmp_path / "serve.log") as url, \
-            httpx.Client(base_url=url, timeout=60.0) as http:
+    with (
+        hostile.LiveServer(env, wait_for="/health", log_path=tmp_path / "serve.log") as url,
+        httpx.Client(base_url=url, timeout=60.0) as http,
+    ):
         ready = http.get("/ready")
         for _ in range(100):  # /health answers while the lifespan is still starting
             if "starting up" not in ready.text:
@@ -215,8 +217,11 @@ def test_a_killed_analysis_process_costs_no_photo(tmp_path, astronaut_bgr):
         answers: list[httpx.Response] = []
 
         def post() -> None:
-            answers.append(http.post(ANALYZE, content=body, headers={"Content-Type": "image/png"},
-                                     params={"include_overlay": "true"}))
+            answers.append(
+                http.post(
+                    ANALYZE, content=body, headers={"Content-Type": "image/png"}, params={"include_overlay": "true"}
+                )
+            )
 
         threads = [threading.Thread(target=post) for _ in range(6)]
         for t in threads:
@@ -278,9 +283,14 @@ def test_server_paths_bucket_and_endpoint_only_for_operators(tmp_path, photo, mo
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     forget_s3_outages()
-    app, keys = _keyed_app(pipelines_dir=_pipelines_needing(tmp_path, "acne-grade@77"), cache_dir=tmp_path / "cache",
-                           s3_bucket="secret-bucket", s3_endpoint_url="http://10.9.8.7:1")
+    app, keys = _keyed_app(
+        pipelines_dir=_pipelines_needing(tmp_path, "acne-grade@77"),
+        cache_dir=tmp_path / "cache",
+        s3_bucket="secret-bucket",
+        s3_endpoint_url="http://10.9.8.7:1",
+    )
     with TestClient(app) as client:
+
         def status(key):
             rows = client.get("/api/v5/skin/model-status", headers={"X-API-Key": key}).json()["models"]
             return next(r["reason"] for r in rows if r["name"] == "acne-grade")
@@ -335,8 +345,9 @@ def test_idle_and_half_sent_connections_are_closed(tmp_path):
 def test_workers_leave_no_metrics_folder_after_sigterm(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    server = hostile.LiveServer({"TMPDIR": str(tmp), "HARERUN_WARM_UP": "false"}, workers=2,
-                                log_path=tmp_path / "serve.log")
+    server = hostile.LiveServer(
+        {"TMPDIR": str(tmp), "HARERUN_WARM_UP": "false"}, workers=2, log_path=tmp_path / "serve.log"
+    )
     server.start()
     assert [p.name for p in tmp.iterdir() if p.name.startswith("harerun-metrics-")]
     server.stop()
@@ -429,8 +440,11 @@ def test_sigterm_under_load_finishes_the_photos_and_leaves_nothing(tmp_path, ast
         answers: list[httpx.Response] = []
 
         def post() -> None:
-            answers.append(http.post(ANALYZE, content=body, headers={"Content-Type": "image/png"},
-                                     params={"include_overlay": "true"}))
+            answers.append(
+                http.post(
+                    ANALYZE, content=body, headers={"Content-Type": "image/png"}, params={"include_overlay": "true"}
+                )
+            )
 
         threads = [threading.Thread(target=post) for _ in range(4)]
         for t in threads:
@@ -453,8 +467,12 @@ def test_access_log_has_no_subject_ids(tmp_path, photo):
     log = tmp_path / "serve.log"
     port = hostile.free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*CLI, "serve", "--port", str(port), "--log-level", "info"], stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, "HARERUN_WARM_UP": "false"})
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port), "--log-level", "info"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HARERUN_WARM_UP": "false"},
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             for _ in range(600):
@@ -463,8 +481,13 @@ def test_access_log_has_no_subject_ids(tmp_path, photo):
                         break
                 except httpx.HTTPError:
                     threading.Event().wait(0.25)
-            r = httpx.post(url + ANALYZE, params={"subject_id": "patient-4711"}, content=photo,
-                           headers={"Content-Type": "image/jpeg"}, timeout=60)
+            r = httpx.post(
+                url + ANALYZE,
+                params={"subject_id": "patient-4711"},
+                content=photo,
+                headers={"Content-Type": "image/jpeg"},
+                timeout=60,
+            )
             assert r.status_code == 200
         finally:
             proc.terminate()
@@ -504,7 +527,8 @@ def test_ready_with_a_models_folder_holding_only_other_models(tmp_path):
     """HARERUN_MODEL_DIR pointing at a folder with only YuNet (as deployments do): the project's
     own shipped models are still found, so the server is ready."""
     (tmp_path / "models").mkdir()
-    with TestClient(create_app(Settings(warm_up=False, model_dir=tmp_path / "models",
-                                        cache_dir=tmp_path / "cache"))) as client:
+    with TestClient(
+        create_app(Settings(warm_up=False, model_dir=tmp_path / "models", cache_dir=tmp_path / "cache"))
+    ) as client:
         r = client.get("/ready")
         assert r.status_code == 200, r.text

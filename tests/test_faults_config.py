@@ -44,8 +44,15 @@ def _limit_memory() -> None:
 
 def harerun(*args, cwd):
     env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
-    return subprocess.run([sys.executable, "-m", "harerun.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_memory)
+    return subprocess.run(
+        [sys.executable, "-m", "harerun.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_memory,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +73,10 @@ def test_alias_bomb_pipeline_is_refused_by_the_cli(tmp_path):
 
 def test_alias_bomb_experiments_file_is_refused(tmp_path):
     path = tmp_path / "experiments.yaml"
-    path.write_text(f"schema_version: 1\nexperiments:\n  x:\n    description: {alias_bomb(9)}\n"
-                    "    variants: [{name: A, pipeline: default, weight: 1}]\n")
+    path.write_text(
+        f"schema_version: 1\nexperiments:\n  x:\n    description: {alias_bomb(9)}\n"
+        "    variants: [{name: A, pipeline: default, weight: 1}]\n"
+    )
     with pytest.raises(PipelineError, match=r"experiments.yaml line 4: YAML aliases \(\*a0\) are not allowed") as info:
         load_experiments(path)
     assert len(str(info.value)) <= KB
@@ -104,14 +113,19 @@ def test_5000_digit_param_is_a_reported_problem(tmp_path, astronaut_bgr):
 
 
 def test_huge_values_are_reported_like_any_out_of_range_value(host):
-    data = {"schema_version": 1, "name": "big", "detectors": [
-        {"plugin": "acne", "params": {"min_separation_px": 10**5000, "max_radius_px": 10**400}},
-    ]}
+    data = {
+        "schema_version": 1,
+        "name": "big",
+        "detectors": [
+            {"plugin": "acne", "params": {"min_separation_px": 10**5000, "max_radius_px": 10**400}},
+        ],
+    }
     with pytest.raises(PipelineError) as info:
         parse_pipeline(data, host, origin="big.yaml")
     huge, large = info.value.problems
-    assert huge == ("big.yaml: detectors[0].params.min_separation_px: must be ≤ 20 "
-                    "(got an integer of about 5000 digits)")
+    assert huge == (
+        "big.yaml: detectors[0].params.min_separation_px: must be ≤ 20 (got an integer of about 5000 digits)"
+    )
     assert large.startswith("big.yaml: detectors[0].params.max_radius_px: is out of range (got 1000000000")
     assert len(large) < 300
 
@@ -120,9 +134,16 @@ def test_echoed_values_and_keys_are_cut_short(host):
     lol = ["lol"] * 9
     for _ in range(5):
         lol = [lol] * 9  # 9**6 strings, shared: a few bytes in memory, megabytes as text
-    data = {"schema_version": 1, "name": "echo", "description": lol, "face": {"backend": "b" * 100_000},
-            "detectors": [{"plugin": "acne", "params": {"k" * 100_000: 1, "min_separation_px": 10**4000}},
-                          {"plugin": "p" * 100_000}]}
+    data = {
+        "schema_version": 1,
+        "name": "echo",
+        "description": lol,
+        "face": {"backend": "b" * 100_000},
+        "detectors": [
+            {"plugin": "acne", "params": {"k" * 100_000: 1, "min_separation_px": 10**4000}},
+            {"plugin": "p" * 100_000},
+        ],
+    }
     with pytest.raises(PipelineError) as info:
         parse_pipeline(data, host, origin="echo.yaml")
     problems = info.value.problems
@@ -135,10 +156,16 @@ def test_echoed_values_and_keys_are_cut_short(host):
 # -- huge or deep files -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (HEAD + "# " + "x" * 1_000_000 + "\n", "big.yaml: larger than 1 MB, the limit for Hare Run config files"),
-    (HEAD + "description: " + "[" * 10_000 + "]" * 10_000 + "\n", "big.yaml line 3: nested more than 50 levels deep"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HEAD + "# " + "x" * 1_000_000 + "\n", "big.yaml: larger than 1 MB, the limit for Hare Run config files"),
+        (
+            HEAD + "description: " + "[" * 10_000 + "]" * 10_000 + "\n",
+            "big.yaml line 3: nested more than 50 levels deep",
+        ),
+    ],
+)
 def test_huge_or_deep_files_are_refused(tmp_path, host, text, message):
     path = tmp_path / "big.yaml"
     path.write_text(text)
@@ -175,7 +202,7 @@ def test_server_reports_and_skips_bad_pipeline_files(tmp_path, astronaut_bgr, mo
         assert [p["name"] for p in body["pipelines"]] == ["default"]
         assert body["unavailable"] == {
             "bigint": "bigint.yaml line 6: min_separation_px: integer of 5000 digits is out of range "
-                      "(at most 1000 digits)",
+            "(at most 1000 digits)",
             "bomb": "bomb.yaml line 3: YAML aliases (*a0) are not allowed in Hare Run config files",
             "crash": "crash.yaml: RuntimeError: plugin bug",
         }

@@ -47,7 +47,11 @@ def _painted(kind: str) -> np.ndarray:
 
 
 def photos(shared: Path | None) -> dict[str, np.ndarray]:
-    out = {"astronaut": _astronaut(), "astronaut+red_spots": _painted("red"), "astronaut+dark_patches": _painted("dark")}
+    out = {
+        "astronaut": _astronaut(),
+        "astronaut+red_spots": _painted("red"),
+        "astronaut+dark_patches": _painted("dark"),
+    }
     if shared is not None:
         for p in sorted((shared / "data/faces/dlib_examples").glob("*.jpg")):
             if p.name != "dogs.jpg":

@@ -50,7 +50,7 @@ def test_grayscale_palette_rgba_16bit_and_cmyk_are_converted():
     out, _ = load_image(_encode(Image.fromarray(rgba), "PNG"))
     assert out.min() == 255
 
-    sixteen = (np.linspace(0, 65535, 64, dtype=np.uint16)[None, :].repeat(48, 0))
+    sixteen = np.linspace(0, 65535, 64, dtype=np.uint16)[None, :].repeat(48, 0)
     out, _ = load_image(_encode(Image.fromarray(sixteen), "PNG"))
     assert out[0, 0, 0] == 0 and out[0, -1, 0] == 255 and out[0, 32, 0] in range(125, 135)
 

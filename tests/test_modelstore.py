@@ -39,10 +39,13 @@ def layout(tmp_path: Path):
     """A models dir with two versions of 'toy', a cache dir, and the store over them."""
     models, cache = tmp_path / "models", tmp_path / "cache"
     v1, v2 = b"toy model v1", b"toy model v2 bytes"
-    _manifest(models, [
-        {"name": "toy", "version": "1", "file": "toy-1.bin", "sha256": _sha(v1)},
-        {"name": "toy", "version": "2", "file": "toy-2.bin", "sha256": _sha(v2)},
-    ])
+    _manifest(
+        models,
+        [
+            {"name": "toy", "version": "1", "file": "toy-1.bin", "sha256": _sha(v1)},
+            {"name": "toy", "version": "2", "file": "toy-2.bin", "sha256": _sha(v2)},
+        ],
+    )
     (models / "toy-1.bin").write_bytes(v1)
     (models / "toy-2.bin").write_bytes(v2)
     store = ModelStore(models, cache, manifests=[models / "models.yaml"])
@@ -148,7 +151,12 @@ def test_from_env(monkeypatch, tmp_path, layout):
     monkeypatch.setenv("HARERUN_S3_PREFIX", "/team/models/")
     monkeypatch.setenv("HARERUN_S3_ENDPOINT_URL", "http://127.0.0.1:9")
     s = ModelStore.from_env()
-    assert (s.model_dir, s.cache_dir, s.s3_bucket, s.s3_endpoint_url) == (models, cache, "bucket-x", "http://127.0.0.1:9")
+    assert (s.model_dir, s.cache_dir, s.s3_bucket, s.s3_endpoint_url) == (
+        models,
+        cache,
+        "bucket-x",
+        "http://127.0.0.1:9",
+    )
     assert s.s3_key("toy", "1", "toy-1.bin") == "team/models/toy/1/toy-1.bin"
     assert s.resolve("toy@1").source == "local"
     # the repository manifest is always consulted, so yunet's checksum is known wherever its file lives

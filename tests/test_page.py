@@ -18,8 +18,16 @@ import numpy as np
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 _spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
 hostile = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
@@ -108,8 +116,9 @@ def test_a_server_with_api_keys_asks_the_page_for_one(browser, astronaut_bgr, tm
     from harerun.api.auth import key_hash
 
     key = "hr_page_test_key_0123456789"
-    srv = hostile.LiveServer({"HARERUN_API_KEYS": f"page:{key_hash(key).hex()}", "HARERUN_WARM_UP": "false"},
-                             log_path=tmp_path / "serve.log")
+    srv = hostile.LiveServer(
+        {"HARERUN_API_KEYS": f"page:{key_hash(key).hex()}", "HARERUN_WARM_UP": "false"}, log_path=tmp_path / "serve.log"
+    )
     with srv as url:
         pg = browser.new_page(viewport={"width": 1200, "height": 900})
         pg.goto(url + "/")
@@ -121,8 +130,10 @@ def test_a_server_with_api_keys_asks_the_page_for_one(browser, astronaut_bgr, tm
         cv2.imwrite(str(photo), astronaut_bgr)
         pg.set_input_files("#file", str(photo))
         pg.click("#analyze")
-        pg.wait_for_function("['Done.', 'failed', ':'].some(t => document.getElementById('status')"
-                             ".textContent.includes(t))", timeout=120_000)
+        pg.wait_for_function(
+            "['Done.', 'failed', ':'].some(t => document.getElementById('status').textContent.includes(t))",
+            timeout=120_000,
+        )
         assert pg.text_content("#status") == "Done.", pg.text_content("#status")
         assert pg.is_visible("#result")
         pg.close()

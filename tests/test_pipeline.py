@@ -64,7 +64,9 @@ def test_every_shipped_pipeline_loads(path):
 
 def test_default_pipeline_runs_every_builtin_detector():
     pipe = load_pipeline_file(PIPELINES / "default.yaml", PluginHost())
-    assert {"acne", "redness", "dark_spots", "texture", "pores", "wrinkles", "pigmentation"} <= {s.plugin for s in pipe.steps}
+    assert {"acne", "redness", "dark_spots", "texture", "pores", "wrinkles", "pigmentation"} <= {
+        s.plugin for s in pipe.steps
+    }
 
 
 def test_valid_pipeline_builds_detectors_with_params(host):
@@ -73,7 +75,13 @@ def test_valid_pipeline_builds_detectors_with_params(host):
 
 
 def test_param_out_of_bounds(host):
-    data = good(detectors=[{"id": "a", "plugin": "acne"}, {"id": "b", "plugin": "acne"}, {"id": "c", "plugin": "acne", "params": {"threshold": 3}}])
+    data = good(
+        detectors=[
+            {"id": "a", "plugin": "acne"},
+            {"id": "b", "plugin": "acne"},
+            {"id": "c", "plugin": "acne", "params": {"threshold": 3}},
+        ]
+    )
     assert problems(data, host) == ["b.yaml: detectors[2].params.threshold: must be ≤ 1 (got 3)"]
 
 
@@ -91,8 +99,12 @@ def test_unknown_param_and_unknown_top_level_key(host):
 
 
 def test_all_problems_reported_together(host):
-    data = {"schema_version": 2, "name": "b", "face": {"backend": "yunett", "padding": 5},
-            "detectors": [{"plugin": "acme"}, {"plugin": "acne", "params": {"threshold": -1}}, {"plugin": "acne"}]}
+    data = {
+        "schema_version": 2,
+        "name": "b",
+        "face": {"backend": "yunett", "padding": 5},
+        "detectors": [{"plugin": "acme"}, {"plugin": "acne", "params": {"threshold": -1}}, {"plugin": "acne"}],
+    }
     out = problems(data, host)
     joined = "\n".join(out)
     assert "b.yaml: schema_version: must be 1 (got 2)" in joined

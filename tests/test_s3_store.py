@@ -52,8 +52,12 @@ class MotoServer:
             pytest.skip("moto_server not found (pip install 'moto[server]')")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)], env={**os.environ, **(env or {})},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while True:  # wait until it answers HTTP (start-up, not a timing assertion)
             try:
@@ -67,8 +71,13 @@ class MotoServer:
                 time.sleep(0.2)
 
     def client(self):
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -113,8 +122,14 @@ def s3_env(s3_server, monkeypatch, tmp_path):
 
 
 def _store(server_url: str, tmp_path: Path, *, cache: str = "cache", manifests=(), prefix: str | None = None):
-    return ModelStore(None, tmp_path / cache, s3_bucket=BUCKET, s3_prefix=prefix or f"t/{tmp_path.name}",
-                      s3_endpoint_url=server_url, manifests=list(manifests))
+    return ModelStore(
+        None,
+        tmp_path / cache,
+        s3_bucket=BUCKET,
+        s3_prefix=prefix or f"t/{tmp_path.name}",
+        s3_endpoint_url=server_url,
+        manifests=list(manifests),
+    )
 
 
 def _file(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -147,8 +162,9 @@ def test_publish_fetch_then_cache(s3_server, s3_env):
     again = ModelStore.from_env().resolve("toy@1")
     assert again.source == "cache" and again.path == m.path
     # the cache answers even when S3 is unreachable
-    dead = ModelStore(None, tmp / "cache", s3_bucket=BUCKET, s3_endpoint_url=f"http://127.0.0.1:{_free_port()}",
-                      manifests=[])
+    dead = ModelStore(
+        None, tmp / "cache", s3_bucket=BUCKET, s3_endpoint_url=f"http://127.0.0.1:{_free_port()}", manifests=[]
+    )
     assert dead.resolve("toy@1").source == "cache"
     assert ModelStore.from_env().status(["toy@1"])[0]["source"] == "cache"
 
@@ -165,8 +181,9 @@ def test_manifest_checksum_is_used_for_s3_downloads(s3_server, tmp_path):
     data = b"weights" * 50
     sha = hashlib.sha256(data).hexdigest()
     manifest = tmp_path / "models.yaml"
-    manifest.write_text(yaml.safe_dump({"models": [{"name": "listed", "version": "3", "file": "listed.bin",
-                                                    "sha256": sha}]}))
+    manifest.write_text(
+        yaml.safe_dump({"models": [{"name": "listed", "version": "3", "file": "listed.bin", "sha256": sha}]})
+    )
     store = _store(s3_server.url, tmp_path, manifests=[manifest])
     s3_server.client().put_object(Bucket=BUCKET, Key=store.s3_key("listed", "3", "listed.bin"), Body=data)
     m = store.resolve("listed")  # no metadata, no sidecar: the manifest's checksum verifies it
@@ -178,8 +195,9 @@ def test_corrupt_object_is_refused_and_not_cached(s3_server, tmp_path):
     good = b"good model" * 100
     info = store.publish(_file(tmp_path, "c.bin", good), name="corrupt", version="1")
     # overwrite the bytes but keep the published checksum in the metadata
-    s3_server.client().put_object(Bucket=BUCKET, Key=info["key"], Body=b"evil bytes" * 100,
-                                  Metadata={"sha256": info["sha256"]})
+    s3_server.client().put_object(
+        Bucket=BUCKET, Key=info["key"], Body=b"evil bytes" * 100, Metadata={"sha256": info["sha256"]}
+    )
     with pytest.raises(ModelUnavailable) as e:
         store.resolve("corrupt@1")
     assert e.value.code == "MODEL_CHECKSUM_MISMATCH"
@@ -188,8 +206,9 @@ def test_corrupt_object_is_refused_and_not_cached(s3_server, tmp_path):
     assert not [p for p in vdir.glob("*") if p.is_file()], "a file failing verification must not stay in the cache"
     # a manifest checksum that disagrees with the object is refused too (the manifest is trusted over metadata)
     manifest = tmp_path / "models.yaml"
-    manifest.write_text(yaml.safe_dump({"models": [{"name": "corrupt", "version": "1", "file": "c.bin",
-                                                    "sha256": "0" * 64}]}))
+    manifest.write_text(
+        yaml.safe_dump({"models": [{"name": "corrupt", "version": "1", "file": "c.bin", "sha256": "0" * 64}]})
+    )
     s3_server.client().put_object(Bucket=BUCKET, Key=info["key"], Body=good, Metadata={"sha256": info["sha256"]})
     with pytest.raises(ModelUnavailable, match="failed verification"):
         _store(s3_server.url, tmp_path, manifests=[manifest]).resolve("corrupt@1")
@@ -208,12 +227,14 @@ def test_missing_object_and_bucket(s3_server, tmp_path):
         _store(s3_server.url, tmp_path).resolve("ghost@1")
     assert "harerun models publish" in e.value.reason
     manifest = tmp_path / "models.yaml"
-    manifest.write_text(yaml.safe_dump({"models": [{"name": "ghost", "version": "1", "file": "g.bin",
-                                                    "sha256": "1" * 64}]}))
+    manifest.write_text(
+        yaml.safe_dump({"models": [{"name": "ghost", "version": "1", "file": "g.bin", "sha256": "1" * 64}]})
+    )
     with pytest.raises(ModelUnavailable, match="404"):
         _store(s3_server.url, tmp_path, manifests=[manifest]).resolve("ghost@1")
-    nobucket = ModelStore(None, tmp_path / "c2", s3_bucket="no-such-bucket", s3_endpoint_url=s3_server.url,
-                          manifests=[])
+    nobucket = ModelStore(
+        None, tmp_path / "c2", s3_bucket="no-such-bucket", s3_endpoint_url=s3_server.url, manifests=[]
+    )
     with pytest.raises(ModelUnavailable, match="bucket 'no-such-bucket' does not exist"):
         nobucket.resolve("ghost@1")
 
@@ -248,8 +269,10 @@ def test_access_denied_is_reported(s3_server, tmp_path):
 
 
 def test_access_denied_and_timeout_messages():
-    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
-                          "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "GetObject",
+    )
     msg = describe_s3_error(denied, "b", "http://x")
     assert "access denied" in msg and "permissions" in msg
     from botocore.exceptions import ConnectTimeoutError
@@ -307,11 +330,19 @@ def _engine_run(tmp_path: Path, model_spec: str):
     from harerun_ml_classifier import plugin as ml_plugin
 
     pipe = tmp_path / "s3pipe.yaml"
-    pipe.write_text(yaml.safe_dump({
-        "schema_version": 1, "name": "s3pipe", "face": {"mode": "skip"},
-        "detectors": [{"id": "ml", "plugin": "ml_classifier", "params": {"model": model_spec}},
-                      {"id": "other", "plugin": "mean_brightness_s3test"}],
-    }))
+    pipe.write_text(
+        yaml.safe_dump(
+            {
+                "schema_version": 1,
+                "name": "s3pipe",
+                "face": {"mode": "skip"},
+                "detectors": [
+                    {"id": "ml", "plugin": "ml_classifier", "params": {"model": model_spec}},
+                    {"id": "other", "plugin": "mean_brightness_s3test"},
+                ],
+            }
+        )
+    )
     engine = Engine(host=PluginHost(autoload=False, plugins=[ml_plugin, _TestPlugin()]), pipelines_dir=tmp_path)
     return engine.run(synthetic_skin(256), pipeline=str(pipe)).result
 
@@ -397,8 +428,14 @@ def test_a_full_disk_leaves_no_half_written_model(s3_server, s3_env):
     data = os.urandom(3 * 1024 * 1024)
     ModelStore.from_env().publish(_file(tmp, "big.onnx", data), name="big", version="1")
     cli = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())"]
-    r = subprocess.run([*cli, "models", "fetch", "big@1"], capture_output=True, text=True, env=dict(os.environ),
-                       timeout=120, preexec_fn=_file_size_limit(1024 * 1024))
+    r = subprocess.run(
+        [*cli, "models", "fetch", "big@1"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+        preexec_fn=_file_size_limit(1024 * 1024),
+    )
     assert r.returncode == 4, (r.returncode, r.stderr[-2000:])
     assert "cannot write to" in r.stdout + r.stderr and "Traceback" not in r.stderr
     left = [p.name for p in (tmp / "cache").rglob("*") if p.is_file()]

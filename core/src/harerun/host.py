@@ -143,7 +143,9 @@ class PluginHost:
         self.pm.hook.before_detector_run(detector_id=detector_id, detector=detector, ctx=ctx)
 
     def after_detector_run(self, detector_id: str, detector: Any, result: Any, elapsed_ms: float) -> None:
-        self.pm.hook.after_detector_run(detector_id=detector_id, detector=detector, result=result, elapsed_ms=elapsed_ms)
+        self.pm.hook.after_detector_run(
+            detector_id=detector_id, detector=detector, result=result, elapsed_ms=elapsed_ms
+        )
 
     def on_detector_error(self, detector_id: str, detector: Any, error: BaseException) -> None:
         self.pm.hook.on_detector_error(detector_id=detector_id, detector=detector, error=error)

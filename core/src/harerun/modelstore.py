@@ -95,8 +95,9 @@ class ModelUnavailable(HareRunError):
 
     def __init__(self, reason: str, *, name: str | None = None, version: str | None = None, code: str | None = None):
         label = f"{name}@{version}" if name and version else (name or "model")
-        super().__init__(f"model {label} is unavailable: {reason}", code=code,
-                         details={"name": name, "version": version})
+        super().__init__(
+            f"model {label} is unavailable: {reason}", code=code, details={"name": name, "version": version}
+        )
         self.reason = reason
         self.name = name
         self.version = version
@@ -221,8 +222,9 @@ def load_manifest(path: Path) -> list[ManifestEntry]:
             raise HareRunError(f"{path}: models[{i}] needs 'name', 'version' and 'file'") from None
         extra = {k: v for k, v in raw.items() if k not in ("name", "version", "file", "sha256", "size_bytes")}
         sha = raw.get("sha256")
-        entries.append(ManifestEntry(name, version, file, str(sha).lower() if sha else None,
-                                     raw.get("size_bytes"), extra))
+        entries.append(
+            ManifestEntry(name, version, file, str(sha).lower() if sha else None, raw.get("size_bytes"), extra)
+        )
     return entries
 
 
@@ -313,7 +315,10 @@ class ModelStore:
             if not p.is_file():
                 raise ModelUnavailable(
                     f"explicit model path {p} does not exist; fix the 'model_path' parameter or remove it "
-                    f"to use the model store", name=name, version=version)
+                    f"to use the model store",
+                    name=name,
+                    version=version,
+                )
             return ResolvedModel(name, version or "local", p, "local", sha256_file(p), p.stat().st_size)
 
         entry = self.entry(name, version)
@@ -341,12 +346,15 @@ class ModelStore:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _verified(self, path: Path, expected: str | None, name: str, version: str, source: Source,
-                  tried: list[str]) -> ResolvedModel | None:
+    def _verified(
+        self, path: Path, expected: str | None, name: str, version: str, source: Source, tried: list[str]
+    ) -> ResolvedModel | None:
         actual = sha256_file(path)
         if expected and actual != expected:
-            tried.append(f"{source} {path}: checksum mismatch (sha256 {actual[:12]}…, expected {expected[:12]}…); "
-                         f"file not used — delete it or fetch it again")
+            tried.append(
+                f"{source} {path}: checksum mismatch (sha256 {actual[:12]}…, expected {expected[:12]}…); "
+                f"file not used — delete it or fetch it again"
+            )
             return None
         return ResolvedModel(name, version, path, source, actual, path.stat().st_size)
 
@@ -362,8 +370,10 @@ class ModelStore:
             tried.append("local: no models directory (set HARERUN_MODEL_DIR)")
             return None
         if entry is None:
-            tried.append(f"local: {name}{'@' + version if version else ''} is not listed in any manifest "
-                         f"({', '.join(str(p) for p in self.manifest_paths) or 'none'})")
+            tried.append(
+                f"local: {name}{'@' + version if version else ''} is not listed in any manifest "
+                f"({', '.join(str(p) for p in self.manifest_paths) or 'none'})"
+            )
             return None
         for folder in (self.model_dir, *self.fallback_dirs):
             p = folder / entry.file
@@ -379,14 +389,23 @@ class ModelStore:
         try:
             return self._look_cached(name, version, entry, tried)
         except OSError as exc:  # a cache folder this user may not read (HOME not theirs, ...)
-            tried.append(f"cache: cannot read {exc.filename or self.cache_dir} ({exc.strerror or exc}); "
-                         f"set HARERUN_CACHE_DIR to a folder this user owns")
+            tried.append(
+                f"cache: cannot read {exc.filename or self.cache_dir} ({exc.strerror or exc}); "
+                f"set HARERUN_CACHE_DIR to a folder this user owns"
+            )
             return None
 
     def _look_cached(self, name, version, entry, tried) -> ResolvedModel | None:
         if version is None:  # unlisted name without version: highest cached version
-            vdirs = sorted((d for d in (self.cache_dir / name).glob("*") if d.is_dir()),
-                           key=lambda d: version_key(d.name), reverse=True) if (self.cache_dir / name).is_dir() else []
+            vdirs = (
+                sorted(
+                    (d for d in (self.cache_dir / name).glob("*") if d.is_dir()),
+                    key=lambda d: version_key(d.name),
+                    reverse=True,
+                )
+                if (self.cache_dir / name).is_dir()
+                else []
+            )
             version = vdirs[0].name if vdirs else None
             if version is None:
                 tried.append(f"cache: nothing for {name} in {self.cache_dir}")
@@ -395,12 +414,17 @@ class ModelStore:
             candidates = [self._cache_path(name, version, entry.file)]
         else:
             vdir = self.cache_dir / name / version
-            candidates = sorted(p for p in vdir.glob("*") if p.is_file() and not p.name.endswith(".sha256")) \
-                if vdir.is_dir() else []
+            candidates = (
+                sorted(p for p in vdir.glob("*") if p.is_file() and not p.name.endswith(".sha256"))
+                if vdir.is_dir()
+                else []
+            )
         for p in candidates:
             if not p.is_file():
                 continue
-            expected = entry.sha256 if entry is not None and entry.sha256 else _read_sidecar(p.with_name(p.name + ".sha256"))
+            expected = (
+                entry.sha256 if entry is not None and entry.sha256 else _read_sidecar(p.with_name(p.name + ".sha256"))
+            )
             if not expected:
                 tried.append(f"cache: {p} has no checksum to verify against; not used")
                 continue
@@ -419,8 +443,10 @@ class ModelStore:
         """The S3 client (``download``: the one whose reads may take longer). Raises when this
         thread must not call S3 or the endpoint did not answer in the last :data:`S3_DOWN_S`."""
         if _local_only():
-            raise _S3Problem("not fetched while a photo waits: the server fetches missing models at start-up "
-                             "and in the background (GET /ready says which are missing)")
+            raise _S3Problem(
+                "not fetched while a photo waits: the server fetches missing models at start-up "
+                "and in the background (GET /ready says which are missing)"
+            )
         with _down_lock:
             when, why = _down.get((self.s3_endpoint_url, self.s3_bucket), (None, ""))
         if when is not None and time.monotonic() - when < S3_DOWN_S:
@@ -438,10 +464,15 @@ class ModelStore:
                 raise _S3Problem("boto3 is not installed (pip install 'harerun[s3]')") from exc
             session = boto3.session.Session()
             self._client = {
-                d: session.client("s3", endpoint_url=self.s3_endpoint_url, config=Config(
-                    connect_timeout=S3_CONNECT_TIMEOUT_S,
-                    read_timeout=S3_DOWNLOAD_READ_TIMEOUT_S if d else S3_READ_TIMEOUT_S,
-                    retries={"total_max_attempts": 2 if d else 1, "mode": "standard"}))
+                d: session.client(
+                    "s3",
+                    endpoint_url=self.s3_endpoint_url,
+                    config=Config(
+                        connect_timeout=S3_CONNECT_TIMEOUT_S,
+                        read_timeout=S3_DOWNLOAD_READ_TIMEOUT_S if d else S3_READ_TIMEOUT_S,
+                        retries={"total_max_attempts": 2 if d else 1, "mode": "standard"},
+                    ),
+                )
                 for d in (False, True)
             }
         return self._client[download]
@@ -468,12 +499,18 @@ class ModelStore:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.s3_bucket, Prefix=base):
             objs += [o for o in page.get("Contents", []) if not o["Key"].endswith(".sha256")]
         if not objs:
-            raise _S3Problem(f"no object under s3://{self.s3_bucket}/{base} "
-                             f"(publish it with `harerun models publish FILE --name {name} --version V`)")
+            raise _S3Problem(
+                f"no object under s3://{self.s3_bucket}/{base} "
+                f"(publish it with `harerun models publish FILE --name {name} --version V`)"
+            )
         # without a version: the highest version (natural order: 2 < 10 < 2023mar), newest object within it
-        newest = max(objs, key=lambda o: (version_key(o["Key"][len(base):].split("/")[0]), o["LastModified"]))
+        newest = max(objs, key=lambda o: (version_key(o["Key"][len(base) :].split("/")[0]), o["LastModified"]))
         key = newest["Key"]
-        return key, key[len(base):].split("/")[0] if not version else version, s3.head_object(Bucket=self.s3_bucket, Key=key)
+        return (
+            key,
+            key[len(base) :].split("/")[0] if not version else version,
+            s3.head_object(Bucket=self.s3_bucket, Key=key),
+        )
 
     def _s3_expected_sha(self, key: str, head: dict, entry: ManifestEntry | None) -> str:
         if entry is not None and entry.sha256:
@@ -485,14 +522,17 @@ class ModelStore:
             body = self._s3().get_object(Bucket=self.s3_bucket, Key=key + ".sha256")["Body"].read().decode()
             return body.split()[0].lower()
         except Exception:
-            raise _S3Problem(f"s3://{self.s3_bucket}/{key} has no sha256 (not in the manifest, no 'sha256' "
-                             f"metadata, no .sha256 sidecar); re-publish it with `harerun models publish`") from None
+            raise _S3Problem(
+                f"s3://{self.s3_bucket}/{key} has no sha256 (not in the manifest, no 'sha256' "
+                f"metadata, no .sha256 sidecar); re-publish it with `harerun models publish`"
+            ) from None
 
     def _download(self, name, version, entry, tried) -> ResolvedModel:
         label_version = version
         if not self.s3_bucket:
-            tried.append("s3: no bucket configured (set HARERUN_S3_BUCKET, and HARERUN_S3_ENDPOINT_URL for a "
-                         "non-AWS server)")
+            tried.append(
+                "s3: no bucket configured (set HARERUN_S3_BUCKET, and HARERUN_S3_ENDPOINT_URL for a non-AWS server)"
+            )
             raise ModelUnavailable("; ".join(tried), name=name, version=label_version)
         try:
             key, version, head = self._s3_locate(name, version, entry)
@@ -513,7 +553,10 @@ class ModelStore:
                     raise ModelUnavailable(
                         f"s3://{self.s3_bucket}/{key} failed verification: sha256 {actual} but expected "
                         f"{expected}; the download was discarded (re-publish the model or fix the manifest)",
-                        name=name, version=version, code="MODEL_CHECKSUM_MISMATCH")
+                        name=name,
+                        version=version,
+                        code="MODEL_CHECKSUM_MISMATCH",
+                    )
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -522,8 +565,10 @@ class ModelStore:
             raise
         except Exception as exc:  # botocore errors, OSError, _S3Problem
             if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:  # nothing half-written is kept
-                tried.append(f"cache: cannot write to {self.cache_dir} ({exc.strerror}); free disk space or set "
-                             f"HARERUN_CACHE_DIR to a writable folder")
+                tried.append(
+                    f"cache: cannot write to {self.cache_dir} ({exc.strerror}); free disk space or set "
+                    f"HARERUN_CACHE_DIR to a writable folder"
+                )
             else:
                 tried.append("s3: " + self._s3_failed(exc))
             raise ModelUnavailable("; ".join(tried), name=name, version=label_version) from None
@@ -546,8 +591,16 @@ class ModelStore:
             s3.put_object(Bucket=self.s3_bucket, Key=key + ".sha256", Body=f"{sha}  {p.name}\n".encode())
         except Exception as exc:
             raise ModelUnavailable(self._s3_failed(exc), name=name, version=version) from None
-        return {"name": name, "version": version, "file": p.name, "sha256": sha, "size_bytes": p.stat().st_size,
-                "bucket": self.s3_bucket, "key": key, "uri": f"s3://{self.s3_bucket}/{key}"}
+        return {
+            "name": name,
+            "version": version,
+            "file": p.name,
+            "sha256": sha,
+            "size_bytes": p.stat().st_size,
+            "bucket": self.s3_bucket,
+            "key": key,
+            "uri": f"s3://{self.s3_bucket}/{key}",
+        }
 
     # -- status -------------------------------------------------------------------------
 
@@ -563,8 +616,16 @@ class ModelStore:
             specs = [f"{e.name}@{e.version}" for e in self.entries]
         out = []
         for spec in specs:
-            row: dict[str, Any] = {"name": spec, "version": None, "available": False, "source": None,
-                                   "sha256": None, "size_bytes": None, "load_ms": None, "reason": None}
+            row: dict[str, Any] = {
+                "name": spec,
+                "version": None,
+                "available": False,
+                "source": None,
+                "sha256": None,
+                "size_bytes": None,
+                "load_ms": None,
+                "reason": None,
+            }
             try:
                 name, version = parse_spec(spec)
                 entry = self.entry(name, version)
@@ -573,8 +634,13 @@ class ModelStore:
                 tried: list[str] = []
                 hit = self._find_local(name, version, entry, tried) or self._find_cached(name, version, entry, tried)
                 if hit is not None:
-                    row.update(available=True, source=hit.source, sha256=hit.sha256, size_bytes=hit.size_bytes,
-                               version=hit.version)
+                    row.update(
+                        available=True,
+                        source=hit.source,
+                        sha256=hit.sha256,
+                        size_bytes=hit.size_bytes,
+                        version=hit.version,
+                    )
                 elif not self.s3_bucket:
                     row["reason"] = "; ".join(tried + ["s3: no bucket configured (set HARERUN_S3_BUCKET)"])
                 elif not remote:
@@ -582,10 +648,14 @@ class ModelStore:
                 else:
                     try:
                         key, version, head = self._s3_locate(name, version, entry)
-                        row.update(available=True, source="s3", version=version,
-                                   sha256=self._s3_expected_sha(key, head, entry),
-                                   size_bytes=int(head.get("ContentLength", 0)),
-                                   reason="not downloaded yet; fetched from S3 on first use")
+                        row.update(
+                            available=True,
+                            source="s3",
+                            version=version,
+                            sha256=self._s3_expected_sha(key, head, entry),
+                            size_bytes=int(head.get("ContentLength", 0)),
+                            reason="not downloaded yet; fetched from S3 on first use",
+                        )
                     except Exception as exc:
                         row["reason"] = "; ".join(tried + ["s3: " + self._s3_failed(exc)])
                 row["load_ms"] = _LOAD_TIMES.get((row["name"], row["version"]))
@@ -606,8 +676,9 @@ def _unreachable(exc: BaseException) -> bool:
         from botocore import exceptions as bce
     except ImportError:
         return False
-    return isinstance(exc, (bce.ConnectTimeoutError, bce.ReadTimeoutError, bce.EndpointConnectionError,
-                            bce.ConnectionClosedError))
+    return isinstance(
+        exc, (bce.ConnectTimeoutError, bce.ReadTimeoutError, bce.EndpointConnectionError, bce.ConnectionClosedError)
+    )
 
 
 def s3_endpoint_label(endpoint: str | None) -> str:
@@ -625,8 +696,10 @@ def describe_s3_error(exc: BaseException, bucket: str | None, endpoint: str | No
     except ImportError:  # pragma: no cover - boto3 missing is reported by _s3()
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
-        return ("no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
-                "or use an instance role)")
+        return (
+            "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+            "or use an instance role)"
+        )
     if isinstance(exc, (bce.ConnectTimeoutError, bce.ReadTimeoutError)):
         return f"timed out talking to {where} ({exc}); check HARERUN_S3_ENDPOINT_URL and the network"
     if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectionClosedError)):
@@ -636,13 +709,17 @@ def describe_s3_error(exc: BaseException, bucket: str | None, endpoint: str | No
         code = str(err.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
-            return (f"access denied to bucket '{bucket}' on {where} ({code}); check the credentials and "
-                    f"their permissions (s3:GetObject, s3:ListBucket)")
+            return (
+                f"access denied to bucket '{bucket}' on {where} ({code}); check the credentials and "
+                f"their permissions (s3:GetObject, s3:ListBucket)"
+            )
         if code == "NoSuchBucket":
             return f"bucket '{bucket}' does not exist on {where}; check HARERUN_S3_BUCKET"
         if code in ("404", "NoSuchKey", "NotFound") or status == 404:
-            return (f"the model is not in s3://{bucket} (404); publish it with "
-                    f"`harerun models publish FILE --name NAME --version V`")
+            return (
+                f"the model is not in s3://{bucket} (404); publish it with "
+                f"`harerun models publish FILE --name NAME --version V`"
+            )
         return f"S3 error {code or status} from {where}: {err.get('Message', exc)}"
     if isinstance(exc, bce.BotoCoreError):
         return f"S3 client error talking to {where}: {exc}"

@@ -9,8 +9,14 @@ from harerun.engine import Run
 
 # BGR colours, one per detector in pipeline order.
 PALETTE = [
-    (60, 60, 255), (0, 200, 255), (255, 120, 0), (0, 220, 0),
-    (255, 0, 200), (200, 200, 0), (120, 0, 255), (0, 128, 255),
+    (60, 60, 255),
+    (0, 200, 255),
+    (255, 120, 0),
+    (0, 220, 0),
+    (255, 0, 200),
+    (200, 200, 0),
+    (120, 0, 255),
+    (0, 128, 255),
 ]
 ZONE_COLOUR = (255, 255, 255)
 
@@ -41,8 +47,16 @@ def draw_overlay(run: Run) -> np.ndarray:
                 if face is None or face.box[2] < 250:
                     continue  # labels would hide a small face
                 x, y = pts.min(axis=0)
-                cv2.putText(out, name, (int(x) + 2, int(y) + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.35 * thick, ZONE_COLOUR, 1, cv2.LINE_AA)
+                cv2.putText(
+                    out,
+                    name,
+                    (int(x) + 2, int(y) + 12 * thick),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35 * thick,
+                    ZONE_COLOUR,
+                    1,
+                    cv2.LINE_AA,
+                )
     if face is not None:
         x, y, bw, bh = (round(v * s) for v in face.box)
         cv2.rectangle(out, (x, y), (x + bw, y + bh), (0, 255, 0), thick + 1)

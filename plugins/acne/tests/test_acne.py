@@ -138,8 +138,15 @@ def test_half_faces_param_changes_grade_not_count():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"min_probability": 1.5}, {"center_sigma_px": 0}, {"half_faces_in_roi": 3}, {"nope": 1}, {"method": "cnn"},
-     {"model": "Acne Lesions"}, {"net_threshold": 2}],
+    [
+        {"min_probability": 1.5},
+        {"center_sigma_px": 0},
+        {"half_faces_in_roi": 3},
+        {"nope": 1},
+        {"method": "cnn"},
+        {"model": "Acne Lesions"},
+        {"net_threshold": 2},
+    ],
 )
 def test_bad_params_are_rejected(bad):
     with pytest.raises(pydantic.ValidationError):

@@ -142,9 +142,16 @@ def test_augmented_crop_keeps_the_circles_on_their_pixels():
 
 def test_holdout_keeps_groups_on_one_side():
     groups = [f"g{i // 3}" for i in range(60)]
-    cache = training.SplitCache(names=[str(i) for i in range(60)], groups=groups, grades=np.zeros(60),
-                                rois=np.zeros((60, 1, 1, 3), np.uint8), roi_to_image=np.zeros((60, 2, 3)),
-                                face_skin=np.zeros((60, 1, 1), np.uint8), circles_roi=[], circles_photo=[])
+    cache = training.SplitCache(
+        names=[str(i) for i in range(60)],
+        groups=groups,
+        grades=np.zeros(60),
+        rois=np.zeros((60, 1, 1, 3), np.uint8),
+        roi_to_image=np.zeros((60, 2, 3)),
+        face_skin=np.zeros((60, 1, 1), np.uint8),
+        circles_roi=[],
+        circles_photo=[],
+    )
     fit, held = training.holdout_split(cache, 10, seed=0)
     assert 10 <= len(held) <= 12 and len(fit) + len(held) == 60
     assert not {groups[i] for i in fit} & {groups[i] for i in held}
@@ -172,8 +179,11 @@ def test_committed_model_loads_with_its_threshold_and_shapes():
 
 
 def test_model_declaring_another_input_is_refused(tmp_path):
-    entry = next(e for e in yaml.safe_load((REPO / "models" / "models.yaml").read_text())["models"]
-                 if e["name"] == "acne-lesions" and str(e["version"]) == "1")
+    entry = next(
+        e
+        for e in yaml.safe_load((REPO / "models" / "models.yaml").read_text())["models"]
+        if e["name"] == "acne-lesions" and str(e["version"]) == "1"
+    )
     shutil.copy(REPO / "models" / entry["file"], tmp_path / entry["file"])
     (tmp_path / "models.yaml").write_text(yaml.safe_dump({"models": [dict(entry, input_format="rgb only")]}))
     store = ModelStore(tmp_path, tmp_path / "cache", manifests=[tmp_path / "models.yaml"])
@@ -197,6 +207,19 @@ def test_network_on_synthetic_papules_and_clean_skin():
 
 
 def test_cli_says_what_data_folder_it_needs(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "harerun.store_cli", "train", "acne-lesions", "--data",
-                          str(tmp_path), "--out", str(tmp_path / "m.keras")], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harerun.store_cli",
+            "train",
+            "acne-lesions",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "m.keras"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "labels.csv" in out.stderr

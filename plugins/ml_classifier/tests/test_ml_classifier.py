@@ -81,36 +81,52 @@ def test_feature_maps_ignore_black_bars():
 def _direct_feature_maps(image_bgr, *, size=128, feature_size=256):
     """The training-time definition of the input, written directly (the form the model was trained on)."""
     h, w = image_bgr.shape[:2]
-    big = image_bgr if (h, w) == (feature_size, feature_size) else cv2.resize(
-        image_bgr, (feature_size, feature_size), interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR)
+    big = (
+        image_bgr
+        if (h, w) == (feature_size, feature_size)
+        else cv2.resize(
+            image_bgr,
+            (feature_size, feature_size),
+            interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR,
+        )
+    )
     lab = cv2.cvtColor(np.ascontiguousarray(big, dtype=np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
     L = lab[..., 0] * (100.0 / 255.0)
     a = lab[..., 1] - 128.0
     valid = cv2.erode((L > 8).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     a_bg = cv2.GaussianBlur(a, (0, 0), 3)
     l_bg = cv2.GaussianBlur(L, (0, 0), 3)
-    maps = cv2.merge([
-        np.clip((a - a_bg) * (1 / 12.0), 0, 1) * valid,
-        np.clip((cv2.GaussianBlur(a, (0, 0), 0.75) - cv2.GaussianBlur(a, (0, 0), 2)) * (1 / 6.0), 0, 1) * valid,
-        np.clip((l_bg - L) * (1 / 15.0), 0, 1) * valid,
-        np.clip((L - l_bg) * (1 / 15.0), 0, 1) * valid,
-    ])
+    maps = cv2.merge(
+        [
+            np.clip((a - a_bg) * (1 / 12.0), 0, 1) * valid,
+            np.clip((cv2.GaussianBlur(a, (0, 0), 0.75) - cv2.GaussianBlur(a, (0, 0), 2)) * (1 / 6.0), 0, 1) * valid,
+            np.clip((l_bg - L) * (1 / 15.0), 0, 1) * valid,
+            np.clip((L - l_bg) * (1 / 15.0), 0, 1) * valid,
+        ]
+    )
     k = feature_size // size
     pooled = cv2.dilate(maps, np.ones((k, k), np.uint8), anchor=(0, 0))[::k, ::k] if k > 1 else maps
     rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
     return np.concatenate([rgb.astype(np.float32) * (1 / 255.0), pooled], axis=-1)
 
 
-@pytest.mark.parametrize("shape,size,feature_size", [
-    ((512, 512), 128, 256), ((256, 256), 128, 256), ((300, 420), 128, 256), ((100, 140), 128, 256),
-    ((512, 512), 64, 256), ((512, 512), 256, 256),
-])
+@pytest.mark.parametrize(
+    "shape,size,feature_size",
+    [
+        ((512, 512), 128, 256),
+        ((256, 256), 128, 256),
+        ((300, 420), 128, 256),
+        ((100, 140), 128, 256),
+        ((512, 512), 64, 256),
+        ((512, 512), 256, 256),
+    ],
+)
 def test_feature_maps_are_bit_identical_to_the_direct_form(shape, size, feature_size):
     rng = np.random.default_rng(sum(shape) + size)
     img = cv2.resize(_skin_with_lesions(), shape[::-1], interpolation=cv2.INTER_AREA)
     img[:, : shape[1] // 10] = 0  # letterbox bar
     img[-20:] = rng.integers(0, 40, (20, shape[1], 3), dtype=np.uint8)  # dark noise around the L* > 8 limit
-    img[: shape[0] // 4, -shape[1] // 4:] = rng.integers(0, 256, (shape[0] // 4, shape[1] // 4, 3), dtype=np.uint8)
+    img[: shape[0] // 4, -shape[1] // 4 :] = rng.integers(0, 256, (shape[0] // 4, shape[1] // 4, 3), dtype=np.uint8)
     new = lesion_feature_maps(img, size=size, feature_size=feature_size)
     old = _direct_feature_maps(img, size=size, feature_size=feature_size)
     assert new.shape == old.shape and new.dtype == old.dtype
@@ -199,7 +215,8 @@ def test_missing_model_is_unavailable_with_reason(isolated_store):
     assert r.status == "unavailable" and r.score is None and r.severity is None
     assert "ghost-grade@9" in r.measurements["model"] and "HARERUN_S3_BUCKET" in r.message
     r = MLClassifierDetector(MLClassifierParams(model_path=str(isolated_store / "nope.keras"))).analyze(
-        make_context(synthetic_skin(512)))
+        make_context(synthetic_skin(512))
+    )
     assert r.status == "unavailable" and "does not exist" in r.message
 
 
@@ -246,7 +263,11 @@ def test_committed_model_keras_and_tflite_agree(isolated_store, monkeypatch, ver
     ctx = make_context(_skin_with_lesions())
     rt = MLClassifierDetector(MLClassifierParams(model=f"acne-grade@{version}")).analyze(ctx)  # the TFLite file
     rk = MLClassifierDetector(MLClassifierParams(model=f"acne-grade-keras@{version}")).analyze(ctx)
-    assert rk.status == rt.status == "ok" and rk.measurements["runtime"] == "keras" and rt.measurements["runtime"] == "tflite"
+    assert (
+        rk.status == rt.status == "ok"
+        and rk.measurements["runtime"] == "keras"
+        and rt.measurements["runtime"] == "tflite"
+    )
     assert rt.measurements["model"] == f"acne-grade@{version}" and rt.measurements["model_source"] == "local"
     # version 1 stays loadable; its declared framing (the whole photo) is reported, not hidden
     assert rt.measurements["model_framing"] == rk.measurements["model_framing"] == framing
@@ -298,8 +319,10 @@ def test_importing_the_plugin_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, harerun_ml_classifier.plugin, harerun_ml_classifier.runtime; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules))")
+    code = (
+        "import sys, harerun_ml_classifier.plugin, harerun_ml_classifier.runtime; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'ai_edge_litert') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -326,7 +349,9 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astrona
     for i in range(8):
         grade = i % 4
         name = f"img{i}.jpg"
-        if framing == "face_roi":  # the face stage must find a face: the astronaut, spots on her face (box 173,68,106,106)
+        if (
+            framing == "face_roi"
+        ):  # the face stage must find a face: the astronaut, spots on her face (box 173,68,106,106)
             pts = [(185 + 13 * k % 80, 95 + 17 * k % 90) for k in range(grade * 6)]
             img = astronaut_bgr.copy()
             for x, y in pts:
@@ -343,9 +368,27 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astrona
         w.writerows(rows)
     (data / "lesions.json").write_text(json.dumps(lesions))
     out = tmp_path / "out" / "smoke.keras"
-    code = store_cli.main(["train", "acne-grade", "--data", str(data), "--out", str(out), "--epochs", "1",
-                           "--batch-size", "4", "--threads", "1", "--no-tflite", "--framing", framing,
-                           "--cache-dir", str(tmp_path / "cache")])
+    code = store_cli.main(
+        [
+            "train",
+            "acne-grade",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+            "--no-tflite",
+            "--framing",
+            framing,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "epoch 1/1" in printed and "val_acc" in printed and f"framing {framing}" in printed
@@ -367,7 +410,8 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astrona
 
     runtime.clear_cache()
     r = MLClassifierDetector(MLClassifierParams(model_path=str(out), flip_tta=False)).analyze(
-        make_context(_skin_with_lesions()))
+        make_context(_skin_with_lesions())
+    )
     runtime.clear_cache()
     assert r.status == "ok" and r.measurements["model_framing"] == framing
     assert (r.message is None) == (framing == "face_roi")

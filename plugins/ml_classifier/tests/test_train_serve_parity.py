@@ -40,7 +40,12 @@ class SpyNetwork:
         self.fed: list[np.ndarray] = []
         self.model = runtime.LoadedModel(
             ResolvedModel("acne-grade", "spy", Path("spy.tflite"), "local", "0" * 64, 0, load_ms=0.1),
-            "tflite", size, len(CHANNELS), self.run, declared=dict(declared or {}))
+            "tflite",
+            size,
+            len(CHANNELS),
+            self.run,
+            declared=dict(declared or {}),
+        )
 
     def run(self, x: np.ndarray):
         self.fed.append(np.array(x, copy=True))
@@ -55,8 +60,9 @@ def spy(monkeypatch):
     return net
 
 
-def _one_photo_folder(root: Path, image_bgr: np.ndarray, circles: list[list[float]], *, name: str = "photo.png",
-                      grade: int = 1) -> Path:
+def _one_photo_folder(
+    root: Path, image_bgr: np.ndarray, circles: list[list[float]], *, name: str = "photo.png", grade: int = 1
+) -> Path:
     data = root / "data"
     (data / "images").mkdir(parents=True)
     assert cv2.imwrite(str(data / "images" / name), image_bgr)
@@ -135,7 +141,9 @@ def test_lesion_circles_land_on_the_same_skin_in_the_roi(tmp_path, astronaut_bgr
 
 def test_circles_to_roi_inverts_a_similarity():
     angle, s, t = np.deg2rad(20), 1.7, np.array([30.0, -12.0])
-    roi_to_image = np.array([[s * np.cos(angle), -s * np.sin(angle), t[0]], [s * np.sin(angle), s * np.cos(angle), t[1]]])
+    roi_to_image = np.array(
+        [[s * np.cos(angle), -s * np.sin(angle), t[0]], [s * np.sin(angle), s * np.cos(angle), t[1]]]
+    )
     roi_pts = np.array([[10.0, 20.0, 2.0], [300.0, 100.0, 5.0]])
     photo = np.column_stack([roi_pts[:, :2] @ roi_to_image[:, :2].T + roi_to_image[:, 2], roi_pts[:, 2] * s])
     assert np.allclose(circles_to_roi(photo, roi_to_image), roi_pts)
@@ -210,7 +218,8 @@ def test_declaration_is_read_from_the_manifest_and_the_metadata_file(tmp_path):
     f = models / "acne-grade-7.tflite"
     f.write_bytes(b"x")
     (models / "models.yaml").write_text(
-        "models:\n- name: acne-grade\n  version: '7'\n  file: acne-grade-7.tflite\n  framing: letterbox_photo\n")
+        "models:\n- name: acne-grade\n  version: '7'\n  file: acne-grade-7.tflite\n  framing: letterbox_photo\n"
+    )
     store = ModelStore(models, tmp_path / "cache", manifests=[models / "models.yaml"])
     resolved = ResolvedModel("acne-grade", "7", f, "local", "0" * 64, 1)
     assert runtime.declaration(resolved, store=store) == {"framing": "letterbox_photo", "source": "manifest"}

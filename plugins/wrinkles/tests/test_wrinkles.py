@@ -65,8 +65,10 @@ def test_forehead_lines_found_with_their_length(length):
 def test_more_lines_score_higher():
     scores = [WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).score for n in range(5)]
     assert scores[0] == 0 and all(b > a for a, b in zip(scores, scores[1:], strict=False)), scores
-    sev = [WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).measurements["forehead_severity"]
-           for n in (0, 4)]
+    sev = [
+        WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(n)))).measurements["forehead_severity"]
+        for n in (0, 4)
+    ]
     assert sev[0] == "none" and sev[1] in ("moderate", "severe")
 
 
@@ -78,7 +80,9 @@ def test_orientation_prior_prefers_expected_direction():
     assert horizontal.zones["forehead"] > 20
     assert vertical.zones["forehead"] < 0.25 * horizontal.zones["forehead"]
     # the same vertical strokes between the brows are glabellar lines
-    glabella = WrinklesDetector().analyze(make_context(lined_skin([((245, 120), (245, 175)), ((267, 120), (267, 175))])))
+    glabella = WrinklesDetector().analyze(
+        make_context(lined_skin([((245, 120), (245, 175)), ((267, 120), (267, 175))]))
+    )
     assert glabella.measurements["glabella_count"] == 2
     assert glabella.zones["glabella"] > 20 and glabella.zones["forehead"] == 0
 

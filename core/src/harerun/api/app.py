@@ -18,8 +18,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 import harerun
-from harerun.api.auth import KeyRing, caller, parse_keys
 from harerun.api import routes_analyze, routes_face, routes_health, routes_models, routes_page, routes_pipelines
+from harerun.api.auth import KeyRing, caller, parse_keys
 from harerun.api.errors import install_error_handlers
 from harerun.api.limits import RequestLimitMiddleware
 from harerun.api.metrics import Metrics, MetricsMiddleware

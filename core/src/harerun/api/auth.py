@@ -85,8 +85,11 @@ def parse_keys(text: str) -> list[ApiKey]:
         if not entry:
             continue
         parts = entry.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not _HEX64.match(parts[1].lower()) or (
-            len(parts) == 3 and parts[2] != "operator"
+        if (
+            len(parts) not in (2, 3)
+            or not parts[0]
+            or not _HEX64.match(parts[1].lower())
+            or (len(parts) == 3 and parts[2] != "operator")
         ):
             raise ValueError(
                 f"HARERUN_API_KEYS entry {n} is not NAME:SHA256 or NAME:SHA256:operator "

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from harerun.api.auth import CallerDep, redact
 from harerun.api.deps import ServiceDep
 from harerun.api.schemas import ModelStatusResponse
-from harerun.api.service import Service, pipeline_models
+from harerun.api.service import pipeline_models
 
 router = APIRouter(tags=["models"])
 

@@ -266,8 +266,13 @@ class Service:
         t0 = time.perf_counter()
         pipe, _ = self.engine.choose(pipeline, None)
         bgr, info = self.engine.decode(data)
-        stage = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=self.engine.host,
-                               scale=photo_scale(bgr, info))
+        stage = run_face_stage(
+            bgr,
+            face_cfg=pipe.spec.face,
+            quality_cfg=pipe.spec.quality,
+            host=self.engine.host,
+            scale=photo_scale(bgr, info),
+        )
         faces = [
             {
                 "box": [int(round(v)) for v in f.box],

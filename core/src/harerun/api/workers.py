@@ -104,8 +104,10 @@ class WorkerPool:
     def _replace_broken(self, broken: Executor) -> None:
         with self._lock:
             if self._executor is broken:
-                log.error("an analysis process stopped unexpectedly; starting a new pool and sending it the photos "
-                          "in progress")
+                log.error(
+                    "an analysis process stopped unexpectedly; starting a new pool and sending it the photos "
+                    "in progress"
+                )
                 self._executor = self._new_executor()
         broken.shutdown(wait=False, cancel_futures=True)
 
@@ -157,9 +159,7 @@ class WorkerPool:
 _start_barrier: Any = None
 
 
-def _process_init(
-    barrier: Any, parent: int, initializer: Callable[..., None] | None, initargs: tuple
-) -> None:
+def _process_init(barrier: Any, parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     global _start_barrier
     _start_barrier = barrier
 

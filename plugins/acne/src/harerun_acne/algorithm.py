@@ -268,7 +268,6 @@ def lesion_candidates(
     return np.column_stack([xs + cols.start, ys + rows.start]).astype(np.float64), features
 
 
-
 def half_max_shape(
     response: np.ndarray, peaks: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, reach: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -338,7 +337,14 @@ def half_size_planes(image: np.ndarray) -> list[np.ndarray]:
     types go through OpenCV.
     """
     h, w = image.shape[:2]
-    if image.dtype != np.float32 or image.ndim != 3 or image.shape[2] != 3 or h % 2 or w % 2 or image.strides[1:] != (12, 4):
+    if (
+        image.dtype != np.float32
+        or image.ndim != 3
+        or image.shape[2] != 3
+        or h % 2
+        or w % 2
+        or image.strides[1:] != (12, 4)
+    ):
         return list(cv2.split(cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
     h2, w2 = h // 2, w // 2
     even, odd = image[0::2].reshape(h2, 3 * w), image[1::2].reshape(h2, 3 * w)

@@ -90,7 +90,9 @@ def heatmap_peaks(
     return ys[order], xs[order]
 
 
-def peak_contrast(lab: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, ring: tuple[float, float] = (5.0, 8.0)) -> np.ndarray:
+def peak_contrast(
+    lab: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, ring: tuple[float, float] = (5.0, 8.0)
+) -> np.ndarray:
     """Δa* and ΔL* of each point: the 3x3 mean at the point minus the median of a ring around it.
 
     Parameters
@@ -215,31 +217,43 @@ def _load(store: ModelStore, spec: str, num_threads: int) -> LesionModel:
         raise ModelUnavailable(
             f"its manifest entry declares input_format {declared!r}, but this plugin feeds {INPUT_FORMAT!r}; "
             f"use a model trained by this version of harerun-acne (harerun train acne-lesions)",
-            name=resolved.name, version=resolved.version)
+            name=resolved.name,
+            version=resolved.version,
+        )
     t0 = time.perf_counter()
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        raise ModelUnavailable("ai-edge-litert is not installed (pip install ai-edge-litert)",
-                               name=resolved.name, version=resolved.version) from None
+        raise ModelUnavailable(
+            "ai-edge-litert is not installed (pip install ai-edge-litert)", name=resolved.name, version=resolved.version
+        ) from None
     try:
         interpreter = Interpreter(model_path=str(resolved.path), num_threads=num_threads)
         interpreter.allocate_tensors()
         inp = interpreter.get_input_details()[0]
         out = interpreter.get_output_details()[0]
     except Exception as exc:  # a corrupt file is a model problem, reported as such
-        raise ModelUnavailable(f"cannot load {resolved.path}: {type(exc).__name__}: {exc}",
-                               name=resolved.name, version=resolved.version) from None
+        raise ModelUnavailable(
+            f"cannot load {resolved.path}: {type(exc).__name__}: {exc}", name=resolved.name, version=resolved.version
+        ) from None
     s = int(inp["shape"][1])
     stride = s // max(1, int(out["shape"][1]))
-    if tuple(inp["shape"]) != (1, s, s, INPUT_CHANNELS) or tuple(out["shape"]) != (1, s // stride, s // stride, OUTPUT_CHANNELS):
+    if tuple(inp["shape"]) != (1, s, s, INPUT_CHANNELS) or tuple(out["shape"]) != (
+        1,
+        s // stride,
+        s // stride,
+        OUTPUT_CHANNELS,
+    ):
         raise ModelUnavailable(
             f"{resolved.path} takes {tuple(inp['shape'])} and gives {tuple(out['shape'])}; expected "
             f"(1, S, S, {INPUT_CHANNELS}) -> (1, S/stride, S/stride, {OUTPUT_CHANNELS})",
-            name=resolved.name, version=resolved.version)
+            name=resolved.name,
+            version=resolved.version,
+        )
     threshold = extra.get("peak_threshold")
-    model = LesionModel(resolved, s, stride, None if threshold is None else float(threshold),
-                        interpreter, inp, out, threading.Lock())
+    model = LesionModel(
+        resolved, s, stride, None if threshold is None else float(threshold), interpreter, inp, out, threading.Lock()
+    )
     model.run(np.zeros((s, s, INPUT_CHANNELS), np.float32))  # warm-up inside the load time
     record_load(resolved, (time.perf_counter() - t0) * 1000.0)
     return model
@@ -265,8 +279,9 @@ def detect_lesions_net(
     else:
         img, lab_in = image_bgr, lab
     heat, radius = model.run(lesion_input(img, lab_in))
-    rows = lesions_from_heatmap(heat, radius, lab_in, threshold=threshold, stride=model.stride,
-                                max_radius_px=max_radius_px * s / w)
+    rows = lesions_from_heatmap(
+        heat, radius, lab_in, threshold=threshold, stride=model.stride, max_radius_px=max_radius_px * s / w
+    )
     if (h, w) != (s, s) and len(rows):
         rows[:, :3] *= w / s
     return rows

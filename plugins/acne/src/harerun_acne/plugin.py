@@ -24,9 +24,13 @@ class AcneParams(DetectorParams):
         description="'net': the learned lesion network (model store, TFLite); 'dog': difference-of-Gaussians "
         "candidates kept by the logistic candidate filter. 'net' falls back to 'dog' when its model is unavailable",
     )
-    model: str = Field("acne-lesions@1", description="lesion network for method 'net', as name@version in the model store")
+    model: str = Field(
+        "acne-lesions@1", description="lesion network for method 'net', as name@version in the model store"
+    )
     net_threshold: float | None = Field(
-        None, ge=0.0, le=1.0,
+        None,
+        ge=0.0,
+        le=1.0,
         description="heatmap peak a lesion needs with method 'net'; default: the model's own threshold "
         "(F1-optimal on held-out train photos, in its manifest entry)",
     )
@@ -95,7 +99,10 @@ class AcneDetector(Detector):
         if method == "net":
             threshold = p.net_threshold if p.net_threshold is not None else model.threshold
             lesions = lesion_net.detect_lesions_net(
-                ctx.image, ctx.lab, model, threshold=lesion_net.DEFAULT_THRESHOLD if threshold is None else threshold,
+                ctx.image,
+                ctx.lab,
+                model,
+                threshold=lesion_net.DEFAULT_THRESHOLD if threshold is None else threshold,
                 max_radius_px=p.max_radius_px * s,
             )
         else:

@@ -66,8 +66,13 @@ def roi_lab(roi_bgr: np.ndarray) -> np.ndarray:
     """CIELAB of a ROI exactly as the engine's context computes it (``FaceContext.lab``)."""
     from harerun.detector import FaceContext
 
-    ctx = FaceContext(image=roi_bgr, skin_mask=np.zeros(roi_bgr.shape[:2], np.uint8), zones={},
-                      roi_to_image=np.eye(2, 3), face_box=[0, 0, 1, 1])
+    ctx = FaceContext(
+        image=roi_bgr,
+        skin_mask=np.zeros(roi_bgr.shape[:2], np.uint8),
+        zones={},
+        roi_to_image=np.eye(2, 3),
+        face_box=[0, 0, 1, 1],
+    )
     return ctx.lab
 
 
@@ -89,8 +94,14 @@ def roi_sample(bgr: np.ndarray, circles: np.ndarray, engine, pipe, scale: float 
     circles are in photo pixels); None when it finds no face."""
     from harerun.face.stage import run_face_stage
 
-    st = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=engine.host,
-                        dense_landmarks=pipe.spec.output.dense_landmarks, scale=scale)
+    st = run_face_stage(
+        bgr,
+        face_cfg=pipe.spec.face,
+        quality_cfg=pipe.spec.quality,
+        host=engine.host,
+        dense_landmarks=pipe.spec.output.dense_landmarks,
+        scale=scale,
+    )
     if st.ctx is None:
         return None
     ctx = st.ctx
@@ -98,8 +109,12 @@ def roi_sample(bgr: np.ndarray, circles: np.ndarray, engine, pipe, scale: float 
     c = np.asarray(circles, np.float64).reshape(-1, 3)
     xy = c[:, :2] @ inv[:, :2].T + inv[:, 2]
     scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
-    return RoiSample(ctx.image.copy(), np.asarray(ctx.roi_to_image, np.float64), ctx.face_skin.copy(),
-                     np.column_stack([xy, c[:, 2] * scale]))
+    return RoiSample(
+        ctx.image.copy(),
+        np.asarray(ctx.roi_to_image, np.float64),
+        ctx.face_skin.copy(),
+        np.column_stack([xy, c[:, 2] * scale]),
+    )
 
 
 # -- the cache ---------------------------------------------------------------------------------
@@ -140,7 +155,9 @@ def _cache_key(data: Path, rows: list[dict], pipe) -> str:
 def read_rows(data: Path, split: str, limit: int | None = None) -> list[dict]:
     labels = data / "labels.csv"
     if not labels.is_file():
-        raise FileNotFoundError(f"{labels} not found; --data must be a folder with labels.csv, images/ and lesions.json")
+        raise FileNotFoundError(
+            f"{labels} not found; --data must be a folder with labels.csv, images/ and lesions.json"
+        )
     with open(labels, newline="") as f:
         rows = sorted((r for r in csv.DictReader(f) if r.get("split") == split), key=lambda r: r["image"])
     if limit:
@@ -157,7 +174,9 @@ def load_split(data: Path, split: str, *, limit: int | None = None, log=print) -
     rows = read_rows(data, split, limit)
     engine, pipe = face_pipeline()
     if pipe.spec.face.roi_size != INPUT_SIZE:
-        raise ValueError(f"the default pipeline's roi_size is {pipe.spec.face.roi_size}; the network takes {INPUT_SIZE}")
+        raise ValueError(
+            f"the default pipeline's roi_size is {pipe.spec.face.roi_size}; the network takes {INPUT_SIZE}"
+        )
     path = cache_dir() / f"acne-lesions-{split}-{len(rows)}-{_cache_key(data, rows, pipe)}.npz"
     if path.is_file():
         log(f"{split}: cached ROIs {path}")
@@ -165,10 +184,17 @@ def load_split(data: Path, split: str, *, limit: int | None = None, log=print) -
         meta = json.loads(str(z["meta"]))
         off = z["circle_offsets"]
         off_p = z["photo_offsets"]
-        return SplitCache(meta["names"], meta["groups"], z["grades"], z["rois"], z["roi_to_image"], z["face_skin"],
-                          [z["circles_roi"][a:b] for a, b in zip(off[:-1], off[1:], strict=True)],
-                          [z["circles_photo"][a:b] for a, b in zip(off_p[:-1], off_p[1:], strict=True)],
-                          meta["skipped"])
+        return SplitCache(
+            meta["names"],
+            meta["groups"],
+            z["grades"],
+            z["rois"],
+            z["roi_to_image"],
+            z["face_skin"],
+            [z["circles_roi"][a:b] for a, b in zip(off[:-1], off[1:], strict=True)],
+            [z["circles_photo"][a:b] for a, b in zip(off_p[:-1], off_p[1:], strict=True)],
+            meta["skipped"],
+        )
     lesions = json.loads((data / "lesions.json").read_text())
     names, groups, grades, rois, affines, skins, c_roi, c_photo, skipped = [], [], [], [], [], [], [], [], []
     t0 = time.perf_counter()
@@ -190,14 +216,23 @@ def load_split(data: Path, split: str, *, limit: int | None = None, log=print) -
         if (i + 1) % 100 == 0:
             log(f"{split}: face stage {i + 1}/{len(rows)} ({time.perf_counter() - t0:.0f} s)")
     off = np.cumsum([0] + [len(c) for c in c_roi])
-    cache = SplitCache(names, groups, np.asarray(grades), np.stack(rois), np.stack(affines), np.stack(skins),
-                       c_roi, c_photo, skipped)
+    cache = SplitCache(
+        names, groups, np.asarray(grades), np.stack(rois), np.stack(affines), np.stack(skins), c_roi, c_photo, skipped
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.npz")
-    np.savez(tmp, rois=cache.rois, roi_to_image=cache.roi_to_image, face_skin=cache.face_skin, grades=cache.grades,
-             circles_roi=np.concatenate(c_roi).reshape(-1, 3), circle_offsets=off,
-             circles_photo=np.concatenate(c_photo).reshape(-1, 3), photo_offsets=off,
-             meta=json.dumps({"names": names, "groups": groups, "skipped": skipped}))
+    np.savez(
+        tmp,
+        rois=cache.rois,
+        roi_to_image=cache.roi_to_image,
+        face_skin=cache.face_skin,
+        grades=cache.grades,
+        circles_roi=np.concatenate(c_roi).reshape(-1, 3),
+        circle_offsets=off,
+        circles_photo=np.concatenate(c_photo).reshape(-1, 3),
+        photo_offsets=off,
+        meta=json.dumps({"names": names, "groups": groups, "skipped": skipped}),
+    )
     os.replace(tmp, path)
     log(f"{split}: {len(names)} ROIs, {len(skipped)} photos without a face, cached in {path}")
     return cache
@@ -225,8 +260,9 @@ def heatmap_target(circles: np.ndarray, size: int, *, stride: int = OUTPUT_STRID
         if not (0 <= cx < g and 0 <= cy < g):
             continue
         y0, y1, x0, x1 = max(0, cy - rr), min(g, cy + rr + 1), max(0, cx - rr), min(g, cx + rr + 1)
-        np.maximum(heat[y0:y1, x0:x1], ker[y0 - cy + rr:y1 - cy + rr, x0 - cx + rr:x1 - cx + rr],
-                   out=heat[y0:y1, x0:x1])
+        np.maximum(
+            heat[y0:y1, x0:x1], ker[y0 - cy + rr : y1 - cy + rr, x0 - cx + rr : x1 - cx + rr], out=heat[y0:y1, x0:x1]
+        )
         radius[cy, cx] = r
         mask[cy, cx] = 1.0
     return heat, radius, mask
@@ -248,7 +284,7 @@ def augment_crop(roi: np.ndarray, circles: np.ndarray, rng: np.random.Generator,
         x0, y0 = (int(v) for v in rng.integers(0, s - crop + 1, size=2))
     x0 -= x0 % OUTPUT_STRIDE
     y0 -= y0 % OUTPUT_STRIDE
-    img = roi[y0:y0 + crop, x0:x0 + crop]
+    img = roi[y0 : y0 + crop, x0 : x0 + crop]
     cc = c - [x0, y0, 0] if len(c) else c.reshape(0, 3)
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -295,8 +331,15 @@ def sweep_thresholds(per_photo: list[tuple[np.ndarray, np.ndarray]], thresholds,
             m = match_count(d, ann)
             tp, fp, fn = tp + m, fp + len(d) - m, fn + len(ann) - m
         p, r = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-        out.append({"threshold": round(float(t), 3), "precision": p, "recall": r,
-                    "f1": 2 * p * r / max(p + r, 1e-9), "detections": tp + fp})
+        out.append(
+            {
+                "threshold": round(float(t), 3),
+                "precision": p,
+                "recall": r,
+                "f1": 2 * p * r / max(p + r, 1e-9),
+                "detections": tp + fp,
+            }
+        )
     return out
 
 
@@ -421,13 +464,14 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     t_cache = time.perf_counter() - t_start
     tf, keras = _configure_tf(cfg.threads, cfg.seed)
     fit_idx, held_idx = holdout_split(tr, min(cfg.holdout, len(tr.names) // 5), cfg.seed)
-    log(f"train: {len(tr.names)} ROIs ({len(tr.skipped)} without a face) -> fit {len(fit_idx)}, held out "
-        f"{len(held_idx)} (by group); val: {len(va.names)} ROIs ({len(va.skipped)} without a face)")
+    log(
+        f"train: {len(tr.names)} ROIs ({len(tr.skipped)} without a face) -> fit {len(fit_idx)}, held out "
+        f"{len(held_idx)} (by group); val: {len(va.names)} ROIs ({len(va.skipped)} without a face)"
+    )
 
     model = build_network(keras, width=cfg.width)
     total = cfg.epochs * cfg.steps_per_epoch
-    sched = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total, alpha=0.02,
-                                                   warmup_target=None)
+    sched = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total, alpha=0.02, warmup_target=None)
     opt = keras.optimizers.Adam(learning_rate=sched)
 
     @tf.function(reduce_retracing=True)
@@ -454,12 +498,18 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     def predict_split(cache: SplitCache, idx) -> list[tuple[np.ndarray, np.ndarray]]:
         per_photo = []
         for start in range(0, len(idx), 4):
-            chunk = idx[start:start + 4]
+            chunk = idx[start : start + 4]
             x = np.stack([training_input(cache.rois[i]) for i in chunk])
             out = predict_step(tf.constant(x)).numpy()
             for j, i in enumerate(chunk):
-                det = product_detections(out[j, ..., 0], out[j, ..., 1], cache.rois[i], cache.face_skin[i],
-                                         cache.roi_to_image[i], threshold=0.05)
+                det = product_detections(
+                    out[j, ..., 0],
+                    out[j, ..., 1],
+                    cache.rois[i],
+                    cache.face_skin[i],
+                    cache.roi_to_image[i],
+                    threshold=0.05,
+                )
                 per_photo.append((det, cache.circles_photo[i].astype(np.float64)))
         return per_photo
 
@@ -478,12 +528,20 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
                 hs.append(h)
                 rs.append(r)
                 ms.append(m)
-            f, r = train_step(tf.constant(np.stack(xs)), tf.constant(np.stack(hs)), tf.constant(np.stack(rs)),
-                              tf.constant(np.stack(ms)))
+            f, r = train_step(
+                tf.constant(np.stack(xs)),
+                tf.constant(np.stack(hs)),
+                tf.constant(np.stack(rs)),
+                tf.constant(np.stack(ms)),
+            )
             f_sum += float(f)
             r_sum += float(r)
-        rec = {"epoch": epoch, "focal": round(f_sum / cfg.steps_per_epoch, 4),
-               "radius_l1": round(r_sum / cfg.steps_per_epoch, 3), "seconds": round(time.perf_counter() - t0, 1)}
+        rec = {
+            "epoch": epoch,
+            "focal": round(f_sum / cfg.steps_per_epoch, 4),
+            "radius_l1": round(r_sum / cfg.steps_per_epoch, 3),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         out_of_time = cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time:
             sweep = sweep_thresholds(predict_split(tr, held_idx), thresholds)
@@ -493,11 +551,15 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             if improved:
                 best = dict(top, epoch=epoch, sweep=sweep)
                 best_weights = model.get_weights()
-            log(f"epoch {epoch}/{cfg.epochs}: focal {rec['focal']:.3f} radius {rec['radius_l1']:.2f}  held-out F1 "
+            log(
+                f"epoch {epoch}/{cfg.epochs}: focal {rec['focal']:.3f} radius {rec['radius_l1']:.2f}  held-out F1 "
                 f"{top['f1']:.3f} (P {top['precision']:.3f} R {top['recall']:.3f} at {top['threshold']})"
-                f"{'  *best' if improved else ''}  ({time.perf_counter() - t_start:.0f} s)")
+                f"{'  *best' if improved else ''}  ({time.perf_counter() - t_start:.0f} s)"
+            )
         else:
-            log(f"epoch {epoch}/{cfg.epochs}: focal {rec['focal']:.3f} radius {rec['radius_l1']:.2f}  ({rec['seconds']} s)")
+            log(
+                f"epoch {epoch}/{cfg.epochs}: focal {rec['focal']:.3f} radius {rec['radius_l1']:.2f}  ({rec['seconds']} s)"
+            )
         history.append(rec)
         sys.stdout.flush()
         if out_of_time and epoch < cfg.epochs:
@@ -507,7 +569,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     model.set_weights(best_weights)
     threshold = best["threshold"]
     # val is only reported; its photos without a face count their lesions as missed
-    missed = sum(len(c) for n, c in zip(*_all_photo_circles(cfg.data, "val", cfg.limit), strict=True) if n in va.skipped)
+    missed = sum(
+        len(c) for n, c in zip(*_all_photo_circles(cfg.data, "val", cfg.limit), strict=True) if n in va.skipped
+    )
     val_sweep = sweep_thresholds(predict_split(va, np.arange(len(va.names))), [threshold], missed=missed)[0]
     train_seconds = time.perf_counter() - t_start
 
@@ -524,9 +588,14 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "file": {"name": out.name, "sha256": sha, "size_bytes": out.stat().st_size},
         "params": int(model.count_params()),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
-        "photos": {"train_fit": len(fit_idx), "train_heldout": len(held_idx), "train_no_face": len(tr.skipped),
-                   "val": len(va.names), "val_no_face": len(va.skipped),
-                   "train_circles_fit": int(sum(len(tr.circles_roi[i]) for i in fit_idx))},
+        "photos": {
+            "train_fit": len(fit_idx),
+            "train_heldout": len(held_idx),
+            "train_no_face": len(tr.skipped),
+            "val": len(va.names),
+            "val_no_face": len(va.skipped),
+            "train_circles_fit": int(sum(len(tr.circles_roi[i]) for i in fit_idx)),
+        },
         "peak_threshold": threshold,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
@@ -537,20 +606,32 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "history": history,
         "cache_seconds": round(t_cache, 1),
         "train_seconds": round(train_seconds, 1),
-        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                        "keras": keras.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
-                        "machine": platform.machine(), "threads": cfg.threads},
+        "environment": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+            "machine": platform.machine(),
+            "threads": cfg.threads,
+        },
         "notes": list(cfg.notes),
     }
     out.with_name(out.stem + ".metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     out.with_name(out.stem + ".md").write_text(model_card(metrics))
-    log(f"best epoch {best['epoch']}: held-out F1 {best['f1']:.3f} at threshold {threshold}; val "
-        f"P {val_sweep['precision']:.3f} R {val_sweep['recall']:.3f} F1 {val_sweep['f1']:.3f}")
-    log(f"wrote {out} ({out.stat().st_size:,} B, sha256 {sha}), {out.stem}.metrics.json and {out.stem}.md "
-        f"in {train_seconds:.0f} s")
+    log(
+        f"best epoch {best['epoch']}: held-out F1 {best['f1']:.3f} at threshold {threshold}; val "
+        f"P {val_sweep['precision']:.3f} R {val_sweep['recall']:.3f} F1 {val_sweep['f1']:.3f}"
+    )
+    log(
+        f"wrote {out} ({out.stat().st_size:,} B, sha256 {sha}), {out.stem}.metrics.json and {out.stem}.md "
+        f"in {train_seconds:.0f} s"
+    )
     log("manifest entry for models/models.yaml:")
-    log(f"- name: acne-lesions\n  version: 'N'\n  file: {out.name}\n  sha256: {sha}\n  size_bytes: {out.stat().st_size}\n"
-        f"  input_format: '{INPUT_FORMAT}'\n  peak_threshold: {threshold}")
+    log(
+        f"- name: acne-lesions\n  version: 'N'\n  file: {out.name}\n  sha256: {sha}\n  size_bytes: {out.stat().st_size}\n"
+        f"  input_format: '{INPUT_FORMAT}'\n  peak_threshold: {threshold}"
+    )
     return metrics
 
 
@@ -565,12 +646,17 @@ def model_card(m: dict) -> str:
     c = m["config"]
     ph = m["photos"]
     h, v = m["heldout"], m["val"]
-    sweep = "\n".join(f"| {s['threshold']} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |"
-                      for s in m["heldout_sweep"][::2])
-    evals = "\n".join(f"| {r['epoch']} | {r['focal']:.3f} | {r['heldout']['f1']:.3f} | {r['heldout']['threshold']} |"
-                      for r in m["history"] if "heldout" in r)
+    sweep = "\n".join(
+        f"| {s['threshold']} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |"
+        for s in m["heldout_sweep"][::2]
+    )
+    evals = "\n".join(
+        f"| {r['epoch']} | {r['focal']:.3f} | {r['heldout']['f1']:.3f} | {r['heldout']['threshold']} |"
+        for r in m["history"]
+        if "heldout" in r
+    )
     env = m["environment"]
-    return f"""# Model card: acne-lesions ({m['file']['name']})
+    return f"""# Model card: acne-lesions ({m["file"]["name"]})
 
 Acne lesion centres on the engine's aligned face ROI, for the `acne` detector plugin
 (`plugins/acne`, `method: net`, the default). Trained with `harerun train acne-lesions`
@@ -578,22 +664,22 @@ Acne lesion centres on the engine's aligned face ROI, for the `acne` detector pl
 
 | file | bytes | sha256 |
 |---|---|---|
-| `{m['file']['name']}` | {m['file']['size_bytes']:,} | `{m['file']['sha256']}` |
+| `{m["file"]["name"]}` | {m["file"]["size_bytes"]:,} | `{m["file"]["sha256"]}` |
 
 ## Input and output (`network_data_format`)
 
-- Input `roi`: float32 {m['input_shape']}: the engine's aligned 512x512 face ROI (`ctx.image`, default
+- Input `roi`: float32 {m["input_shape"]}: the engine's aligned 512x512 face ROI (`ctx.image`, default
   pipeline's face stage), channels R, G, B in [0, 1] (uint8 / 255) and CIELAB a* / 32 (from `ctx.lab`).
-  Declared as `input_format: '{m['input_format']}'` in `models/models.yaml`; the plugin refuses a model
+  Declared as `input_format: '{m["input_format"]}'` in `models/models.yaml`; the plugin refuses a model
   that declares anything else. Built by `harerun_acne.lesion_net.lesion_input`, the one function
   training and serving share.
-- Output: float32 {m['output_shape']} at 1/2 resolution: channel 0 the lesion-centre probability
+- Output: float32 {m["output_shape"]} at 1/2 resolution: channel 0 the lesion-centre probability
   (heatmap pixel (i, j) covers ROI pixels 2j..2j+1, 2i..2i+1), channel 1 the lesion radius in ROI px.
-  Lesions are the 3x3 local maxima of channel 0 at or above `peak_threshold: {m['peak_threshold']}` (manifest).
+  Lesions are the 3x3 local maxima of channel 0 at or above `peak_threshold: {m["peak_threshold"]}` (manifest).
 
 ## Network
 
-Fully convolutional encoder-decoder ({m['params']:,} parameters, width {c['width']}): a stride-2 3x3 conv
+Fully convolutional encoder-decoder ({m["params"]:,} parameters, width {c["width"]}): a stride-2 3x3 conv
 then a separable 3x3 conv at each of 1/2, 1/4, 1/8, 1/16; bilinear upsampling with 1x1-projected,
 added skips back to 1/2; 1x1 heads. Batch norm (folded into the convolutions by the TFLite
 converter). No pretrained weights. Float32 TFLite, run with `ai_edge_litert` on one thread.
@@ -603,22 +689,22 @@ converter). No pretrained weights. Float32 TFLite, run with `ai_edge_litert` on 
 ACNE04 photos (`../shared/data/acne`: 512x512 letterboxed clinical close-ups, grades from ACNE04,
 lesion circles from acne04v2). Each photo went through the engine's own face stage (default
 pipeline); the circles were mapped into the ROI with the inverse of `ctx.roi_to_image`.
-Photos without a face are skipped: {ph['train_no_face']} in train, {ph['val_no_face']} in val.
+Photos without a face are skipped: {ph["train_no_face"]} in train, {ph["val_no_face"]} in val.
 
-- fit: {ph['train_fit']} `train` photos ({ph['train_circles_fit']:,} circles);
-- held out: {ph['train_heldout']} `train` photos, whole `group`s (likely same patient) chosen with seed {c['seed']}:
+- fit: {ph["train_fit"]} `train` photos ({ph["train_circles_fit"]:,} circles);
+- held out: {ph["train_heldout"]} `train` photos, whole `group`s (likely same patient) chosen with seed {c["seed"]}:
   they picked the epoch and the peak threshold (F1-optimal);
-- `val` ({ph['val']} photos, group-disjoint from train): reported only, never used for a choice.
+- `val` ({ph["val"]} photos, group-disjoint from train): reported only, never used for a choice.
 
 ## Training
 
-CenterNet targets (Zhou et al. 2019): a Gaussian (sigma {c['sigma']} output px) at each lesion centre,
-focal loss (alpha 2, beta 4) plus {c['radius_weight']} x L1 on the radius at the centres. Random {c['crop']}x{c['crop']}
+CenterNet targets (Zhou et al. 2019): a Gaussian (sigma {c["sigma"]} output px) at each lesion centre,
+focal loss (alpha 2, beta 4) plus {c["radius_weight"]} x L1 on the radius at the centres. Random {c["crop"]}x{c["crop"]}
 crops of the ROI (70 % around an annotated lesion), horizontal flips, brightness / contrast / colour
-jitter on the uint8 pixels before the input is computed. Adam, lr {c['learning_rate']} with cosine decay,
-batch {c['batch_size']}, {c['epochs']} epochs x {c['steps_per_epoch']} steps, seed {c['seed']}, deterministic TF ops,
-{env['threads']} CPU threads (TensorFlow {env['tensorflow']}, Keras {env['keras']}); {m.get('epochs_run', c['epochs'])} epochs run. Face stage (or loading
-its cache) {m['cache_seconds']:.0f} s; training {m['train_seconds'] / 60:.1f} min in all.
+jitter on the uint8 pixels before the input is computed. Adam, lr {c["learning_rate"]} with cosine decay,
+batch {c["batch_size"]}, {c["epochs"]} epochs x {c["steps_per_epoch"]} steps, seed {c["seed"]}, deterministic TF ops,
+{env["threads"]} CPU threads (TensorFlow {env["tensorflow"]}, Keras {env["keras"]}); {m.get("epochs_run", c["epochs"])} epochs run. Face stage (or loading
+its cache) {m["cache_seconds"]:.0f} s; training {m["train_seconds"] / 60:.1f} min in all.
 
 ## Results
 
@@ -629,8 +715,8 @@ all annotated circles of the photo count (those outside the ROI or face are miss
 
 | set | photos | precision | recall | F1 |
 |---|---|---|---|---|
-| held-out train (chose epoch {m['best_epoch']} and threshold {h['threshold']}) | {ph['train_heldout']} | {h['precision']:.3f} | {h['recall']:.3f} | {h['f1']:.3f} |
-| `val` (reported only) | {ph['val']} | {v['precision']:.3f} | {v['recall']:.3f} | **{v['f1']:.3f}** |
+| held-out train (chose epoch {m["best_epoch"]} and threshold {h["threshold"]}) | {ph["train_heldout"]} | {h["precision"]:.3f} | {h["recall"]:.3f} | {h["f1"]:.3f} |
+| `val` (reported only) | {ph["val"]} | {v["precision"]:.3f} | {v["recall"]:.3f} | **{v["f1"]:.3f}** |
 
 Held-out evaluations during training:
 
@@ -644,7 +730,7 @@ Threshold sweep on the held-out photos (best epoch):
 |---|---|---|---|
 {sweep}
 
-Per-epoch figures: `{Path(m['file']['name']).stem}.metrics.json`.
+Per-epoch figures: `{Path(m["file"]["name"]).stem}.metrics.json`.
 
 ## Limits
 
@@ -653,7 +739,7 @@ Per-epoch figures: `{Path(m['file']['name']).stem}.metrics.json`.
 - ACNE04 grades depend on more than the count; the count only partly tracks the grade.
 - Domain: clinical close-ups of mostly East-Asian patients under clinic light, 3/4 and side views.
   Expect a domain gap on selfies, other skin tones and phone cameras. Not a medical device.
-- Trained from scratch in a CPU budget of minutes on {ph['train_fit']} photos; the held-out evaluations above
+- Trained from scratch in a CPU budget of minutes on {ph["train_fit"]} photos; the held-out evaluations above
   show how far the schedule got.
 
 ## Licence

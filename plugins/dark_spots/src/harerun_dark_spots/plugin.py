@@ -111,7 +111,6 @@ class DarkSpotsDetector(Detector):
         )
 
 
-
 @hookimpl
 def register_detectors(register) -> None:
     register(DarkSpotsDetector)

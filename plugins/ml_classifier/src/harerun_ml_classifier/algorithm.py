@@ -21,7 +21,9 @@ FEATURE_SIZE = 256
 CHANNELS = ("red", "green", "blue", "redness_spot", "redness_blob", "dark_spot", "bright_spot")
 
 
-def lesion_feature_maps(image_bgr: np.ndarray, *, size: int = INPUT_SIZE, feature_size: int = FEATURE_SIZE) -> np.ndarray:
+def lesion_feature_maps(
+    image_bgr: np.ndarray, *, size: int = INPUT_SIZE, feature_size: int = FEATURE_SIZE
+) -> np.ndarray:
     """The network input: a small RGB copy plus lesion-contrast maps that keep tiny lesions visible.
 
     At 128 px a 3-px acne lesion (on a 512-px face) is below one pixel, so the
@@ -56,8 +58,15 @@ def lesion_feature_maps(image_bgr: np.ndarray, *, size: int = INPUT_SIZE, featur
     # maps are computed in place, and the dark map is the exact negation of the bright one
     # (``l_bg - L == -(L - l_bg)`` in floating point).
     h, w = image_bgr.shape[:2]
-    big = image_bgr if (h, w) == (feature_size, feature_size) else cv2.resize(
-        image_bgr, (feature_size, feature_size), interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR)
+    big = (
+        image_bgr
+        if (h, w) == (feature_size, feature_size)
+        else cv2.resize(
+            image_bgr,
+            (feature_size, feature_size),
+            interpolation=cv2.INTER_AREA if h > feature_size else cv2.INTER_LINEAR,
+        )
+    )
     big = np.ascontiguousarray(big, dtype=np.uint8)
     lab8 = cv2.cvtColor(big, cv2.COLOR_BGR2LAB)
     L = np.multiply(lab8[..., 0], _L_SCALE, dtype=np.float32)  # 8-bit LAB: L* scaled to 0..255, a* offset by 128
@@ -79,7 +88,9 @@ def lesion_feature_maps(image_bgr: np.ndarray, *, size: int = INPUT_SIZE, featur
         np.clip(m, 0, 1, out=m)
         m *= valid
         maps.append(_block_max(m, k))
-    rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB).astype(np.float32)
+    rgb = cv2.cvtColor(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB).astype(
+        np.float32
+    )
     rgb *= _RGB_SCALE
     return cv2.merge([rgb, *maps])
 
@@ -101,8 +112,9 @@ def _block_max(m: np.ndarray, k: int) -> np.ndarray:
     if k == 1:
         return m
     h, w = m.shape[:2]
-    return cv2.resize(cv2.dilate(m, np.ones((k, k), np.uint8), anchor=(0, 0)), (w // k, h // k),
-                      interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(
+        cv2.dilate(m, np.ones((k, k), np.uint8), anchor=(0, 0)), (w // k, h // k), interpolation=cv2.INTER_NEAREST
+    )
 
 
 def prepare_input(image_bgr: np.ndarray, *, size: int = INPUT_SIZE) -> np.ndarray:
@@ -181,22 +193,31 @@ def network_data_format(*, size: int = INPUT_SIZE, framing: str = FRAMING) -> di
                 "channel_def": {str(i): name for i, name in enumerate(CHANNELS)},
                 "channel_doc": dict(CHANNEL_DOC),
                 "note": "the four lesion maps are 0 where L* <= 8 (eroded 5x5 at 256 px): letterbox bars and the "
-                        "black fill of a ROI that reaches past the photo",
+                "black fill of a ROI that reaches past the photo",
                 "made_by": "harerun_ml_classifier.algorithm.model_input",
             }
         },
         "outputs": {
-            "grade": {"type": "probabilities", "shape": [N_GRADES], "value_range": [0.0, 1.0],
-                      "channel_def": {"0": "mild", "1": "moderate", "2": "severe", "3": "very severe"},
-                      "doc": "ACNE04 / Hayashi grade, softmax"},
-            "density": {"type": "density map", "shape": [grid, grid, 1], "value_range": [0.0, None],
-                        "doc": f"acne lesions per {DENSITY_STRIDE}x{DENSITY_STRIDE}-input-pixel cell; sum = count"},
+            "grade": {
+                "type": "probabilities",
+                "shape": [N_GRADES],
+                "value_range": [0.0, 1.0],
+                "channel_def": {"0": "mild", "1": "moderate", "2": "severe", "3": "very severe"},
+                "doc": "ACNE04 / Hayashi grade, softmax",
+            },
+            "density": {
+                "type": "density map",
+                "shape": [grid, grid, 1],
+                "value_range": [0.0, None],
+                "doc": f"acne lesions per {DENSITY_STRIDE}x{DENSITY_STRIDE}-input-pixel cell; sum = count",
+            },
         },
     }
 
 
-def declaration_problems(declared: dict | None, *, framing: str = FRAMING, channels: tuple[str, ...] = CHANNELS,
-                         size: int | None = None) -> dict[str, str]:
+def declaration_problems(
+    declared: dict | None, *, framing: str = FRAMING, channels: tuple[str, ...] = CHANNELS, size: int | None = None
+) -> dict[str, str]:
     """Compare a model's declared input with what the plugin feeds.
 
     ``declared`` holds ``framing`` and optionally ``channels`` (names, in order) and
@@ -208,8 +229,10 @@ def declaration_problems(declared: dict | None, *, framing: str = FRAMING, chann
         return problems
     got = declared.get("framing")
     if got is not None and got != framing:
-        problems["framing"] = (f"the model was trained on framing '{got}' ({FRAMINGS.get(got, 'unknown framing')}); "
-                               f"this plugin feeds '{framing}' ({FRAMINGS.get(framing, '')})")
+        problems["framing"] = (
+            f"the model was trained on framing '{got}' ({FRAMINGS.get(got, 'unknown framing')}); "
+            f"this plugin feeds '{framing}' ({FRAMINGS.get(framing, '')})"
+        )
     names = declared.get("channels")
     if names is not None and tuple(names) != tuple(channels[: len(names)]):
         problems["channels"] = f"the model declares input channels {list(names)}; this plugin feeds {list(channels)}"
@@ -280,9 +303,18 @@ def augment(
     m[:, 2] += rng.uniform(-max_shift, max_shift, 2) * s
     if rng.random() < 0.5:  # horizontal flip folded into the affine map
         m = m @ np.array([[-1.0, 0.0, s - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    out = np.dstack([cv2.warpAffine(np.ascontiguousarray(image[..., i:i + 3]), m, (s, s), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT).reshape(s, s, -1)
-                     for i in range(0, image.shape[-1], 3)])
+    out = np.dstack(
+        [
+            cv2.warpAffine(
+                np.ascontiguousarray(image[..., i : i + 3]),
+                m,
+                (s, s),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+            ).reshape(s, s, -1)
+            for i in range(0, image.shape[-1], 3)
+        ]
+    )
     if len(c):
         c[:, :2] = c[:, :2] @ m[:, :2].T + m[:, 2]
         c[:, 2] *= zoom
@@ -335,8 +367,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes:
     }
 
 
-def zone_counts(density: np.ndarray, zones: dict[str, np.ndarray], *,
-                bounds: tuple[int, int, int, int] | None = None) -> dict[str, float]:
+def zone_counts(
+    density: np.ndarray, zones: dict[str, np.ndarray], *, bounds: tuple[int, int, int, int] | None = None
+) -> dict[str, float]:
     """Lesions inside each zone: the density map (any grid) weighted by each cell's zone coverage.
 
     Each zone mask (ROI size, 255 inside) is reduced to the density grid by area
@@ -349,8 +382,9 @@ def zone_counts(density: np.ndarray, zones: dict[str, np.ndarray], *,
     return {name: float((density * zone_cell_fractions(m, g, bounds=bounds)).sum()) for name, m in zones.items()}
 
 
-def zone_cell_fractions(mask: np.ndarray, grid: tuple[int, int], *,
-                        bounds: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def zone_cell_fractions(
+    mask: np.ndarray, grid: tuple[int, int], *, bounds: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
     """(grid) float32: the fraction of each cell's pixels where ``mask > 0``.
 
     The same numbers as ``cv2.resize((mask > 0).astype(np.float32), grid[::-1], interpolation=cv2.INTER_AREA)``.
@@ -369,12 +403,12 @@ def zone_cell_fractions(mask: np.ndarray, grid: tuple[int, int], *,
     bx, by, bw, bh = (0, 0, w, h) if bounds is None else bounds
     if bw <= 0 or bh <= 0:
         return out
-    x, y, bw, bh = cv2.boundingRect(mask[by:by + bh, bx:bx + bw])
+    x, y, bw, bh = cv2.boundingRect(mask[by : by + bh, bx : bx + bw])
     if bw == 0 or bh == 0:
         return out
     x, y = x + bx, y + by
     c0, r0, c1, r1 = x // kx, y // ky, -(-(x + bw) // kx), -(-(y + bh) // ky)
-    crop = mask[r0 * ky:r1 * ky, c0 * kx:c1 * kx]
+    crop = mask[r0 * ky : r1 * ky, c0 * kx : c1 * kx]
     out[r0:r1, c0:c1] = cv2.resize((crop > 0).astype(np.float32), (c1 - c0, r1 - r0), interpolation=cv2.INTER_AREA)
     return out
 
@@ -396,7 +430,7 @@ def fit_count_thresholds(counts: np.ndarray, grades: np.ndarray, *, n_classes: i
             lo = t[i - 1] if i > 0 else -np.inf
             hi = t[i + 1] if i < n_classes - 2 else np.inf
             for c in cands[(cands > lo) & (cands < hi)]:
-                trial = t[:i] + [c] + t[i + 1:]
+                trial = t[:i] + [c] + t[i + 1 :]
                 acc = float(np.mean(np.searchsorted(trial, counts, side="right") == grades))
                 if acc > best:
                     best, best_t = acc, trial

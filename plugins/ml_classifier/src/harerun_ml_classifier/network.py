@@ -30,8 +30,14 @@ def _sep_block(x, filters: int, *, stride: int = 1, name: str, bn_momentum: floa
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_model(*, input_size: int = INPUT_SIZE, channels: int = len(CHANNELS), width: int = 16,
-                dropout: float = 0.3, bn_momentum: float = 0.99) -> keras.Model:
+def build_model(
+    *,
+    input_size: int = INPUT_SIZE,
+    channels: int = len(CHANNELS),
+    width: int = 16,
+    dropout: float = 0.3,
+    bn_momentum: float = 0.99,
+) -> keras.Model:
     """Build the two-headed network.
 
     Input: (input_size, input_size, channels) float32 from :func:`algorithm.prepare_input`
@@ -51,8 +57,9 @@ def build_model(*, input_size: int = INPUT_SIZE, channels: int = len(CHANNELS), 
     s8 = _sep_block(x, 4 * width, name="b3c", bn_momentum=bn_momentum)
 
     # bias -4: softplus(-4) ~ 0.018 lesions per cell at the start, not ~0.7
-    density = layers.Conv2D(1, 1, activation="softplus", bias_initializer=keras.initializers.Constant(-4.0),
-                            name="density")(s8)
+    density = layers.Conv2D(
+        1, 1, activation="softplus", bias_initializer=keras.initializers.Constant(-4.0), name="density"
+    )(s8)
     count = layers.GlobalAveragePooling2D(name="count_mean")(density)
     count = layers.Rescaling(float((input_size // DENSITY_STRIDE) ** 2) / 50.0, name="count_scaled")(count)
 

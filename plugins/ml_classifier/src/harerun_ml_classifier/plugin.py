@@ -50,14 +50,16 @@ class MLClassifierParams(DetectorParams):
         "auto", description="'auto' runs .tflite files with TFLite and .keras/.h5 files with Keras"
     )
     flip_tta: bool = Field(
-        True, description="also run the mirrored face and average: the grade of a mirrored photo is the same (val "
+        True,
+        description="also run the mirrored face and average: the grade of a mirrored photo is the same (val "
         "accuracy, acne-grade@3: 0.700 vs 0.714 without, macro-F1 0.598 both; acne-grade@2: 0.707 vs 0.650; one more "
-        "network call, ~1 ms with TFLite)"
+        "network call, ~1 ms with TFLite)",
     )
     framing_check: Literal["warn", "refuse"] = Field(
-        "warn", description="when the model declares it was trained on another framing than the face ROI this plugin "
+        "warn",
+        description="when the model declares it was trained on another framing than the face ROI this plugin "
         "feeds (e.g. acne-grade@1: the whole letterboxed photo): 'warn' runs it and says so in the result's message, "
-        "'refuse' answers status 'unavailable'"
+        "'refuse' answers status 'unavailable'",
     )
 
 
@@ -75,22 +77,33 @@ class MLClassifierDetector(Detector):
         try:
             model = get_model(p.model, path=p.model_path, runtime=p.runtime)
         except ModelUnavailable as exc:
-            return DetectorResult(status="unavailable", message=exc.reason,
-                                  measurements={"model": p.model, "error_code": exc.code})
+            return DetectorResult(
+                status="unavailable", message=exc.reason, measurements={"model": p.model, "error_code": exc.code}
+            )
         declared = model.declared
         problems = declaration_problems(declared, size=model.input_size)
         refuse = {k: v for k, v in problems.items() if k != "framing" or p.framing_check == "refuse"}
         if refuse:
-            how = (" Use a model trained on the face ROI (e.g. `harerun train acne-grade`, which frames photos with the "
-                   "engine's face stage), or set `framing_check: warn`." if "framing" in refuse else "")
-            return DetectorResult(status="unavailable", measurements={"model": p.model, "error_code": "MODEL_MISMATCH"},
-                                  message=f"model {model.resolved.spec} ({model.resolved.path.name}) cannot be served "
-                                  f"here: {'; '.join(refuse.values())}.{how}")
+            how = (
+                " Use a model trained on the face ROI (e.g. `harerun train acne-grade`, which frames photos with the "
+                "engine's face stage), or set `framing_check: warn`."
+                if "framing" in refuse
+                else ""
+            )
+            return DetectorResult(
+                status="unavailable",
+                measurements={"model": p.model, "error_code": "MODEL_MISMATCH"},
+                message=f"model {model.resolved.spec} ({model.resolved.path.name}) cannot be served "
+                f"here: {'; '.join(refuse.values())}.{how}",
+            )
         x = model_input(ctx, size=model.input_size)
         if model.channels not in (x.shape[-1], 3):
-            return DetectorResult(status="unavailable", measurements={"model": p.model},
-                                  message=f"model {model.resolved.path} expects {model.channels} input channels; this "
-                                  f"plugin feeds {x.shape[-1]} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)")
+            return DetectorResult(
+                status="unavailable",
+                measurements={"model": p.model},
+                message=f"model {model.resolved.path} expects {model.channels} input channels; this "
+                f"plugin feeds {x.shape[-1]} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)",
+            )
         x = x[..., : model.channels]
         probs, density = model.run(x)
         if p.flip_tta:
@@ -122,14 +135,17 @@ class MLClassifierDetector(Detector):
             counts = zone_counts(density, ctx.zone_skin_masks, bounds=bounds)
             measurements["zone_lesion_count_est"] = {z: round(v, 1) for z, v in counts.items()}
             h, w = ctx.image.shape[:2]
-            up = cv2.resize(density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h),
-                            interpolation=cv2.INTER_LINEAR)
+            up = cv2.resize(
+                density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h), interpolation=cv2.INTER_LINEAR
+            )
             mask = np.clip(up, 0, 255, out=up).astype(np.uint8)
             cv2.bitwise_and(mask, ctx.skin_mask, dst=mask)
         message = None
         if "framing" in problems:
-            message = (f"{problems['framing']}: its grades are less accurate here; use a model trained on "
-                       f"'{FRAMING}' (acne-grade@2 or later)")
+            message = (
+                f"{problems['framing']}: its grades are less accurate here; use a model trained on "
+                f"'{FRAMING}' (acne-grade@2 or later)"
+            )
         return DetectorResult(
             score=100.0 * expected / (N_GRADES - 1),
             measurements=measurements,

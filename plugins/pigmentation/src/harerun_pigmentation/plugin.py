@@ -27,7 +27,10 @@ class PigmentationParams(DetectorParams):
         "deviations) that maxes the across-zone term",
     )
     ita_deviation_full_deg: float = Field(
-        30.0, ge=0.5, le=90.0, description="a zone's ITA° distance from the zones' median that maxes its across-zone term"
+        30.0,
+        ge=0.5,
+        le=90.0,
+        description="a zone's ITA° distance from the zones' median that maxes its across-zone term",
     )
     mottle_floor_l: float = Field(
         1.0, ge=0.0, le=20.0, description="mean local L* variation treated as even skin (noise, fine texture)"

@@ -78,7 +78,6 @@ def detect_pores(
     return out[np.argsort(-out[:, 3], kind="stable")].astype(np.float64)
 
 
-
 def half_max_shape(
     response: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, reach: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -105,7 +105,6 @@ class PoresDetector(Detector):
         )
 
 
-
 @hookimpl
 def register_detectors(register) -> None:
     register(PoresDetector)

@@ -19,7 +19,9 @@ class TextureParams(DetectorParams):
         5, ge=1, le=40, description="grey levels a neighbour must exceed the centre by to count (noise floor)"
     )
     smooth_px: int = Field(3, ge=1, le=9, description="box pre-filter size that damps sensor and JPEG noise")
-    highpass_px: int = Field(15, ge=5, le=63, description="box size of the local mean removed before measuring contrast")
+    highpass_px: int = Field(
+        15, ge=5, le=63, description="box size of the local mean removed before measuring contrast"
+    )
     structure_full: float = Field(
         1.0, gt=0.0, le=1.0, description="fraction of structured (non-flat LBP) pixels that scores 100 on the LBP term"
     )
@@ -27,7 +29,9 @@ class TextureParams(DetectorParams):
     contrast_full: float = Field(
         16.0, gt=0.0, le=100.0, description="local grey-level SD above the floor that scores 100 on the contrast term"
     )
-    lbp_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of the LBP term (the contrast term gets the rest)")
+    lbp_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the LBP term (the contrast term gets the rest)"
+    )
 
 
 class TextureDetector(Detector):
