@@ -25,6 +25,8 @@ demo: install
 	$(BIN)/harerun analyze build/astronaut.jpg --overlay build/astronaut-overlay.png
 
 test: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: install
