@@ -482,3 +482,21 @@ def test_exif_rotation_is_applied(client, astronaut_bgr):
     body = client.post(DETECT, content=buf.getvalue(), headers={"content-type": "image/jpeg"}).json()
     assert body["image"]["width"] == 432 and body["image"]["height"] == 512
     assert body["face_detected"] is True
+
+
+def test_bad_settings_are_listed_like_pipeline_problems(monkeypatch):
+    import subprocess
+    import sys
+
+    from harerun.api.settings import load_settings
+    from harerun.errors import ConfigError
+
+    monkeypatch.setenv("HARERUN_MAX_UPLOAD_BYTES", "0")
+    monkeypatch.setenv("HARERUN_QUEUE_SIZE", "many")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.problems[0] == "environment: HARERUN_MAX_UPLOAD_BYTES: must be ≥ 1 (got '0')"
+    assert info.value.problems[1].startswith("environment: HARERUN_QUEUE_SIZE: input should be a valid integer")
+    cli = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())", "serve"]
+    r = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "HARERUN_QUEUE_SIZE" in r.stderr and "Traceback" not in r.stderr

@@ -50,4 +50,17 @@ def test_bad_experiments_file_is_reported(tmp_path):
     bad.write_text("schema_version: 1\nexperiments:\n  x:\n    variants:\n      - {name: A, pipeline: p, weight: -1}\n")
     with pytest.raises(PipelineError) as info:
         load_experiments(bad)
-    assert "experiments.yaml: experiments.x.variants.0.weight" in str(info.value)
+    assert "experiments.yaml: experiments.x.variants[0].weight: must be > 0 (got -1)" in str(info.value)
+
+
+def test_experiments_problems_name_the_fix(tmp_path):
+    """The same problem list as pipelines: every problem at once, with did-you-mean."""
+    bad = tmp_path / "experiments.yaml"
+    bad.write_text("schema_version: 1\nexperiments:\n  x:\n    variants:\n      - {name: A, pipeline: p, wieght: 1}\n")
+    with pytest.raises(PipelineError) as info:
+        load_experiments(bad)
+    assert info.value.problems == [
+        "experiments.yaml: experiments.x.variants[0].weight: is required",
+        "experiments.yaml: experiments.x.variants[0].wieght: unknown key; did you mean 'weight'? "
+        "(allowed: name, pipeline, weight)",
+    ]

@@ -146,3 +146,38 @@ def test_json_schema_includes_detector_params(host):
     assert step["properties"]["plugin"]["enum"] == ["acne"]
     params = step["allOf"][0]["then"]["properties"]["params"]
     assert params["properties"]["threshold"]["maximum"] == 1 and params["additionalProperties"] is False
+
+
+def test_face_backend_params_are_checked_when_the_pipeline_loads(tmp_path):
+    """A misspelt backend parameter and an unknown backend key are problems of the file, reported
+    by `harerun pipelines validate` with location and fix (they used to pass and fail at analysis)."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bp.yaml"
+    bad.write_text(
+        "schema_version: 1\nname: bp\nface:\n  backend: haar\n  backend_params:\n"
+        "    haar: {min_neighbours: 5}\n    haarr: {}\ndetectors:\n  - id: acne\n    plugin: acne\n"
+    )
+    cli = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())"]
+    r = subprocess.run([*cli, "pipelines", "validate", str(bad)], capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "bp.yaml: face.backend_params.haar.min_neighbours: unknown key; did you mean 'min_neighbors'?" in out
+    assert "bp.yaml: face.backend_params.haarr: face backend 'haarr' is not registered; did you mean 'haar'?" in out
+    assert "Traceback" not in out
+
+
+def test_model_manifest_problems_are_listed(tmp_path):
+    from harerun.errors import ConfigError
+    from harerun.modelstore import load_manifest
+
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models:\n  - {name: ok, version: 1, file: a.onnx, sizee_bytes: 3}\n  - {name: x, file: f}\n")
+    with pytest.raises(ConfigError) as info:
+        load_manifest(bad)
+    assert info.value.problems == [f"{bad}: models[1].version: is required"]
+    good = tmp_path / "good.yaml"
+    good.write_text("models:\n  - {name: ok, version: 1, file: a.onnx, license: MIT}\n")
+    (entry,) = load_manifest(good)
+    assert (entry.version, entry.extra) == ("1", {"license": "MIT"})

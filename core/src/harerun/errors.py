@@ -35,10 +35,11 @@ class PluginError(HareRunError):
     code = "PLUGIN_ERROR"
 
 
-class PipelineError(HareRunError):
-    """A pipeline file is missing or invalid. ``problems`` lists every problem found."""
+class ConfigError(HareRunError):
+    """A configuration (pipeline, experiments, model manifest, server settings) is missing or
+    invalid. ``problems`` lists every problem found (see :mod:`harerun.problems`)."""
 
-    code = "INVALID_PIPELINE"
+    code = "INVALID_CONFIG"
     http_status = 400
     exit_code = 2
 
@@ -46,6 +47,12 @@ class PipelineError(HareRunError):
         self.problems = problems or [message]
         full = message if not problems else message + "\n" + "\n".join(f"  {p}" for p in problems)
         super().__init__(full, code=code)
+
+
+class PipelineError(ConfigError):
+    """A pipeline (or experiments) file is missing or invalid."""
+
+    code = "INVALID_PIPELINE"
 
 
 class UnknownPipeline(PipelineError):

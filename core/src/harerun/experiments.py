@@ -20,10 +20,11 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harerun.errors import PipelineError
-from harerun.yamlfile import YamlFileError, clip, load_yaml
+from harerun.problems import validate
+from harerun.yamlfile import YamlFileError, load_yaml
 
 
 class Variant(BaseModel):
@@ -73,11 +74,7 @@ def load_experiments(path: Path) -> ExperimentsFile:
     if not path.is_file():
         return ExperimentsFile(schema_version=1)
     try:
-        return ExperimentsFile.model_validate(load_yaml(path))
+        data = load_yaml(path)
     except YamlFileError as exc:
         raise PipelineError(str(exc)) from None
-    except ValidationError as exc:
-        problems = [
-            f"{path.name}: {'.'.join(clip(str(p), 60) for p in e['loc'])}: {clip(e['msg'])}" for e in exc.errors()
-        ]
-        raise PipelineError(f"{path.name}: invalid experiments file", problems=problems) from None
+    return validate(ExperimentsFile, data, path.name, "experiments file", error=PipelineError)

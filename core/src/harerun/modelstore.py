@@ -40,7 +40,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harerun.errors import HareRunError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harerun.errors import ConfigError, HareRunError
+from harerun.problems import validate
 from harerun.yamlfile import YamlFileError, load_yaml
 
 MANIFEST_NAME = "models.yaml"
@@ -206,26 +209,43 @@ def record_load(model: ResolvedModel, load_ms: float) -> None:
 # -- manifest ----------------------------------------------------------------------------
 
 
+class _ManifestItem(BaseModel):
+    """One ``models:`` entry of a manifest as written; keys beyond these are kept as ``extra``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=_NAME_RE.pattern)
+    version: str = Field(pattern=_VERSION_RE.pattern)
+    file: str = Field(min_length=1)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    size_bytes: int | None = Field(None, ge=0)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    models: list[_ManifestItem] = Field(default_factory=list)
+
+
 def load_manifest(path: Path) -> list[ManifestEntry]:
-    """Read a ``models.yaml``: ``models: [{name, version, file, sha256, size_bytes, ...}, ...]``."""
+    """Read a ``models.yaml``: ``models: [{name, version, file, sha256, size_bytes, ...}, ...]``;
+    every problem is reported at once (:mod:`harerun.problems`)."""
     try:
-        data = load_yaml(path, str(path)) or {}
+        data = load_yaml(path, str(path))
     except YamlFileError as exc:
-        raise HareRunError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise HareRunError(f"{path}: a model manifest must be a YAML mapping with a 'models' list")
-    entries = []
-    for i, raw in enumerate(data.get("models") or []):
-        try:
-            name, version, file = str(raw["name"]), str(raw["version"]), str(raw["file"])
-        except (KeyError, TypeError):
-            raise HareRunError(f"{path}: models[{i}] needs 'name', 'version' and 'file'") from None
-        extra = {k: v for k, v in raw.items() if k not in ("name", "version", "file", "sha256", "size_bytes")}
-        sha = raw.get("sha256")
-        entries.append(
-            ManifestEntry(name, version, file, str(sha).lower() if sha else None, raw.get("size_bytes"), extra)
+        raise ConfigError(str(exc)) from None
+    manifest = validate(_Manifest, data or {}, str(path), "model manifest")
+    return [
+        ManifestEntry(
+            m.name, m.version, m.file, m.sha256.lower() if m.sha256 else None, m.size_bytes, dict(m.model_extra or {})
         )
-    return entries
+        for m in manifest.models
+    ]
 
 
 class ModelStore:

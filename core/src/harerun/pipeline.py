@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harerun.errors import PipelineError, UnknownPipeline
 from harerun.face.config import FaceConfig, QualityConfig
 from harerun.host import PluginHost, did_you_mean
-from harerun.yamlfile import YamlFileError, clip, load_yaml, show
+from harerun.problems import location, problems_from
+from harerun.yamlfile import YamlFileError, clip, load_yaml
 
 SCHEMA_VERSION = 1
 
@@ -89,70 +90,6 @@ class Pipeline:
         return self.spec.name
 
 
-# -- error messages ---------------------------------------------------------------
-
-
-def _loc(parts: tuple[Any, ...]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{clip(str(p), 60)}" if out else clip(str(p), 60))
-    return out or "(top level)"
-
-
-def _num(v: Any) -> Any:
-    return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
-def _describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    got = err.get("input")
-    bounds = {
-        "less_than_equal": ("≤", "le"),
-        "less_than": ("<", "lt"),
-        "greater_than_equal": ("≥", "ge"),
-        "greater_than": (">", "gt"),
-    }
-    if kind in bounds:
-        sign, key = bounds[kind]
-        return f"must be {sign} {_num(ctx.get(key))} (got {show(got)})"
-    if kind == "extra_forbidden":
-        allowed = sorted(model.model_fields) if model is not None else []
-        hint = did_you_mean(clip(str(err["loc"][-1]), 60), allowed)
-        return f"unknown key{hint} (allowed: {', '.join(allowed)})" if allowed else "unknown key"
-    if kind == "missing":
-        return "is required"
-    if kind == "float_type" and isinstance(got, int):  # an integer too large for a float
-        return f"is out of range (got {show(got)})"
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected')} (got {show(got)})"
-    return f"{clip(err['msg'].rstrip('.').lower())} (got {show(got)})"
-
-
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the last key of ``loc`` (for 'allowed' hints)."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        current = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if current is None:
-            return None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _problems(exc: ValidationError, origin: str, model: type[BaseModel], prefix: tuple[Any, ...] = ()) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        out.append(f"{origin}: {_loc(prefix + loc)}: {_describe(err, _model_at(model, loc))}")
-    return out
-
-
 # -- loading ----------------------------------------------------------------------
 
 
@@ -165,7 +102,7 @@ def parse_pipeline(data: Any, host: PluginHost, *, origin: str = "<pipeline>") -
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        problems += _problems(exc, origin, PipelineSpec)
+        problems += problems_from(exc, origin, PipelineSpec)
 
     # Second pass: each step's params against its detector's own Params.
     raw_steps = data.get("detectors") if isinstance(data.get("detectors"), list) else []
@@ -184,10 +121,9 @@ def parse_pipeline(data: Any, host: PluginHost, *, origin: str = "<pipeline>") -
         try:
             params_by_index[i] = params_cls.model_validate(raw_params)
         except ValidationError as exc:
-            problems += _problems(exc, origin, params_cls, ("detectors", i, "params"))
+            problems += problems_from(exc, origin, params_cls, ("detectors", i, "params"))
 
-    if face_problem := _check_backend(data, host, origin):
-        problems.append(face_problem)
+    problems += _backend_problems(data, host, origin)
     if problems or spec is None:
         raise PipelineError(f"{origin}: {len(problems)} problem(s) in the pipeline", problems=problems)
 
@@ -198,14 +134,36 @@ def parse_pipeline(data: Any, host: PluginHost, *, origin: str = "<pipeline>") -
     return Pipeline(spec=spec, steps=steps, origin=origin)
 
 
-def _check_backend(data: dict, host: PluginHost, origin: str) -> str | None:
+def _backend_problems(data: dict, host: PluginHost, origin: str) -> list[str]:
+    """``face.backend`` is registered, and each ``face.backend_params`` entry names a registered
+    backend and fits its ``Params`` (checked here, not first when a photo is analysed)."""
     face = data.get("face")
-    backend = face.get("backend") if isinstance(face, dict) else None
+    if not isinstance(face, dict):
+        return []
+    problems = []
+    backend = face.get("backend")
     if isinstance(backend, str) and backend != "auto" and backend not in host.face_backends:
         backend = clip(backend, 60)
         hint = did_you_mean(backend, [*host.face_backends, "auto"])
-        return f"{origin}: face.backend: face backend '{backend}' is not registered{hint} (plugin may not be installed)"
-    return None
+        problems.append(
+            f"{origin}: face.backend: face backend '{backend}' is not registered{hint} (plugin may not be installed)"
+        )
+    params = face.get("backend_params")
+    for name, values in params.items() if isinstance(params, dict) else []:
+        where = ("face", "backend_params", name)
+        if name not in host.face_backends:
+            hint = did_you_mean(clip(str(name), 60), list(host.face_backends))
+            problems.append(
+                f"{origin}: {location(where)}: face backend '{clip(str(name), 60)}' is not registered{hint} "
+                f"(registered: {', '.join(sorted(host.face_backends))})"
+            )
+            continue
+        backend_params = host.face_backends[name].cls.Params
+        try:
+            backend_params.model_validate(values if isinstance(values, dict) else {})
+        except ValidationError as exc:
+            problems += problems_from(exc, origin, backend_params, where)
+    return problems
 
 
 def load_pipeline_file(path: str | Path, host: PluginHost) -> Pipeline:

@@ -25,7 +25,7 @@ from harerun.api.limits import RequestLimitMiddleware
 from harerun.api.metrics import Metrics, MetricsMiddleware
 from harerun.api.routes_page import STATIC_DIR
 from harerun.api.service import Service
-from harerun.api.settings import Settings
+from harerun.api.settings import Settings, load_settings
 
 log = logging.getLogger("harerun.api")
 
@@ -49,7 +49,7 @@ API keys are optional: when the server has `HARERUN_API_KEYS`, send `Authorizati
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     metrics = Metrics()
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import os
 import shutil
+import sys
 import tempfile
 
 import h11
@@ -63,9 +64,14 @@ def log_config(level: str) -> dict:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from harerun.api.settings import Settings
+    from harerun.api.settings import load_settings
+    from harerun.errors import ConfigError
 
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"harerun serve: {exc.message}", file=sys.stderr)
+        return 2
     metrics_dir = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # /metrics adds up every worker's values from files in this folder.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -104,3 +104,18 @@ class Settings(BaseSettings):
     def max_body_bytes(self) -> int:
         """Largest request body read: base64 text of the largest photo plus room for the other fields."""
         return -(-self.max_upload_bytes * 4 // 3) + 64 * 1024
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; every problem at once as ``HARERUN_<NAME>: ...``
+    (a :class:`harerun.errors.ConfigError`, the same problem list as pipelines)."""
+    from harerun.errors import ConfigError
+    from harerun.problems import problems_from
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = problems_from(
+            exc, "environment", Settings, name=lambda loc: f"HARERUN_{str(loc[0]).upper()}" if loc else "(settings)"
+        )
+        raise ConfigError(f"{len(problems)} problem(s) in the HARERUN_* settings", problems=problems) from None
