@@ -112,3 +112,87 @@ def test_dogs_photo_has_no_face(shared, files):
     out = harerun("analyze", shared / "data/faces/dlib_examples/dogs.jpg", "--pipeline", files / "fast.yaml", "--json")
     assert out.returncode == 3
     assert json.loads(out.stdout)["error"]["issues"] == ["NO_FACE"]
+
+
+# -- commands that plugins add (hookspecs.register_commands) ------------------------------
+
+
+def test_training_commands_come_from_their_plugins():
+    out = harerun("train", "--help")
+    assert out.returncode == 0 and "acne-grade" in out.stdout and "acne-lesions" in out.stdout
+    out = harerun("train", "acne-grade", "--help")
+    assert out.returncode == 0 and "--framing" in out.stdout and "--no-tflite" in out.stdout
+    out = harerun("train", "acne-lesions", "--help")
+    assert out.returncode == 0 and "--steps-per-epoch" in out.stdout and "--max-minutes" in out.stdout
+
+
+def _command_plugin(name: str, *commands: str):
+    from harerun import hookimpl
+
+    def add_arguments(parser):
+        parser.add_argument("--times", type=int, default=1)
+
+    def run(args):
+        print(f"{args.command} x{args.times}")
+        return 5
+
+    class Plugin:
+        @hookimpl
+        def register_commands(self, register):
+            for command in commands:
+                register(command, run, add_arguments=add_arguments, help=f"say hello ({name})", description="Hi.")
+
+    Plugin.__name__ = name
+    return Plugin()
+
+
+def _host(*plugins):
+    from harerun.host import PluginHost
+
+    return PluginHost(autoload=False, plugins=plugins)
+
+
+def test_a_plugin_command_is_listed_in_help_and_runs(capsys):
+    from harerun import cli
+
+    parser = cli.build_parser(_host(_command_plugin("pkg_hello", "hello", "train toy")))
+    top = parser.format_help()
+    assert "hello" in top and "say hello (pkg_hello)" in top
+    args = parser.parse_args(["hello", "--times", "3"])
+    assert args.func(args) == 5 and capsys.readouterr().out == "hello x3\n"
+    args = parser.parse_args(["train", "toy"])
+    assert args.func(args) == 5 and args.train_task == "toy"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    assert "toy" in capsys.readouterr().out
+
+
+def test_a_command_name_taken_twice_stops_the_cli_naming_both_packages(monkeypatch, capsys):
+    from harerun import cli, host
+
+    both = _host(_command_plugin("pkg_a", "train toy"), _command_plugin("pkg_b", "train toy"))
+    monkeypatch.setattr(host, "PluginHost", lambda: both)
+    assert cli.main(["--help"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("harerun: command 'harerun train toy' is registered twice")
+    assert "pkg_a" in err and "pkg_b" in err and "HARERUN_BLOCKED_PLUGINS" in err
+
+
+def test_a_plugin_cannot_take_a_core_command_or_invent_a_group():
+    from harerun import cli
+    from harerun.errors import PluginError
+
+    with pytest.raises(PluginError, match="'harerun models', which the core already has"):
+        cli.build_parser(_host(_command_plugin("pkg_x", "models")))
+    with pytest.raises(PluginError, match="'harerun train', which the core already has"):
+        cli.build_parser(_host(_command_plugin("pkg_x", "train")))
+    with pytest.raises(PluginError, match="'frobnicate' is not a command group"):
+        cli.build_parser(_host(_command_plugin("pkg_x", "frobnicate now")))
+
+
+def test_train_without_a_plugin_that_trains_says_so(capsys):
+    from harerun import cli
+
+    args = cli.build_parser(_host()).parse_args(["train", "acne-grade", "--data", "x"])
+    assert args.func(args) == 2
+    assert "no installed plugin adds `harerun train acne-grade`" in capsys.readouterr().err

@@ -109,3 +109,71 @@ def test_lifecycle_hooks_fire_with_keyword_arguments():
     host.after_detector_run("x", None, DetectorResult(score=5), 1.0)
     host.on_detector_error("x", None, ValueError("boom"))
     assert calls == [("before", "x"), ("after", "x", 5.0, True), ("error", "x", "boom")]
+
+
+def command_plugin(name: str, *commands: str, run=lambda args: 0) -> types.ModuleType:
+    mod = types.ModuleType(name)
+
+    @hookimpl
+    def register_commands(register):
+        for command in commands:
+            register(command, run, help=f"{command} from {name}")
+
+    mod.register_commands = register_commands
+    return mod
+
+
+def test_plugin_commands_are_collected_with_their_package():
+    host = PluginHost(autoload=False, plugins=[command_plugin("pkg_a", "hello", "train toy")])
+    commands = host.commands()
+    assert set(commands) == {"hello", "train toy"}
+    assert commands["train toy"].package == "pkg_a" and commands["train toy"].help == "train toy from pkg_a"
+    assert host.commands() is commands  # collected once
+
+
+def test_duplicate_command_names_fail_naming_both_packages():
+    host = PluginHost(
+        autoload=False, plugins=[command_plugin("pkg_a", "train toy"), command_plugin("pkg_b", "train toy")]
+    )
+    with pytest.raises(PluginError) as info:
+        host.commands()
+    msg = str(info.value)
+    assert "'harerun train toy'" in msg and "pkg_a" in msg and "pkg_b" in msg and "HARERUN_BLOCKED_PLUGINS" in msg
+
+
+def test_invalid_command_is_refused_with_reasons():
+    host = PluginHost(autoload=False, plugins=[command_plugin("pkg_bad", "Train Toy now", run="not callable")])
+    with pytest.raises(PluginError) as info:
+        host.commands()
+    msg = str(info.value)
+    assert "pkg_bad" in msg and "'Train Toy now'" in msg and "one word" in msg and "'run' is not callable" in msg
+
+
+def test_observers_are_added_and_removed_through_the_host():
+    calls = []
+
+    class Timer:
+        @hookimpl
+        def after_detector_run(self, detector_id, elapsed_ms):
+            calls.append(detector_id)
+
+    host = PluginHost(autoload=False)
+    host.add_observer(Timer(), "timer")
+    host.after_detector_run("x", None, DetectorResult(score=5), 1.0)
+    host.remove_observer("timer")
+    host.after_detector_run("y", None, DetectorResult(score=5), 1.0)
+    assert calls == ["x"]
+    with pytest.raises(ValueError, match="no observer named 'timer'"):
+        host.remove_observer("timer")
+
+
+def test_an_observer_may_not_register_components():
+    class Sneaky:
+        @hookimpl
+        def register_detectors(self, register):
+            register(Bright)
+
+    host = PluginHost(autoload=False)
+    with pytest.raises(PluginError, match="register_detectors"):
+        host.add_observer(Sneaky(), "sneaky")
+    assert "bright" not in host.detectors

@@ -18,9 +18,12 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harerun.errors import HareRunError, ImageError
+from harerun.errors import HareRunError, ImageError, PluginError
+
+if TYPE_CHECKING:
+    from harerun.host import PluginHost
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_NO_FACE = 0, 1, 2, 3
 _SEVERITY = {EXIT_OK: 0, EXIT_NO_FACE: 1, EXIT_BAD_INPUT: 2, EXIT_INTERNAL: 3}
@@ -35,6 +38,11 @@ _REASONS = {
     errno.EROFS: "read-only file system",
 }
 _KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device", stat.S_IFSOCK: "socket"}
+
+#: Command groups that plugins add commands to (``register("train NAME", ...)``): name -> (help, description).
+COMMAND_GROUPS = {
+    "train": ("train a model (needs the plugin that owns it)", "Train a model from a labelled data folder."),
+}
 
 
 def _worse(a: int, b: int) -> int:
@@ -144,7 +152,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.overlay and not _overlay_is_dir(args.overlay) and Path(args.overlay).suffix.lower() not in ("", *SUFFIXES):
         print(f"harerun: --overlay {args.overlay}: unsupported extension; use .png or .jpg", file=sys.stderr)
         return EXIT_BAD_INPUT
-    engine = Engine(pipelines_dir=args.pipelines_dir)
+    engine = Engine(host=args.host, pipelines_dir=args.pipelines_dir)
     worst = EXIT_OK
     outputs: list[dict[str, Any]] = []
     many = len(args.images) > 1
@@ -185,7 +193,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
     from harerun.face.config import FaceConfig
     from harerun.face.stage import list_faces
 
-    engine = Engine(pipelines_dir=args.pipelines_dir)
+    engine = Engine(host=args.host, pipelines_dir=args.pipelines_dir)
     # With --backend the pipeline is not needed (nor its detectors installed).
     face_cfg = FaceConfig(backend=args.backend) if args.backend else engine.pipeline(args.pipeline).spec.face
     worst = EXIT_OK
@@ -230,9 +238,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
-    from harerun.host import PluginHost
-
-    host = PluginHost()
+    host = args.host
     rows = []
     for name, reg in sorted(host.detectors.items()):
         params = {k: f.get_default(call_default_factory=True) for k, f in reg.cls.Params.model_fields.items()}
@@ -251,10 +257,9 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 
 def cmd_pipelines_validate(args: argparse.Namespace) -> int:
     from harerun.errors import PipelineError
-    from harerun.host import PluginHost
     from harerun.pipeline import load_pipeline_file
 
-    host = PluginHost()
+    host = args.host
     worst = EXIT_OK
     for f in args.files:
         try:
@@ -268,17 +273,16 @@ def cmd_pipelines_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_pipelines_schema(args: argparse.Namespace) -> int:
-    from harerun.host import PluginHost
     from harerun.pipeline import json_schema
 
-    _print_json(json_schema(PluginHost()))
+    _print_json(json_schema(args.host))
     return EXIT_OK
 
 
 def cmd_pipelines_list(args: argparse.Namespace) -> int:
     from harerun.engine import Engine
 
-    engine = Engine(pipelines_dir=args.pipelines_dir)
+    engine = Engine(host=args.host, pipelines_dir=args.pipelines_dir)
     for name in engine.pipeline_names():
         p = engine.pipeline(name)
         print(f"{name}: {p.spec.description}  [{', '.join(s.id for s in p.steps)}]")
@@ -297,8 +301,15 @@ def cmd_sample_photo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
+    """The ``harerun`` parser: the core's commands, then the commands installed plugins register
+    (``hookspecs.register_commands``). ``host`` (default: a new :class:`PluginHost`) is also handed
+    to the commands as ``args.host``."""
+    from harerun.host import PluginHost
+
+    host = host or PluginHost()
     parser = argparse.ArgumentParser(prog="harerun", description="Self-hosted facial skin analysis.")
+    parser.set_defaults(host=host)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_pipeline(p: argparse.ArgumentParser) -> None:
@@ -355,11 +366,64 @@ def build_parser() -> argparse.ArgumentParser:
             found = False
         if found:
             importlib.import_module(module).add_commands(sub)
+    _add_plugin_commands(sub, host)
     return parser
 
 
+def _add_plugin_commands(sub: argparse._SubParsersAction, host: PluginHost) -> None:
+    """Each plugin's commands, at the top level or in a group of :data:`COMMAND_GROUPS`."""
+    groups: dict[str, argparse._SubParsersAction] = {}
+    commands = sorted(host.commands().values(), key=lambda c: c.name)
+    for group, (help_, description) in COMMAND_GROUPS.items():
+        tasks = [c.name.split()[1] for c in commands if c.name.split()[0] == group and " " in c.name]
+        parser = sub.add_parser(group, help=help_, description=description)
+        if tasks:
+            groups[group] = parser.add_subparsers(dest=f"{group}_task", metavar="{" + ",".join(tasks) + "}")
+            parser.set_defaults(func=lambda args, _parser=parser: (_parser.print_help(), EXIT_BAD_INPUT)[1])
+        else:  # say so, rather than argparse's "invalid choice: ... (choose from )"
+            parser.description += f" No installed plugin adds a `harerun {group}` command."
+            parser.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            parser.set_defaults(func=lambda args, _group=group, _parser=parser: _no_command(_group, args, _parser))
+    for command in commands:
+        words = command.name.split()
+        fix = f"Uninstall '{command.package}' or block it with HARERUN_BLOCKED_PLUGINS={command.plugin}."
+        if len(words) == 1 and words[0] in sub.choices:
+            raise PluginError(
+                f"package '{command.package}' registers the command 'harerun {command.name}', "
+                f"which the core already has. {fix}"
+            )
+        if len(words) == 2 and words[0] not in COMMAND_GROUPS:
+            raise PluginError(
+                f"package '{command.package}' registers the command 'harerun {command.name}', but "
+                f"'{words[0]}' is not a command group (groups: {', '.join(COMMAND_GROUPS)}; one word adds a top-level "
+                f"command). {fix}"
+            )
+        target = groups[words[0]] if len(words) == 2 else sub
+        kwargs = {"help": command.help} if command.help is not None else {}
+        p = target.add_parser(words[-1], description=command.description, **kwargs)
+        if command.add_arguments is not None:
+            command.add_arguments(p)
+        p.set_defaults(func=command.run)
+
+
+def _no_command(group: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not args.words:
+        parser.print_help()
+    else:
+        print(
+            f"harerun: no installed plugin adds `harerun {group} {args.words[0]}` "
+            f"(plugin may not be installed; `harerun plugins list` shows what is)",
+            file=sys.stderr,
+        )
+    return EXIT_BAD_INPUT
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except HareRunError as exc:  # a plugin that fails to import, or a command name taken twice
+        print(f"harerun: {exc.message}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     try:
         return args.func(args)

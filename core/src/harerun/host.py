@@ -7,12 +7,14 @@ Environment:
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib.metadata
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from pydantic import BaseModel
@@ -20,7 +22,13 @@ from pydantic import BaseModel
 from harerun import hookspecs
 from harerun.errors import PluginError
 
+if TYPE_CHECKING:
+    from harerun.detector import Detector, FaceContext
+    from harerun.results import AnalysisResult, DetectorResult
+
 BUILTIN_PACKAGE = "harerun"
+#: A command is one word (``harerun NAME``) or a group and a word (``harerun train NAME``).
+COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?")
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,19 @@ class Registered:
     """A registered component and where it came from."""
 
     cls: type
+    plugin: str
+    package: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command a plugin adds to the ``harerun`` command line (see ``hookspecs.register_commands``)."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None
+    help: str | None
+    description: str | None
     plugin: str
     package: str
 
@@ -58,6 +79,8 @@ class PluginHost:
         for name in blocked:
             self.pm.set_blocked(name)
         self._packages: dict[str, str] = {}
+        self._commands: dict[str, Command] | None = None
+        self._observers: set[str] = set()
 
         from harerun.face import backends  # built-in face backends
 
@@ -95,23 +118,55 @@ class PluginHost:
                     ) from exc
                 self._register(plugin, ep.name, package)
 
-    def _collect(self, hook_name: str, kind: str, methods: tuple[str, ...]) -> dict[str, Registered]:
-        registry: dict[str, Registered] = {}
+    def _call_register_hook(self, hook_name: str, make_register: Callable[[str, str], Callable[..., None]]) -> None:
+        """Call each plugin's ``hook_name`` with a ``register`` callback of its own, so that
+        whatever it registers is known to come from its package."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             package = self._packages.get(impl.plugin_name, impl.plugin_name)
-
-            def register(cls: type, _plugin: str = impl.plugin_name, _package: str = package) -> None:
-                _check_component(cls, kind, _package, methods)
-                if cls.name in registry:
-                    first = registry[cls.name]
-                    raise PluginError(
-                        f"{kind} name '{cls.name}' is registered twice: by package '{first.package}' "
-                        f"and by package '{_package}'. Uninstall one of them or block one with "
-                        f"HARERUN_BLOCKED_PLUGINS."
-                    )
-                registry[cls.name] = Registered(cls, _plugin, _package)
-
+            register = make_register(impl.plugin_name, package)
             impl.function(**{arg: register for arg in impl.argnames})
+
+    def _collect(self, hook_name: str, kind: str, methods: tuple[str, ...]) -> dict[str, Registered]:
+        registry: dict[str, Registered] = {}
+
+        def make_register(plugin: str, package: str) -> Callable[[type], None]:
+            def register(cls: type) -> None:
+                _check_component(cls, kind, package, methods)
+                if cls.name in registry:
+                    raise PluginError(_twice(f"{kind} name '{cls.name}'", registry[cls.name].package, package))
+                registry[cls.name] = Registered(cls, plugin, package)
+
+            return register
+
+        self._call_register_hook(hook_name, make_register)
+        return registry
+
+    def commands(self) -> dict[str, Command]:
+        """The commands plugins add to the command line, by name. Collected on the first call
+        (only the command line needs them); a name registered twice raises :class:`PluginError`."""
+        if self._commands is not None:
+            return self._commands
+        registry: dict[str, Command] = {}
+
+        def make_register(plugin: str, package: str) -> hookspecs.RegisterCommand:
+            def register(
+                name: str,
+                run: Callable[[argparse.Namespace], int],
+                *,
+                add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                help: str | None = None,
+                description: str | None = None,
+            ) -> None:
+                command = Command(name, run, add_arguments, help, description, plugin, package)
+                _check_command(command)
+                if name in registry:
+                    raise PluginError(_twice(f"command 'harerun {name}'", registry[name].package, package))
+                registry[name] = command
+
+            return register
+
+        self._call_register_hook("register_commands", make_register)
+        self._commands = registry
         return registry
 
     # -- look-ups -----------------------------------------------------------------
@@ -139,19 +194,70 @@ class PluginHost:
 
     # -- lifecycle hooks ----------------------------------------------------------
 
-    def before_detector_run(self, detector_id: str, detector: Any, ctx: Any) -> None:
+    def add_observer(self, observer: Any, name: str) -> None:
+        """Register ``observer``, an object implementing lifecycle hooks only (timing, metrics,
+        logging), under ``name`` after start-up, e.g. the HTTP API's detector timer."""
+        registering = [h for h in _REGISTRATION_HOOKS if self.pm.parse_hookimpl_opts(observer, h) is not None]
+        if registering:
+            raise PluginError(
+                f"observer '{name}' implements {', '.join(registering)}, which were called at start-up; "
+                f"an observer may implement only the lifecycle hooks. Install it as an entry-point plugin instead."
+            )
+        self.pm.register(observer, name=name)
+        self._observers.add(name)
+
+    def remove_observer(self, name: str) -> None:
+        """Unregister the observer added as ``name``; its hooks are no longer called."""
+        if name not in self._observers:
+            raise ValueError(f"no observer named '{name}' was added to this host")
+        self.pm.unregister(name=name)
+        self._observers.discard(name)
+
+    def before_detector_run(self, detector_id: str, detector: Detector, ctx: FaceContext) -> None:
         self.pm.hook.before_detector_run(detector_id=detector_id, detector=detector, ctx=ctx)
 
-    def after_detector_run(self, detector_id: str, detector: Any, result: Any, elapsed_ms: float) -> None:
+    def after_detector_run(
+        self, detector_id: str, detector: Detector, result: DetectorResult, elapsed_ms: float
+    ) -> None:
         self.pm.hook.after_detector_run(
             detector_id=detector_id, detector=detector, result=result, elapsed_ms=elapsed_ms
         )
 
-    def on_detector_error(self, detector_id: str, detector: Any, error: BaseException) -> None:
+    def on_detector_error(self, detector_id: str, detector: Detector, error: BaseException) -> None:
         self.pm.hook.on_detector_error(detector_id=detector_id, detector=detector, error=error)
 
-    def after_pipeline_run(self, pipeline: str, result: Any) -> None:
+    def after_pipeline_run(self, pipeline: str, result: AnalysisResult) -> None:
         self.pm.hook.after_pipeline_run(pipeline=pipeline, result=result)
+
+
+_REGISTRATION_HOOKS = ("register_detectors", "register_face_detectors", "register_commands")
+
+
+def _twice(what: str, first: str, second: str) -> str:
+    return (
+        f"{what} is registered twice: by package '{first}' and by package '{second}'. "
+        f"Uninstall one of them or block one with HARERUN_BLOCKED_PLUGINS."
+    )
+
+
+def _check_command(command: Command) -> None:
+    problems = []
+    if not isinstance(command.name, str) or not COMMAND_NAME.fullmatch(command.name):
+        problems.append(
+            "its name must be one word of lower-case letters, digits and '-' (harerun NAME), "
+            "or a group and such a word ('train NAME')"
+        )
+    if not callable(command.run):
+        problems.append("'run' is not callable")
+    if command.add_arguments is not None and not callable(command.add_arguments):
+        problems.append("'add_arguments' is not callable")
+    for field in ("help", "description"):
+        if not isinstance(getattr(command, field), str | None):
+            problems.append(f"'{field}' is not a string")
+    if problems:
+        raise PluginError(
+            f"package '{command.package}' registered an invalid command {command.name!r}: " + "; ".join(problems)
+        )
 
 
 def _check_component(cls: Any, kind: str, package: str, methods: tuple[str, ...]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -207,11 +208,12 @@ def test_network_on_synthetic_papules_and_clean_skin():
 
 
 def test_cli_says_what_data_folder_it_needs(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}  # the command is ours
     out = subprocess.run(
         [
             sys.executable,
             "-m",
-            "harerun.store_cli",
+            "harerun.cli",
             "train",
             "acne-lesions",
             "--data",
@@ -219,6 +221,7 @@ def test_cli_says_what_data_folder_it_needs(tmp_path):
             "--out",
             str(tmp_path / "m.keras"),
         ],
+        env=env,
         capture_output=True,
         text=True,
     )

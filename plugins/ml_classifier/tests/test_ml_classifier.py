@@ -334,14 +334,26 @@ def test_discovery():
     assert reg.cls is MLClassifierDetector and reg.package == "harerun-ml-classifier"
 
 
+def test_train_command_is_this_plugins_and_says_what_data_folder_it_needs(tmp_path, capsys, monkeypatch):
+    from harerun import cli
+    from harerun.host import PluginHost
+
+    assert PluginHost(autoload=True).commands()["train acne-grade"].package == "harerun-ml-classifier"
+    monkeypatch.delenv("HARERUN_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    assert cli.main(["train", "acne-grade", "--data", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 2
+    assert "labels.csv" in capsys.readouterr().err
+
+
 # -- training ---------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framing", ["face_roi", "letterbox_photo"])
-def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astronaut_bgr, framing):
+def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astronaut_bgr, framing, monkeypatch):
     _tf()
-    from harerun import store_cli
+    from harerun import cli
+
+    monkeypatch.delenv("HARERUN_DISABLE_PLUGIN_AUTOLOAD", raising=False)  # `train acne-grade` is this plugin's
 
     data = tmp_path / "data"
     (data / "images").mkdir(parents=True)
@@ -368,7 +380,7 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astrona
         w.writerows(rows)
     (data / "lesions.json").write_text(json.dumps(lesions))
     out = tmp_path / "out" / "smoke.keras"
-    code = store_cli.main(
+    code = cli.main(
         [
             "train",
             "acne-grade",

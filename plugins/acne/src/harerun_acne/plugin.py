@@ -184,3 +184,16 @@ def _density_unit(px_per_mm: float | None) -> tuple[str, float]:
 @hookimpl
 def register_detectors(register) -> None:
     register(AcneDetector)
+
+
+@hookimpl
+def register_commands(register) -> None:
+    from harerun_acne import commands
+
+    register(
+        "train acne-lesions",
+        commands.run,
+        add_arguments=commands.add_arguments,
+        help=commands.HELP,
+        description=commands.DESCRIPTION,
+    )

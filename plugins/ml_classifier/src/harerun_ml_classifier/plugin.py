@@ -157,3 +157,16 @@ class MLClassifierDetector(Detector):
 @hookimpl
 def register_detectors(register):
     register(MLClassifierDetector)
+
+
+@hookimpl
+def register_commands(register) -> None:
+    from harerun_ml_classifier import commands
+
+    register(
+        "train acne-grade",
+        commands.run,
+        add_arguments=commands.add_arguments,
+        help=commands.HELP,
+        description=commands.DESCRIPTION,
+    )

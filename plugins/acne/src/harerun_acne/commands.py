@@ -1,0 +1,82 @@
+"""``harerun train acne-lesions``: train the lesion-centre network the acne detector runs.
+
+Registered by :func:`harerun_acne.plugin.register_commands`. TensorFlow and the
+training code (``pip install harerun-acne[train]``) are imported only when the
+command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+HELP = "acne lesion-centre network for the acne detector (plugin harerun-acne)"
+DESCRIPTION = (
+    "Frame every photo with the engine's face stage (cached), fit on 'train' minus "
+    "photos held out by group, pick the epoch and the peak threshold on those, report 'val'; "
+    "write the .tflite, <out>.sha256 and <stem>.metrics.json."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder with labels.csv, images/ and lesions.json")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.tflite)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--steps-per-epoch", type=int, default=80)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--width", type=int, default=16, help="channels at 1/2 resolution (x2, x3, x4 deeper)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
+    p.add_argument("--holdout", type=int, default=100, help="train photos held out (by group) for epoch and threshold")
+    p.add_argument("--eval-every", type=int, default=5, help="epochs between held-out evaluations")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after the epoch that crosses this wall-clock budget (the best evaluated epoch is kept)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.data / "labels.csv").is_file():
+        print(
+            f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv, images/ and "
+            f"lesions.json (e.g. ../shared/data/acne)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if args.out.suffix.lower() != ".tflite":
+        print(f"error: --out {args.out} must end in .tflite", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if min(args.epochs, args.steps_per_epoch, args.batch_size, args.eval_every) < 1:
+        print("error: --epochs, --steps-per-epoch, --batch-size and --eval-every must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from harerun_acne.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        width=args.width,
+        learning_rate=args.lr,
+        holdout=args.holdout,
+        eval_every=args.eval_every,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        threads=args.threads,
+        limit=args.limit,
+    )
+    try:
+        train(cfg)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or malformed data folder is bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK

@@ -1,0 +1,88 @@
+"""``harerun train acne-grade``: train the grade network on a labelled data folder.
+
+Registered by :func:`harerun_ml_classifier.plugin.register_commands`. TensorFlow and
+the training code are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+HELP = "acne severity grade 0-3 (plugin harerun-ml-classifier)"
+DESCRIPTION = (
+    "Fit on the 'train' split, select the epoch on 'val', write the model, "
+    "<out>.sha256, a model card <stem>.md and <stem>.metrics.json."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder with labels.csv, images/ and lesions.json")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.keras or .h5)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--input-size", type=int, default=128, help="network input side, multiple of 32 dividing 512")
+    p.add_argument("--width", type=int, default=16, help="channels of the first block")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    p.add_argument("--bn-momentum", type=float, default=0.99, help="batch-norm moving-average momentum")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
+    p.add_argument("--no-tflite", action="store_true", help="do not also write a .tflite copy")
+    p.add_argument(
+        "--framing",
+        choices=["face_roi", "letterbox_photo"],
+        default="face_roi",
+        help="face_roi (default): frame each photo with the engine's face stage, as the plugin sees it at "
+        "run time; letterbox_photo: the whole stored photo (how acne-grade@1 was trained)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where the face-stage ROIs of each split are cached (default ~/.cache/harerun/train)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.data / "labels.csv").is_file():
+        print(
+            f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv and images/ "
+            f"(e.g. ../shared/data/acne)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if args.out.suffix.lower() not in (".keras", ".h5"):
+        print(f"error: --out {args.out} must end in .keras or .h5", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.input_size % 32 or args.epochs < 1 or args.batch_size < 1:
+        print("error: --input-size must be a multiple of 32; --epochs and --batch-size at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from harerun_ml_classifier.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        width=args.width,
+        learning_rate=args.lr,
+        seed=args.seed,
+        bn_momentum=args.bn_momentum,
+        threads=args.threads,
+        limit=args.limit,
+        tflite=not args.no_tflite,
+        framing=args.framing,
+        cache_dir=args.cache_dir,
+    )
+    try:
+        train(cfg)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or malformed data folder is bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
