@@ -17,7 +17,7 @@ import yaml
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from harerun.api import Settings, create_app
+from harerun.api import Settings, create_app, routes_analyze
 from harerun.api.service import Service
 from harerun.engine import Engine
 from harerun.pipeline import default_pipelines_dir
@@ -334,12 +334,11 @@ def test_404_405_and_unexpected_errors_are_json(client, photo, monkeypatch):
     r = client.get(ANALYZE)
     _error(r, 405, "METHOD_NOT_ALLOWED")
     assert "POST" in r.headers["allow"]
-    service = client.app.state.service
 
     def boom(*a, **k):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(service, "analyze_job", boom)
+    monkeypatch.setattr(routes_analyze, "analyze_job", boom)
     _error(client.post(ANALYZE, content=photo, headers={"content-type": "image/jpeg"}), 500, "INTERNAL_ERROR")
 
 
@@ -386,18 +385,18 @@ def _service_app(pipelines_dir, **settings) -> tuple:
     return app, service
 
 
-def test_overload_is_503_with_retry_after_not_a_queue(pipelines_dir, photo):
+def test_overload_is_503_with_retry_after_not_a_queue(pipelines_dir, photo, monkeypatch):
     app, service = _service_app(pipelines_dir, analysis_threads=1, queue_size=1, retry_after_s=2)
     release = threading.Event()
     started = threading.Semaphore(0)
-    real = service.analyze_job
+    real = routes_analyze.analyze_job
 
     def slow(*args):
         started.release()
         release.wait(30)
         return real(*args)
 
-    service.analyze_job = slow
+    monkeypatch.setattr(routes_analyze, "analyze_job", slow)
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
@@ -421,11 +420,11 @@ def test_overload_is_503_with_retry_after_not_a_queue(pipelines_dir, photo):
     service.pool.shutdown()
 
 
-def test_requests_in_progress_are_capped_but_probes_still_answer(pipelines_dir, photo):
+def test_requests_in_progress_are_capped_but_probes_still_answer(pipelines_dir, photo, monkeypatch):
     app, service = _service_app(pipelines_dir, max_requests=1, retry_after_s=4)
     release = threading.Event()
-    real = service.analyze_job
-    service.analyze_job = lambda *a: (release.wait(30), real(*a))[1]
+    real = routes_analyze.analyze_job
+    monkeypatch.setattr(routes_analyze, "analyze_job", lambda *a: (release.wait(30), real(*a))[1])
 
     async def scenario():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
@@ -446,10 +445,10 @@ def test_requests_in_progress_are_capped_but_probes_still_answer(pipelines_dir, 
     service.pool.shutdown()
 
 
-def test_timeout_is_503_and_keeps_the_slot_until_the_work_ends(pipelines_dir, photo):
+def test_timeout_is_503_and_keeps_the_slot_until_the_work_ends(pipelines_dir, photo, monkeypatch):
     app, service = _service_app(pipelines_dir, request_timeout_s=0.3, analysis_threads=1, queue_size=0)
     release = threading.Event()
-    service.analyze_job = lambda *a: (release.wait(30), {"pipeline": "x"})[1]
+    monkeypatch.setattr(routes_analyze, "analyze_job", lambda *a: (release.wait(30), {"pipeline": "x"})[1])
 
     async def scenario():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:

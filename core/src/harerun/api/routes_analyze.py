@@ -11,7 +11,7 @@ from harerun.api.auth import CallerDep, redact_results
 from harerun.api.deps import ServiceDep, handle_photo
 from harerun.api.errors import IMAGE_ERRORS, BadRequest
 from harerun.api.schemas import AnalyzeResponse
-from harerun.api.service import Service
+from harerun.api.service import Service, analyze_job
 from harerun.api.upload import MAX_NAME, MAX_SUBJECT, ImageRequest, request_body_openapi
 
 router = APIRouter(tags=["analysis"])
@@ -55,7 +55,7 @@ async def analyze(
         overlay = req.include_overlay if req.include_overlay is not None else include_overlay
         if subject is not None and len(subject) > MAX_SUBJECT:
             raise BadRequest(f"`subject_id` is longer than {MAX_SUBJECT} characters")
-        return await svc.run("analyze_job", req.data, name, subject, overlay)
+        return await svc.run(analyze_job, req.data, name, subject, overlay)
 
     payload = await handle_photo(request, service, job, pipeline=pipeline)
     if not who.operator:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from harerun.api.deps import ServiceDep, handle_photo
 from harerun.api.errors import IMAGE_ERRORS
 from harerun.api.schemas import FaceDetectResponse
-from harerun.api.service import Service
+from harerun.api.service import Service, detect_job
 from harerun.api.upload import MAX_NAME, ImageRequest, request_body_openapi
 
 router = APIRouter(tags=["face"])
@@ -35,6 +35,6 @@ async def detect(
     quality issues say `NO_FACE`. The photo is sent as for the analysis endpoint."""
 
     async def job(svc: Service, req: ImageRequest, name: str) -> dict:
-        return await svc.run("detect_job", req.data, name)
+        return await svc.run(detect_job, req.data, name)
 
     return JSONResponse(await handle_photo(request, service, job, pipeline=pipeline))

@@ -11,6 +11,7 @@ import base64
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from harerun.api.settings import Settings
 from harerun.api.workers import WorkerPool
 from harerun.engine import Engine
 from harerun.errors import HareRunError, UnknownPipeline
+from harerun.face.backends import YUNET_MODEL_SPEC
 from harerun.host import did_you_mean
 from harerun.modelstore import ModelStore, ModelUnavailable, local_only_in_this_thread
 from harerun.pipeline import Pipeline
@@ -32,7 +34,10 @@ log = logging.getLogger("harerun.api")
 #: Plugin name of the detector timer on the engine's host.
 DETECTOR_TIMER = "harerun-api-metrics"
 #: Face backends whose model comes from the model store, and the spec they use.
-BACKEND_MODELS = {"auto": "yunet@2023mar", "yunet": "yunet@2023mar"}
+BACKEND_MODELS = {"auto": YUNET_MODEL_SPEC, "yunet": YUNET_MODEL_SPEC}
+#: A job for :meth:`Service.run`: ``job(service, *args)``, a module-level function so that it
+#: pickles for analysis processes (:func:`analyze_job`, :func:`detect_job`).
+Job = Callable[..., Any]
 
 
 def sample_photo() -> np.ndarray:
@@ -90,7 +95,7 @@ class Service:
             max_pixels=settings.max_pixels,
         )
         metrics = metrics or Metrics()
-        engine.host.pm.register(DetectorTimer(metrics.record_detector), name=DETECTOR_TIMER)
+        engine.host.add_observer(DetectorTimer(metrics.record_detector), DETECTOR_TIMER)
         pool = WorkerPool(
             settings.analysis_threads,
             settings.queue_size,
@@ -103,11 +108,12 @@ class Service:
         )
         return cls(settings=settings, engine=engine, pool=pool, metrics=metrics)
 
-    async def run(self, job: str, *args: Any) -> Any:
-        """Run the job method ``job`` (``analyze_job``, ``detect_job``) on the pool: on a thread
-        of this process, or in an analysis process, whose detector timings are recorded here."""
+    async def run(self, job: Job, *args: Any) -> Any:
+        """Run ``job(service, *args)`` (:func:`analyze_job`, :func:`detect_job`) on the pool: on a
+        thread of this process with this service, or in an analysis process with that process's
+        service, whose detector timings are recorded here."""
         if not self.pool.processes:
-            return await self.pool.run(getattr(self, job), *args)
+            return await self.pool.run(job, self, *args)
         out, observed = await self.pool.run(_process_job, job, *args)
         for name, ms in observed:
             self.metrics.record_detector(name, ms)
@@ -238,60 +244,60 @@ class Service:
                 f"not ready: {self.not_ready_reason}", code="NOT_READY", retry_after_s=self.settings.retry_after_s
             )
 
-    def analyze_job(
-        self, data: bytes, pipeline: str, subject_id: str | None, include_overlay: bool | None
-    ) -> dict[str, Any]:
-        """Runs on a pool thread: the analysis JSON, plus the overlay when asked."""
-        from harerun.overlay import draw_overlay, encode_png
 
-        run = self.engine.run(data, pipeline=pipeline, subject_id=subject_id)
-        payload = run.result.model_dump(mode="json")
-        want = include_overlay
-        if want is None:
-            want = self.engine.pipeline(run.result.pipeline).spec.output.overlay
-        if want:
-            image = draw_overlay(run)
-            h, w = image.shape[:2]
-            scale = self.settings.overlay_max_side / max(h, w)
-            if scale < 1.0:
-                image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            payload["overlay_png"] = base64.b64encode(encode_png(image)).decode("ascii")
-        return payload
+# -- jobs: run on a pool thread or in an analysis process (Service.run) ---------------------------
 
-    def detect_job(self, data: bytes, pipeline: str) -> dict[str, Any]:
-        """Runs on a pool thread: the faces, the largest face's quality report and the photo size."""
-        from harerun.engine import photo_scale
-        from harerun.face.stage import run_face_stage
 
-        t0 = time.perf_counter()
-        pipe, _ = self.engine.choose(pipeline, None)
-        bgr, info = self.engine.decode(data)
-        stage = run_face_stage(
-            bgr,
-            face_cfg=pipe.spec.face,
-            quality_cfg=pipe.spec.quality,
-            host=self.engine.host,
-            scale=photo_scale(bgr, info),
-        )
-        faces = [
-            {
-                "box": [int(round(v)) for v in f.box],
-                "confidence": round(float(f.score), 4),
-                "landmarks": {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in f.landmarks.items()},
-            }
-            for f in stage.faces
-        ]
-        timings = {k: round(float(v), 2) for k, v in stage.timings_ms.items()}
-        timings["total"] = round((time.perf_counter() - t0) * 1000.0, 2)
-        return {
-            "face_detected": stage.face is not None,
-            "face": None if stage.face is None else stage.face.model_dump(mode="json"),
-            "faces": faces,
-            "quality": stage.quality.model_dump(mode="json"),
-            "image": info.model_dump(mode="json"),
-            "pipeline": pipe.name,
-            "timings_ms": timings,
-        }
+def analyze_job(
+    service: Service, data: bytes, pipeline: str, subject_id: str | None, include_overlay: bool | None
+) -> dict[str, Any]:
+    """The analysis JSON, plus the overlay when asked."""
+    from harerun.overlay import draw_overlay, encode_png
+
+    engine = service.engine
+    run = engine.run(data, pipeline=pipeline, subject_id=subject_id)
+    payload = run.result.model_dump(mode="json")
+    want = include_overlay
+    if want is None:
+        want = engine.pipeline(run.result.pipeline).spec.output.overlay
+    if want:
+        image = draw_overlay(run)
+        h, w = image.shape[:2]
+        scale = service.settings.overlay_max_side / max(h, w)
+        if scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        payload["overlay_png"] = base64.b64encode(encode_png(image)).decode("ascii")
+    return payload
+
+
+def detect_job(service: Service, data: bytes, pipeline: str) -> dict[str, Any]:
+    """The faces, the largest face's quality report and the photo size."""
+    from harerun.engine import photo_scale
+    from harerun.face.stage import face_summary, run_face_stage
+
+    t0 = time.perf_counter()
+    engine = service.engine
+    pipe, _ = engine.choose(pipeline, None)
+    bgr, info = engine.decode(data)
+    stage = run_face_stage(
+        bgr,
+        face_cfg=pipe.spec.face,
+        quality_cfg=pipe.spec.quality,
+        host=engine.host,
+        scale=photo_scale(bgr, info),
+    )
+    faces = [face_summary(f) for f in stage.faces]
+    timings = {k: round(float(v), 2) for k, v in stage.timings_ms.items()}
+    timings["total"] = round((time.perf_counter() - t0) * 1000.0, 2)
+    return {
+        "face_detected": stage.face is not None,
+        "face": None if stage.face is None else stage.face.model_dump(mode="json"),
+        "faces": faces,
+        "quality": stage.quality.model_dump(mode="json"),
+        "image": info.model_dump(mode="json"),
+        "pipeline": pipe.name,
+        "timings_ms": timings,
+    }
 
 
 # -- analysis processes (HARERUN_ANALYSIS_PROCESSES > 0) ----------------------------------
@@ -309,15 +315,14 @@ def _init_analysis_process(settings: Settings) -> None:
     local = settings.model_copy(update={"analysis_processes": 0, "analysis_threads": 1})
     service = Service.create(local)
     # Detector runs go back to the server's metrics, not to this process's.
-    service.engine.host.pm.unregister(name=DETECTOR_TIMER)
-    timer = DetectorTimer(lambda name, ms: _detector_runs.append((name, ms)))
-    service.engine.host.pm.register(timer, name=DETECTOR_TIMER)
+    service.engine.host.remove_observer(DETECTOR_TIMER)
+    service.engine.host.add_observer(DetectorTimer(lambda name, ms: _detector_runs.append((name, ms))), DETECTOR_TIMER)
     service.start()
     local_only_in_this_thread()  # jobs run on this thread: models come from start-up, never from S3 mid-photo
     _process_service = service
 
 
-def _process_job(job: str, *args: Any) -> tuple[Any, list[tuple[str, float | None]]]:
+def _process_job(job: Job, *args: Any) -> tuple[Any, list[tuple[str, float | None]]]:
     _detector_runs.clear()
-    out = getattr(_process_service, job)(*args)
+    out = job(_process_service, *args)
     return out, list(_detector_runs)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,14 +72,22 @@ def count_faces(faces: list[Face], *, min_face_px: int) -> int:
     return 1 + sum(1 for f in faces[1:] if min(f.box[2], f.box[3]) >= floor)
 
 
+def face_summary(face: Face) -> dict[str, Any]:
+    """A face's ``box``, ``confidence`` and named ``landmarks``, rounded and JSON-safe, as in
+    :class:`FaceInfo` (the analysed face) and the face-detection endpoint's list of faces."""
+    return {
+        "box": [int(round(v)) for v in face.box],
+        "confidence": round(float(face.score), 4),
+        "landmarks": {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in face.landmarks.items()},
+    }
+
+
 def _face_info(
     face: Face, used: str, count: int, warnings: list[str], ctx: FaceContext, *, dense: bool = False
 ) -> FaceInfo:
     mesh = face.mesh
     return FaceInfo(
-        box=[int(round(v)) for v in face.box],
-        confidence=round(float(face.score), 4),
-        landmarks={k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in face.landmarks.items()},
+        **face_summary(face),
         backend_used=used,
         count=count,
         warnings=warnings,
