@@ -1,6 +1,14 @@
-"""Small OpenCV building blocks that several detectors share."""
+"""Small OpenCV building blocks that several detectors share.
+
+Detectors that measure only the zones' skin work on a :class:`Window`: the box around that
+skin (plus their filters' reach), seen on a grid ``step`` times coarser. Its methods take
+image planes onto the grid (:meth:`Window.shrink`, :meth:`Window.sample`) and results back
+onto the whole image (:meth:`Window.to_roi`, :meth:`Window.paste`).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -60,6 +68,87 @@ def mask_window(mask: np.ndarray, margin: int, *, align: int = 1) -> tuple[slice
     x1 = min(w, -(-(x + bw + margin) // align) * align)
     y1 = min(h, -(-(y + bh + margin) // align) * align)
     return slice(y0, y1), slice(x0, x1)
+
+
+def subsample(mask: np.ndarray, step: int, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Every ``step``-th pixel of ``mask`` (the one nearest each ``step`` x ``step`` block's
+    centre), contiguous, cut to ``shape`` (rows, columns): a mask on the grid of a 1/``step``
+    area-averaged copy, still 0 or 255 (averaging would blur its edges)."""
+    o = step // 2
+    sub = mask[o::step, o::step]
+    return np.ascontiguousarray(sub if shape is None else sub[: shape[0], : shape[1]])
+
+
+def union(masks, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 mask (255) of the pixels > 0 in any of ``masks``; zeros of ``shape`` without any."""
+    out = np.zeros(shape, np.uint8)
+    for mask in masks:
+        cv2.bitwise_or(out, mask, dst=out)
+    return out
+
+
+@dataclass(frozen=True)
+class Window:
+    """A box of an image, ``rows`` x ``cols``, seen on a grid ``step`` times coarser.
+
+    One grid cell covers ``step`` x ``step`` image pixels from the box's corner; with
+    ``step`` 1 the grid is the box itself. Made by :func:`mask_window`'s slices, or by
+    ``FaceContext.zone_skin_window`` and ``FaceContext.grid``.
+    """
+
+    rows: slice
+    cols: slice
+    step: int = 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the box in image pixels."""
+        return self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the grid (at least 1 x 1)."""
+        h, w = self.shape
+        return max(1, h // self.step), max(1, w // self.step)
+
+    def shrink(self, image: np.ndarray) -> np.ndarray:
+        """The box of an image plane (or planes) area-averaged onto the grid; a view for ``step`` 1."""
+        box = image[self.rows, self.cols]
+        if self.step == 1:
+            return box
+        h, w = self.grid_shape
+        return cv2.resize(box, (w, h), interpolation=cv2.INTER_AREA)
+
+    def sample(self, mask: np.ndarray) -> np.ndarray:
+        """The box of a mask on the grid, one pixel a cell (:func:`subsample`); a view for ``step`` 1."""
+        box = mask[self.rows, self.cols]
+        return box if self.step == 1 else subsample(box, self.step, self.grid_shape)
+
+    def to_grid(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) image points ``[x, y]`` in grid coordinates (cell centres at integers)."""
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        return (pts - (self.cols.start, self.rows.start) + 0.5) / self.step - 0.5
+
+    def to_roi(self, circles: np.ndarray) -> np.ndarray:
+        """(N, 3) grid circles ``[x, y, r]`` in image pixels: centres to the cells' centres, radii scaled."""
+        c = np.asarray(circles, np.float64).reshape(-1, 3)
+        o = (self.step - 1) / 2
+        return c * self.step + (o + self.cols.start, o + self.rows.start, 0.0)
+
+    def paste(self, values: np.ndarray, shape: tuple[int, int], *, mask: np.ndarray | None = None) -> np.ndarray:
+        """A uint8 map on the grid back on the whole image: a zero map of ``shape`` holding
+        ``values`` resized linearly onto the box, ANDed with the whole-image 0/255 ``mask``."""
+        h, w = self.shape
+        given = values
+        if values.shape[:2] != (h, w):
+            values = cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR)
+        if mask is not None:
+            values = cv2.bitwise_and(values, mask[self.rows, self.cols])
+        if (h, w) == tuple(shape[:2]):  # the box is the whole image: no zero border to add
+            return values.copy() if values is given else values
+        out = np.zeros((*shape[:2], *values.shape[2:]), values.dtype)
+        out[self.rows, self.cols] = values
+        return out
 
 
 def median(values: np.ndarray) -> float:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from harerun.imageops import mask_window
+
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 inverse companding of sRGB values in [0, 1]."""
@@ -81,6 +83,28 @@ def excess_erythema(ei: np.ndarray, mask: np.ndarray, *, baseline: float, margin
 def masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
     """Mean of a single-channel map inside a uint8 mask (0 for an empty mask)."""
     return float(cv2.mean(values, mask=mask)[0]) if cv2.countNonZero(mask) else 0.0
+
+
+def region_stats(ei: np.ndarray, excess: np.ndarray, red: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
+    """(mean excess EI, mean EI, red-area %) inside a non-empty uint8 ``mask``.
+
+    ``excess`` is :func:`excess_map` and ``red`` :func:`red_area_mask` of ``ei``; all on one
+    grid. Only the mask's bounding box is read.
+    """
+    box = mask_window(mask, 0)
+    m = mask[box]
+    red_px = cv2.countNonZero(cv2.bitwise_and(red[box], m))
+    return masked_mean(excess[box], m), masked_mean(ei[box], m), 100.0 * red_px / cv2.countNonZero(m)
+
+
+def redness_score(excess_ei: float, *, full_scale: float) -> float:
+    """0-100 score: the mean excess EI (area x intensity) as a share of ``full_scale``, capped."""
+    return 100.0 * min(1.0, excess_ei / full_scale)
+
+
+def redness_heat(ei: np.ndarray, *, baseline: float, delta: float) -> np.ndarray:
+    """uint8 evidence map: EI above ``baseline``, 255 at ``2 * delta`` above it and beyond."""
+    return cv2.convertScaleAbs(cv2.max(cv2.subtract(ei, baseline), 0.0), alpha=255.0 / (2.0 * delta))
 
 
 def red_blobs(red: np.ndarray, *, min_area: int = 6, max_count: int | None = None, step: int = 2) -> np.ndarray:
