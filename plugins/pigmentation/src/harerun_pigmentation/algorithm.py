@@ -15,8 +15,12 @@ red reflectance, approximated by the linearised sRGB red channel.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
+
+from harerun.imageops import median
 
 #: (lower bound in degrees, band name), checked from the top; Del Bino & Bernerd 2013.
 ITA_BANDS: tuple[tuple[float, str], ...] = (
@@ -84,3 +88,65 @@ def mottling(
     num = cv2.GaussianBlur(small * m, (0, 0), sigma)
     den = cv2.GaussianBlur(m, (0, 0), sigma)
     return np.abs(small - num / np.maximum(den, 1e-3))
+
+
+class ToneMaps(NamedTuple):
+    """Per-pixel maps on one grid: CIELAB L* and b*, melanin index and :func:`mottling`."""
+
+    l_star: np.ndarray
+    b_star: np.ndarray
+    melanin: np.ndarray
+    mottle: np.ndarray
+
+
+def tone_maps(lab: np.ndarray, red: np.ndarray, skin: np.ndarray, *, sigma: float) -> ToneMaps:
+    """:class:`ToneMaps` of a float32 CIELAB image, its uint8 red channel and a skin weight
+    (uint8, 255 = skin; fractions for partly covered cells), ``sigma`` the mottling low-pass."""
+    l_star = lab[..., 0]
+    return ToneMaps(l_star, lab[..., 2], melanin_index_red(red), mottling(l_star, mask=skin, sigma=sigma))
+
+
+def tone(maps: ToneMaps, mask: np.ndarray) -> dict[str, object]:
+    """Skin tone inside a non-empty bool ``mask``: median L* and b*, their ITA° and band, mean
+    melanin index and mean mottling."""
+    l_med, b_med = median(maps.l_star[mask]), median(maps.b_star[mask])
+    ita = float(ita_degrees(l_med, b_med))
+    return {
+        "l_star": l_med,
+        "b_star": b_med,
+        "ita_deg": ita,
+        "ita_band": ita_band(ita),
+        "melanin_index": float(maps.melanin[mask].mean()),
+        "mottle_l": float(maps.mottle[mask].mean()),
+    }
+
+
+def ita_spread(maps: ToneMaps, mask: np.ndarray) -> float:
+    """Spread of ITA° over the pixels of a bool ``mask``, pooled: the 10th-90th percentile range
+    in standard-deviation units (/ 2.563). Unlike the spread of a few zone medians it does not jump
+    when a zone turns out of view or back."""
+    ita = ita_degrees(maps.l_star[mask], maps.b_star[mask])
+    if not ita.size:
+        return 0.0
+    lo, hi = np.percentile(ita, (10, 90))
+    return float(hi - lo) / 2.563
+
+
+def ita_offsets(itas: dict[str, float]) -> dict[str, float]:
+    """Each zone's ITA° distance from the median of the zones'."""
+    ref = float(np.median(np.array(list(itas.values())))) if itas else 0.0
+    return {name: abs(ita - ref) for name, ita in itas.items()}
+
+
+def unevenness(across: float, mottle: float, *, floor: float, full: float, weight: float) -> float:
+    """0-100 score: ``weight`` x the across-zone term ``across`` (an ITA° difference as a share of
+    its full scale, capped at 1) + the rest x blotchiness (mean mottling above ``floor``, as a share
+    of ``full``, capped)."""
+    blotch = min(1.0, max(0.0, mottle - floor) / full)
+    return 100.0 * (weight * min(1.0, across) + (1.0 - weight) * blotch)
+
+
+def ita_deviation_map(maps: ToneMaps, ita: float, *, full: float) -> np.ndarray:
+    """uint8 evidence map: how far each pixel's ITA° is from ``ita``, 255 at ``full`` degrees and beyond."""
+    dev = np.abs(ita_degrees(maps.l_star, maps.b_star) - ita) * (255.0 / full)
+    return np.clip(dev, 0, 255).astype(np.uint8)

@@ -7,13 +7,14 @@ never scored.
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 from pydantic import Field
 
 from harerun import hookimpl
-from harerun.detector import Detector, DetectorParams, FaceContext
-from harerun.imageops import mask_window, median
+from harerun.detector import NO_ZONE_SKIN, Detector, DetectorParams, FaceContext
 from harerun.results import DetectorResult, Evidence
 from harerun_pigmentation import algorithm
 
@@ -58,89 +59,36 @@ class PigmentationDetector(Detector):
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: PigmentationParams = self.params
-        region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
-        if not cv2.countNonZero(region):
-            return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
-        # Everything is measured on the zones' skin: work on its bounding box plus the mottling
-        # low-pass's reach (OpenCV's default kernel, 4 sigma each side), corners on the grid, so
-        # the values there are those of the whole ROI.
+        if not cv2.countNonZero(ctx.zone_skin):
+            return DetectorResult(status="skipped", message=NO_ZONE_SKIN)
+        # The zones' skin plus the mottling low-pass's reach (OpenCV's default kernel, 4 sigma each
+        # side), area-averaged on a 1/4 grid (medians cost ~1/16): the whole ROI's values there.
         reach = int(round(8 * p.mottle_sigma_px / _SCALE + 1)) // 2 + 3
-        rows, cols = mask_window(region, _SCALE * reach, align=8)
-        full_region, region = region, region[rows, cols]
-        # colour statistics on a 1/4 grid: area-averaged LAB, so medians cost ~1/16
-        size = region.shape
-        small_size = (max(1, size[1] // _SCALE), max(1, size[0] // _SCALE))
-        lab = cv2.resize(ctx.lab[rows, cols], small_size, interpolation=cv2.INTER_AREA)
-        l_star, b_star = lab[..., 0], lab[..., 2]
-        red = cv2.extractChannel(ctx.image[rows, cols], 2)
-        mi = algorithm.melanin_index_red(cv2.resize(red, small_size, interpolation=cv2.INTER_AREA))
-        skin_grid = cv2.resize(ctx.skin_mask[rows, cols], small_size, interpolation=cv2.INTER_AREA)
-        mottle = algorithm.mottling(l_star, mask=skin_grid, sigma=p.mottle_sigma_px / _SCALE)
-
-        def small(mask: np.ndarray) -> np.ndarray:
-            o = _SCALE // 2
-            return mask[o::_SCALE, o::_SCALE][: small_size[1], : small_size[0]] > 0
-
-        m = small(region)
-        if not m.any():
-            m = cv2.resize(region, small_size, interpolation=cv2.INTER_AREA) > 0
-        face_l, face_b = median(l_star[m]), median(b_star[m])
-        face_ita = float(algorithm.ita_degrees(face_l, face_b))
-        measurements: dict[str, object] = {
-            "l_star": face_l,
-            "b_star": face_b,
-            "ita_deg": face_ita,
-            "ita_band": algorithm.ita_band(face_ita),
-            "melanin_index": float(mi[m].mean()),
-        }
-        skin_small = small(ctx.skin_mask[rows, cols])
-        zone_ita: dict[str, float] = {}
-        zone_l: dict[str, float] = {}
-        zone_mottle: dict[str, float] = {}
-        for zname, zmask in ctx.zones.items():
-            zm = small(zmask[rows, cols]) & skin_small
-            if not zm.any():
-                continue
-            zl, zb = median(l_star[zm]), median(b_star[zm])
-            zone_l[zname] = zl
-            zone_ita[zname] = float(algorithm.ita_degrees(zl, zb))
-            zone_mottle[zname] = float(mottle[zm].mean())
-            measurements[f"{zname}_l_star"] = zl
-            measurements[f"{zname}_b_star"] = zb
-            measurements[f"{zname}_ita_deg"] = zone_ita[zname]
-            measurements[f"{zname}_ita_band"] = algorithm.ita_band(zone_ita[zname])
-            measurements[f"{zname}_melanin_index"] = float(mi[zm].mean())
-            measurements[f"{zname}_mottle_l"] = zone_mottle[zname]
-
-        itas = np.array(list(zone_ita.values())) if zone_ita else np.array([face_ita])
-        # Spread of skin tone over all the zones' skin, pooled (the 10th-90th percentile range in
-        # standard-deviation units): unlike the spread of a few zone medians it does not jump when
-        # a zone turns out of view or back (repeatability under mirror and small turns).
-        cell_ita = algorithm.ita_degrees(l_star[m], b_star[m])
-        lo, hi = np.percentile(cell_ita, (10, 90)) if cell_ita.size else (face_ita, face_ita)
-        ita_sd = float(hi - lo) / 2.563
-        l_sd = float(np.std(list(zone_l.values()))) if zone_l else 0.0
-        mottle_mean = float(mottle[m].mean())
-        ref_ita = float(np.median(itas))
-
-        def combined(across: float, mottle_value: float) -> float:
-            blotch = min(1.0, max(0.0, mottle_value - p.mottle_floor_l) / p.mottle_full_l)
-            return 100.0 * (p.across_weight * min(1.0, across) + (1.0 - p.across_weight) * blotch)
-
-        zones = {
-            z: combined(abs(ita - ref_ita) / p.ita_deviation_full_deg, zone_mottle[z]) for z, ita in zone_ita.items()
-        }
-        score = combined(ita_sd / p.ita_spread_full_deg, mottle_mean)
-        measurements.update(
-            {"ita_spread_deg": ita_sd, "l_star_spread": l_sd, "mottle_l": mottle_mean, "zone_count": len(zone_ita)}
+        win = ctx.zone_skin_window(_SCALE * reach, step=_SCALE, align=8)
+        red, skin = win.shrink(ctx.image[..., 2]), win.shrink(ctx.skin_mask)
+        maps = algorithm.tone_maps(win.shrink(ctx.lab), red, skin, sigma=p.mottle_sigma_px / _SCALE)
+        cells = win.sample(ctx.zone_skin) > 0
+        if not cells.any():  # skin too thin for the grid's sample points
+            cells = win.shrink(ctx.zone_skin) > 0
+        face = algorithm.tone(maps, cells)
+        tones = {zname: algorithm.tone(maps, m > 0) for zname, m in ctx.zone_skin_on(win).items()}
+        measurements = {k: v for k, v in face.items() if k != "mottle_l"}  # the face's mottle_l comes last
+        for zname, t in tones.items():
+            measurements |= {f"{zname}_{k}": v for k, v in t.items()}
+        uneven = partial(algorithm.unevenness, floor=p.mottle_floor_l, full=p.mottle_full_l, weight=p.across_weight)
+        offsets = algorithm.ita_offsets({zname: t["ita_deg"] for zname, t in tones.items()})
+        zones = {z: uneven(offsets[z] / p.ita_deviation_full_deg, t["mottle_l"]) for z, t in tones.items()}
+        ita_sd = algorithm.ita_spread(maps, cells)
+        l_sd = float(np.std([t["l_star"] for t in tones.values()])) if tones else 0.0
+        measurements |= {"ita_spread_deg": ita_sd, "l_star_spread": l_sd, "mottle_l": face["mottle_l"]}
+        measurements["zone_count"] = len(tones)
+        heat = algorithm.ita_deviation_map(maps, face["ita_deg"], full=p.ita_deviation_full_deg)
+        return DetectorResult(
+            score=uneven(ita_sd / p.ita_spread_full_deg, face["mottle_l"]),
+            zones=zones,
+            measurements=measurements,
+            evidence=Evidence(mask=win.paste(heat, ctx.zone_skin.shape, mask=ctx.zone_skin)),
         )
-
-        # evidence: how far each spot's ITA° is from the face's, on the coarse grid
-        dev = np.abs(algorithm.ita_degrees(l_star, b_star) - face_ita) * (255.0 / p.ita_deviation_full_deg)
-        box_heat = cv2.resize(np.clip(dev, 0, 255).astype(np.uint8), size[::-1], interpolation=cv2.INTER_LINEAR)
-        heat = np.zeros_like(full_region)
-        heat[rows, cols] = cv2.bitwise_and(box_heat, region)
-        return DetectorResult(score=score, zones=zones, measurements=measurements, evidence=Evidence(mask=heat))
 
 
 @hookimpl
