@@ -30,7 +30,13 @@ def readme_files() -> dict[str, str]:
 def installed_plugin(tmp_path_factory):
     root = tmp_path_factory.mktemp("guide")
     files = readme_files()
-    assert {"acme_shine/pyproject.toml", "acme_shine/acme_shine/__init__.py", "acme_shine/shine.yaml"} <= set(files)
+    assert {
+        "acme_shine/pyproject.toml",
+        "acme_shine/acme_shine/__init__.py",
+        "acme_shine/acme_shine/algorithm.py",
+        "acme_shine/tests/test_shine.py",
+        "acme_shine/shine.yaml",
+    } <= set(files)
     for rel, body in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(body)
@@ -72,7 +78,7 @@ def test_guide_plugin_is_listed(installed_plugin):
         "name": "shine",
         "version": "0.1.0",
         "package": "acme-shine",
-        "params": {"min_lightness": 90.0},
+        "params": {"min_lightness": 90.0, "smooth_mm": 0.5},
     }
 
 
@@ -85,6 +91,21 @@ def test_guide_plugin_runs_in_a_pipeline(installed_plugin, astronaut_bgr):
     shine = json.loads(out.stdout)["results"]["shine"]
     assert shine["status"] == "ok" and 0 <= shine["score"] <= 100
     assert 0 <= shine["measurements"]["shiny_pct"] <= 100 and set(shine["zones"]) >= {"forehead", "nose"}
+
+
+def test_guide_plugin_own_tests_pass(installed_plugin):
+    """The guide's test, with synthetic ground truth, runs against the installed package."""
+    root, env = installed_plugin
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "acme_shine" / "tests")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "2 passed" in out.stdout
 
 
 def test_guide_plugin_is_absent_without_the_package(installed_plugin):
