@@ -143,6 +143,17 @@ def test_status_is_json_native_and_shows_load_time(layout):
     assert [r["version"] for r in store.status()] == ["1", "2"]  # default: every manifest entry
 
 
+def test_status_and_resolve_give_the_same_reasons(layout):
+    """One look-up behind resolve and status: the same places tried, in the same words."""
+    store, *_ = layout
+    with pytest.raises(ModelUnavailable) as e:
+        store.resolve("ghost@3")
+    assert store.status(["ghost@3"])[0]["reason"] == e.value.reason
+    with_bucket = ModelStore(store.model_dir, store.cache_dir, s3_bucket="b", manifests=store.manifest_paths)
+    row = with_bucket.status(["ghost@3"], remote=False)[0]  # S3 not asked
+    assert not row["available"] and row["reason"].endswith("; s3: not downloaded from s3://b")
+
+
 def test_from_env(monkeypatch, tmp_path, layout):
     _, models, cache, _, _ = layout
     monkeypatch.setenv("HARERUN_MODEL_DIR", str(models))
@@ -227,8 +238,7 @@ def test_cli_train_rejects_bad_input(tmp_path, capsys):
 
 
 def test_loaded_models_load_once_and_remember_failures_for_a_while(monkeypatch):
-    from harerun import modelstore
-    from harerun.modelstore import LoadedModels, ModelUnavailable
+    from harerun.modelstore import LoadedModels, ModelUnavailable, loaded
 
     calls = []
     cache = LoadedModels(retry_after_s=30.0)
@@ -240,7 +250,7 @@ def test_loaded_models_load_once_and_remember_failures_for_a_while(monkeypatch):
         raise ModelUnavailable("not there", name="x", version="1")
 
     now = [1000.0]
-    monkeypatch.setattr(modelstore.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(loaded.time, "monotonic", lambda: now[0])
     for _ in range(2):
         with pytest.raises(ModelUnavailable):
             cache.get("b", fail)
