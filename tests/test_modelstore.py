@@ -232,11 +232,6 @@ def test_cli_status_list_and_exit_codes(layout, monkeypatch, capsys):
     assert store_cli.main(["models", "publish", str(models / "nope.bin"), "--name", "toy", "--version", "3"]) == 2
 
 
-def test_cli_train_rejects_bad_input(tmp_path, capsys):
-    assert store_cli.main(["train", "acne-grade", "--data", str(tmp_path), "--out", str(tmp_path / "m.keras")]) == 2
-    assert "labels.csv" in capsys.readouterr().err
-
-
 def test_loaded_models_load_once_and_remember_failures_for_a_while(monkeypatch):
     from harerun.modelstore import LoadedModels, ModelUnavailable, loaded
 
