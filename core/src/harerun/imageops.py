@@ -137,15 +137,15 @@ class Window:
 
     def paste(self, values: np.ndarray, shape: tuple[int, int], *, mask: np.ndarray | None = None) -> np.ndarray:
         """A uint8 map on the grid back on the whole image: a zero map of ``shape`` holding
-        ``values`` resized linearly onto the box, ANDed with the whole-image 0/255 ``mask``."""
+        ``values`` resized linearly onto the box, ANDed with the whole-image 0/255 ``mask``
+        (``values`` itself when the box is the whole image at full size, without a mask)."""
         h, w = self.shape
-        given = values
         if values.shape[:2] != (h, w):
             values = cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR)
         if mask is not None:
             values = cv2.bitwise_and(values, mask[self.rows, self.cols])
         if (h, w) == tuple(shape[:2]):  # the box is the whole image: no zero border to add
-            return values.copy() if values is given else values
+            return values
         out = np.zeros((*shape[:2], *values.shape[2:]), values.dtype)
         out[self.rows, self.cols] = values
         return out

@@ -26,6 +26,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from harerun.imageops import mask_window, union
+from harerun.results import severity_for
+
 
 def valley_filter(gray: np.ndarray, *, sigmas=(1.0, 2.0)) -> tuple[np.ndarray, np.ndarray]:
     """Multi-scale dark-line strength and line direction.
@@ -114,3 +117,118 @@ def line_segments(binary: np.ndarray, *, min_length: float = 0.0) -> list[tuple[
         cx, cy = m.mean(axis=0)
         out.append((float(cx), float(cy), float(length)))
     return out
+
+
+def without_hair(gray: np.ndarray, skin: np.ndarray, *, dark_margin: float) -> np.ndarray:
+    """``skin`` (uint8, on ``gray``'s grid) minus hair, brows and lashes: pixels ``dark_margin``
+    grey levels darker than the skin's median, grown by a pixel. Returns a new mask."""
+    hist = cv2.calcHist([gray], [0], skin, [256], [0, 256]).ravel()
+    if hist.sum() == 0:
+        return skin.copy()
+    median = float(np.searchsorted(np.cumsum(hist), 0.5 * hist.sum()))
+    _, dark = cv2.threshold(gray, median - dark_margin, 255, cv2.THRESH_BINARY_INV)
+    return cv2.bitwise_and(skin, cv2.bitwise_not(cv2.dilate(dark, np.ones((3, 3), np.uint8))))
+
+
+def without_eyes(skin: np.ndarray, eyes, *, fraction: float, shrink: int = 1) -> np.ndarray:
+    """``skin`` with a disc of ``fraction`` x the eye distance blanked around each of the two
+    ``eyes`` ((x, y) ROI px; the mask is on a grid ``shrink`` times coarser), in place. With fewer
+    than two eyes or ``fraction`` 0 it is left as it is."""
+    if len(eyes) == 2 and fraction > 0:
+        (ax, ay), (bx, by) = eyes
+        radius = int(round(fraction * float(np.hypot(bx - ax, by - ay)) / shrink))
+        for x, y in eyes:
+            centre = (int(round((x + 0.5) / shrink - 0.5)), int(round((y + 0.5) / shrink - 0.5)))
+            cv2.circle(skin, centre, radius, 0, -1)
+    return skin
+
+
+def region_lines(
+    gray: np.ndarray, skin: np.ndarray, regions, *, sigmas=(1.0, 2.0), threshold: float = 1.0, min_length: float = 15.0
+) -> tuple[dict[str, tuple[int, list[tuple[float, float, float]]]], np.ndarray]:
+    """Dark lines in each region's skin that run along the region's orientation prior.
+
+    Parameters
+    ----------
+    gray : (H, W) uint8 grey image.
+    skin : (H, W) uint8, > 0 where lines may lie (:func:`usable_skin`).
+    regions : objects with ``name``, ``mask`` ((H, W) uint8), ``prior_deg`` and ``tolerance_deg``
+        (``harerun_wrinkles.regions.WrinkleRegion``).
+    sigmas : :func:`valley_filter` scales, px.
+    threshold : orientation-weighted valley strength (grey levels) from which a pixel is on a line.
+    min_length : shortest line kept, px.
+
+    Returns
+    -------
+    found : region name -> (skin pixels, lines ``(cx, cy, length)``), for the regions with skin,
+        in ``regions`` order.
+    heat : (H, W) uint8 evidence: the orientation-weighted strength, 255 at ``2 * threshold``.
+    """
+    span = union([reg.mask for reg in regions], gray.shape)
+    if not cv2.countNonZero(span):
+        return {}, np.zeros(gray.shape, np.uint8)
+    # filter only the box around all regions + the kernels' reach: about half the ROI
+    rows, cols = mask_window(span, int(np.ceil(3 * max(sigmas))) + 2)
+    strength, angle = valley_filter(gray[rows, cols], sigmas=sigmas)
+    weighted = np.zeros_like(strength)
+    found = {}
+    skin = skin[rows, cols]
+    for reg in regions:
+        rm = cv2.min(reg.mask[rows, cols], skin)  # non-zero where both are
+        area = cv2.countNonZero(rm)
+        if area == 0:
+            continue
+        x, y, bw, bh = cv2.boundingRect(rm)
+        crop = (slice(y, y + bh), slice(x, x + bw))
+        w = strength[crop] * orientation_weight(angle[crop], reg.prior_deg, reg.tolerance_deg)
+        w[rm[crop] == 0] = 0
+        np.maximum(weighted[crop], w, out=weighted[crop])
+        lines = line_segments((w >= threshold).astype(np.uint8), min_length=min_length)
+        ox, oy = x + cols.start, y + rows.start
+        found[reg.name] = (area, [(cx + ox, cy + oy, ln) for cx, cy, ln in lines])
+    heat = np.zeros(gray.shape, np.uint8)
+    heat[rows, cols] = np.clip(weighted * (255.0 / (2.0 * threshold)), 0, 255)
+    return found, heat
+
+
+def line_scores(
+    found: dict[str, tuple[int, list[tuple[float, float, float]]]],
+    *,
+    shrink: int = 1,
+    px_per_mm: float | None = None,
+    density_full: float,
+) -> tuple[float, dict[str, float], dict[str, object]]:
+    """Score, region scores and measurements from :func:`region_lines`' ``found`` (on a grid
+    ``shrink`` times coarser than the ROI): line length per 1000 px² of region skin (ROI px),
+    scored ``100 * min(1, density / density_full)`` a region, and half the worst region plus
+    half their mean for the face. Lengths in mm too with ``px_per_mm``."""
+    zones: dict[str, float] = {}
+    measurements: dict[str, object] = {}
+    total_len, total_count = 0.0, 0
+    scale = float(shrink)
+    for name, (area, lines) in found.items():
+        area_px = float(area) * scale * scale
+        length_px = sum(ln for _, _, ln in lines) * scale
+        density = 1000.0 * length_px / area_px
+        zones[name] = 100.0 * min(1.0, density / density_full)
+        measurements[f"{name}_count"] = len(lines)
+        measurements[f"{name}_length_px"] = length_px
+        measurements[f"{name}_density_px_per_kpx2"] = density
+        if px_per_mm:
+            measurements[f"{name}_length_mm"] = length_px / px_per_mm
+            measurements[f"{name}_density_mm_per_cm2"] = (length_px / px_per_mm) / (area_px / px_per_mm**2 / 100.0)
+        measurements[f"{name}_severity"] = severity_for(zones[name])
+        total_len += length_px
+        total_count += len(lines)
+    type_scores = np.array(list(zones.values()))
+    measurements["line_count"] = total_count
+    measurements["total_length_px"] = total_len
+    if px_per_mm:
+        measurements["total_length_mm"] = total_len / px_per_mm
+    return 0.5 * type_scores.max() + 0.5 * type_scores.mean(), zones, measurements
+
+
+def line_circles(found: dict[str, tuple[int, list[tuple[float, float, float]]]]) -> np.ndarray:
+    """:func:`region_lines`' lines as (N, 3) circles ``[cx, cy, length / 2]``, longest first."""
+    circles = np.array([line for _, lines in found.values() for line in lines]).reshape(-1, 3) * (1.0, 1.0, 0.5)
+    return circles[np.argsort(-circles[:, 2], kind="stable")]

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from harerun.imageops import subsample
 from harerun_wrinkles.algorithm import line_angle
 
 
@@ -103,9 +104,7 @@ def wrinkle_regions(
     k = int(shrink)
     out_size = size // k
     wanted = ("forehead", "under_eye_left", "under_eye_right", "glabella", *MESH_REGIONS)
-    zones = {
-        n: np.ascontiguousarray(zones[n][k // 2 :: k, k // 2 :: k][:out_size, :out_size]) for n in wanted if n in zones
-    }
+    zones = {n: subsample(zones[n], k, (out_size, out_size)) for n in wanted if n in zones}
 
     def to_out(p: np.ndarray) -> np.ndarray:
         return (p + 0.5) / k - 0.5
