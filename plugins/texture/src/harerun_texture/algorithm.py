@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from harerun.imageops import mask_window
+
 #: (dy, dx) unit offsets of the 8 neighbours, counter-clockwise from the right.
 _OFFSETS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
 
@@ -97,3 +99,28 @@ def roughness_maps(gray: np.ndarray, *, radius: int = 2, threshold: int = 5, smo
     """
     g = cv2.blur(gray, (smooth, smooth)) if smooth > 1 else gray
     return lbp_riu2(g, radius=radius, threshold=threshold), highpass(g, size=hp_size)
+
+
+def roughness(labels: np.ndarray, hp: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`lbp_histogram` and :func:`local_contrast` inside a non-empty uint8 ``mask`` (maps
+    from :func:`roughness_maps`, all on one grid), read on the mask's bounding box only."""
+    box = mask_window(mask, 0)
+    m = mask[box]  # OpenCV reads the row-strided views as they are
+    return lbp_histogram(labels[box], m), local_contrast(hp[box], m)
+
+
+def roughness_score(
+    hist: np.ndarray, contrast: float, *, structure_full: float, floor: float, full: float, weight: float
+) -> float:
+    """0-100 score: ``weight`` x the structured (non-flat LBP) fraction as a share of
+    ``structure_full`` + the rest x the local contrast above ``floor`` as a share of ``full``
+    (both capped at 1)."""
+    lbp_term = min(1.0, (1.0 - hist[0]) / structure_full)
+    contrast_term = min(1.0, max(0.0, contrast - floor) / full)
+    return 100.0 * (weight * lbp_term + (1.0 - weight) * contrast_term)
+
+
+def roughness_heat(hp: np.ndarray, labels: np.ndarray, *, full: float) -> np.ndarray:
+    """uint8 evidence map: |high-pass| (255 at ``full`` grey levels) on structured pixels (LBP label > 0), else 0."""
+    scaled = cv2.convertScaleAbs(hp, alpha=255.0 / full)
+    return cv2.bitwise_and(scaled, scaled, mask=labels)

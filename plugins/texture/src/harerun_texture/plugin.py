@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
-import numpy as np
 from pydantic import Field
 
 from harerun import hookimpl
-from harerun.detector import Detector, DetectorParams, FaceContext
-from harerun.imageops import mask_window
+from harerun.detector import NO_ZONE_SKIN, Detector, DetectorParams, FaceContext
 from harerun.results import DetectorResult, Evidence
 from harerun_texture import algorithm
 
@@ -43,32 +43,25 @@ class TextureDetector(Detector):
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: TextureParams = self.params
-        region = ctx.zone_skin  # skin inside any face zone (cached, shared with other detectors)
-        if not cv2.countNonZero(region):
-            return DetectorResult(status="skipped", message="no skin pixels inside the face zones")
-        # The maps only around the measured skin (+ the filters' reach): the same values there.
-        margin = p.smooth_px // 2 + max(p.lbp_radius_px, p.highpass_px // 2) + 2
-        rows, cols = mask_window(region, margin)
+        if not cv2.countNonZero(ctx.zone_skin):
+            return DetectorResult(status="skipped", message=NO_ZONE_SKIN)
+        # the maps only around the zones' skin (+ the filters' reach): the same values there
+        win = ctx.zone_skin_window(p.smooth_px // 2 + max(p.lbp_radius_px, p.highpass_px // 2) + 2)
         labels, hp = algorithm.roughness_maps(
-            ctx.gray[rows, cols],
+            win.shrink(ctx.gray),
             radius=p.lbp_radius_px,
             threshold=p.lbp_threshold,
             smooth=p.smooth_px,
             hp_size=p.highpass_px,
         )
-
-        def measure(mask: np.ndarray) -> tuple[float, np.ndarray, float]:
-            x, y, w, h = cv2.boundingRect(mask)
-            box = (slice(y, y + h), slice(x, x + w))
-            at = (slice(y - rows.start, y - rows.start + h), slice(x - cols.start, x - cols.start + w))
-            hist = algorithm.lbp_histogram(labels[at], mask[box])  # OpenCV reads the row-strided views as is
-            contrast = algorithm.local_contrast(hp[at], mask[box])
-            lbp_term = min(1.0, (1.0 - hist[0]) / p.structure_full)
-            contrast_term = min(1.0, max(0.0, contrast - p.contrast_floor) / p.contrast_full)
-            score = 100.0 * (p.lbp_weight * lbp_term + (1.0 - p.lbp_weight) * contrast_term)
-            return score, hist, contrast
-
-        score, hist, contrast = measure(region)
+        rough = partial(
+            algorithm.roughness_score,
+            structure_full=p.structure_full,
+            floor=p.contrast_floor,
+            full=p.contrast_full,
+            weight=p.lbp_weight,
+        )
+        hist, contrast = algorithm.roughness(labels, hp, win.sample(ctx.zone_skin))
         measurements: dict[str, object] = {
             "structured_fraction": float(1.0 - hist[0]),
             "nonuniform_fraction": float(hist[9]),
@@ -76,18 +69,18 @@ class TextureDetector(Detector):
             "lbp_riu2_hist": [float(v) for v in hist],
         }
         zones: dict[str, float] = {}
-        for zname, zm in ctx.zone_skin_masks.items():  # zone AND skin, cached on the context
-            if not cv2.countNonZero(zm):
-                continue
-            zones[zname], zhist, zcontrast = measure(zm)
+        for zname, zmask in ctx.zone_skin_on(win).items():
+            zhist, zcontrast = algorithm.roughness(labels, hp, zmask)
+            zones[zname] = rough(zhist, zcontrast)
             measurements[f"{zname}_structured_fraction"] = float(1.0 - zhist[0])
             measurements[f"{zname}_local_contrast_gray_sd"] = zcontrast
-
-        rough = np.zeros_like(region)
-        scaled = cv2.convertScaleAbs(hp, alpha=255.0 / (p.contrast_floor + p.contrast_full))
-        shown = cv2.min(region[rows, cols], labels)  # > 0 on structured (LBP label > 0) measured skin
-        rough[rows, cols] = cv2.bitwise_and(scaled, scaled, mask=shown)
-        return DetectorResult(score=score, zones=zones, measurements=measurements, evidence=Evidence(mask=rough))
+        heat = algorithm.roughness_heat(hp, labels, full=p.contrast_floor + p.contrast_full)
+        return DetectorResult(
+            score=rough(hist, contrast),
+            zones=zones,
+            measurements=measurements,
+            evidence=Evidence(mask=win.paste(heat, ctx.zone_skin.shape, mask=ctx.zone_skin)),
+        )
 
 
 @hookimpl
