@@ -128,6 +128,24 @@ def detect_dark_spots(
     return spots.astype(np.float64), full_mask
 
 
+def spot_weights(spots: np.ndarray, *, min_delta_l: float) -> np.ndarray:
+    """Each spot's area x its darkness beyond half of ``min_delta_l`` (px · ΔL*), from
+    :func:`detect_dark_spots`' rows: a spot that only just crosses the threshold (a faint shadow
+    that JPEG or a resize tips either way) enters near 0, not at full weight."""
+    return spots[:, 3] * np.maximum(spots[:, 4] - 0.5 * min_delta_l, 0.0)
+
+
+def mean_contrast(spots: np.ndarray) -> float:
+    """Area-weighted mean ΔL* of :func:`detect_dark_spots`' rows (0 without spots)."""
+    area = spots[:, 3]
+    return float((area * spots[:, 4]).sum() / area.sum()) if len(spots) else 0.0
+
+
+def covered_pct(spot_mask: np.ndarray, region: np.ndarray, region_px: int) -> float:
+    """% of a region's ``region_px`` pixels (uint8 mask ``region``) that the spots' mask covers."""
+    return 100.0 * cv2.countNonZero(cv2.bitwise_and(region, spot_mask)) / region_px
+
+
 def dark_spot_score(weighted_area_pct: float, *, at_half: float) -> float:
     """0-100 score from the contrast-weighted spot area ``sum(area * ΔL*) / skin area`` (% · L*).
 

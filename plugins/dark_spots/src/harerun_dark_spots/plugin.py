@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 from pydantic import Field, model_validator
@@ -61,8 +63,6 @@ class DarkSpotsDetector(Detector):
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: DarkSpotsParams = self.params
         ppm = ctx.px_per_mm or p.fallback_px_per_mm
-        analysed = ctx.zone_skin
-        skin_px = cv2.countNonZero(analysed)
         spots, mask = algorithm.detect_dark_spots(
             ctx.lab[..., 0],
             ctx.skin_mask,
@@ -73,36 +73,25 @@ class DarkSpotsDetector(Detector):
             max_elongation=p.max_elongation,
             min_fill=p.min_fill,
             edge_band_px=p.edge_band_mm * ppm,
-            report_mask=analysed,
+            report_mask=ctx.zone_skin,
         )
-        area = spots[:, 3]
-        contrast = spots[:, 4]
-        # A spot weighs by its darkness beyond half the threshold: one that only just crosses it
-        # (a faint shadow that JPEG or a resize tips either way) enters near 0, not at full weight.
-        excess = np.maximum(contrast - 0.5 * p.min_delta_l, 0.0)
-        weighted_pct = float((area * excess).sum() / max(skin_px, 1) * 100.0)
-
+        weight = algorithm.spot_weights(spots, min_delta_l=p.min_delta_l)
+        skin_px = max(cv2.countNonZero(ctx.zone_skin), 1)
+        weighted_pct = float(weight.sum() / skin_px * 100.0)
+        score = partial(algorithm.dark_spot_score, at_half=p.weighted_area_at_half)
         zones, zone_count, zone_area = {}, {}, {}
-        xs, ys = spots[:, 0].astype(int), spots[:, 1].astype(int)
-        for zone, zmask in ctx.zones.items():
-            inside = ctx.zone_skin_masks[zone]
-            zone_px = cv2.countNonZero(inside)
-            if zone_px == 0:
-                continue
-            centred = zmask[ys, xs] > 0 if len(spots) else np.zeros(0, bool)
+        for zone, centred in ctx.zone_members(spots).items():  # the spots centred in each zone with skin
+            zone_px = ctx.zone_skin_px[zone]
             zone_count[zone] = int(centred.sum())
-            zone_area[zone] = round(100.0 * cv2.countNonZero(cv2.bitwise_and(inside, mask)) / zone_px, 3)
-            # Zone score: the contrast-weighted area of the spots centred in the zone, over its skin.
-            zone_weighted = float((area[centred] * excess[centred]).sum()) / zone_px * 100.0
-            zones[zone] = algorithm.dark_spot_score(zone_weighted, at_half=p.weighted_area_at_half)
-
+            zone_area[zone] = round(algorithm.covered_pct(mask, ctx.zone_skin_masks[zone], zone_px), 3)
+            zones[zone] = score(float(weight[centred].sum()) / zone_px * 100.0)
         return DetectorResult(
-            score=algorithm.dark_spot_score(weighted_pct, at_half=p.weighted_area_at_half),
+            score=score(weighted_pct),
             zones=zones,
             measurements={
                 "count": len(spots),
-                "area_pct": round(100.0 * float(area.sum()) / max(skin_px, 1), 3),
-                "mean_contrast_delta_l": round(float((area * contrast).sum() / area.sum()), 2) if len(spots) else 0.0,
+                "area_pct": round(100.0 * float(spots[:, 3].sum()) / skin_px, 3),
+                "mean_contrast_delta_l": round(algorithm.mean_contrast(spots), 2),
                 "weighted_area_pct_excess_delta_l": round(weighted_pct, 3),
                 "zone_count": zone_count,
                 "zone_area_pct": zone_area,
