@@ -109,6 +109,12 @@ def half_max_shape(
     return np.sqrt(area / np.pi), np.sqrt(l1 / l2)
 
 
+def mean_radius(pores: np.ndarray, selected: np.ndarray | None = None) -> float:
+    """Mean radius of :func:`detect_pores`' rows (those a bool ``selected`` picks), 0 without any."""
+    r = pores[:, 2] if selected is None else pores[selected, 2]
+    return float(r.mean()) if len(r) else 0.0
+
+
 def pore_score(density_per_cm2: float, *, density_at_half: float) -> float:
     """0-100 score from the pore density: ``100 * (1 - 2 ** (-density / density_at_half))``.
 

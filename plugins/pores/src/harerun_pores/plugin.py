@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
-import numpy as np
 from pydantic import Field, field_validator
 
 from harerun import hookimpl
@@ -52,50 +53,37 @@ class PoresDetector(Detector):
         p: PoresParams = self.params
         px_per_mm = ctx.px_per_mm or p.fallback_px_per_mm
         min_r = max(0.7, p.min_radius_mm * px_per_mm)
-        max_r = max(min_r + 0.5, p.max_radius_mm * px_per_mm)
         pores = algorithm.detect_pores(
             ctx.lab[..., 0],
             ctx.skin_mask,
             min_radius_px=min_r,
-            max_radius_px=max_r,
+            max_radius_px=max(min_r + 0.5, p.max_radius_mm * px_per_mm),
             min_contrast=p.min_contrast,
             max_elongation=p.max_elongation,
             report_mask=ctx.zone_skin,
         )
-        area = ctx.zone_skin
-        xs, ys = pores[:, 0].astype(int), pores[:, 1].astype(int)
         cm2_per_px = 1.0 / (10.0 * px_per_mm) ** 2
         known = ctx.px_per_mm is not None
-        unit = "density_per_cm2" if known else "density_per_10kpx"
-        per_unit = (1.0 / cm2_per_px) if known else 1e4
-
+        unit, per_unit = ("density_per_cm2", 1.0 / cm2_per_px) if known else ("density_per_10kpx", 1e4)
+        score = partial(algorithm.pore_score, density_at_half=p.density_at_half)
         zones, zone_count, zone_density, zone_radius = {}, {}, {}, {}
-        score_px = score_n = 0
-        for zone, zmask in ctx.zones.items():
-            zone_px = cv2.countNonZero(ctx.zone_skin_masks[zone])
-            if zone_px == 0:
-                continue
-            inside = zmask[ys, xs] > 0 if len(pores) else np.zeros(0, bool)
-            n = int(inside.sum())
-            zone_count[zone] = n
-            zone_density[zone] = round(n / zone_px * per_unit, 3)
-            zone_radius[zone] = round(float(pores[inside, 2].mean()), 2) if n else 0.0
-            zones[zone] = algorithm.pore_score(n / (zone_px * cm2_per_px), density_at_half=p.density_at_half)
-            if zone in p.score_zones:
-                score_px += zone_px
-                score_n += n
+        for zone, centred in ctx.zone_members(pores).items():  # the pores centred in each zone with skin
+            n, zone_px = int(centred.sum()), ctx.zone_skin_px[zone]
+            zone_count[zone], zone_density[zone] = n, round(n / zone_px * per_unit, 3)
+            zone_radius[zone] = round(algorithm.mean_radius(pores, centred), 2)
+            zones[zone] = score(n / (zone_px * cm2_per_px))
+        scored = [z for z in zone_count if z in p.score_zones]
+        score_px, score_n = sum(ctx.zone_skin_px[z] for z in scored), sum(zone_count[z] for z in scored)
         if score_px == 0:  # no zone layout: score the whole skin
-            score_px, score_n = cv2.countNonZero(area), len(pores)
-        density_cm2 = score_n / (score_px * cm2_per_px) if score_px else 0.0
-        radius_key = "mean_radius_mm" if known else "mean_radius_px"
-        mean_r = float(pores[:, 2].mean()) if len(pores) else 0.0
+            score_px, score_n = cv2.countNonZero(ctx.zone_skin), len(pores)
+        mean_r = algorithm.mean_radius(pores)
         return DetectorResult(
-            score=algorithm.pore_score(density_cm2, density_at_half=p.density_at_half),
+            score=score(score_n / (score_px * cm2_per_px) if score_px else 0.0),
             zones=zones,
             measurements={
                 "count": len(pores),
                 unit: round(score_n / score_px * per_unit, 3) if score_px else 0.0,
-                radius_key: round(mean_r / px_per_mm if known else mean_r, 3),
+                "mean_radius_mm" if known else "mean_radius_px": round(mean_r / px_per_mm if known else mean_r, 3),
                 "mean_contrast_delta_l": round(float(pores[:, 3].mean()), 2) if len(pores) else 0.0,
                 "zone_count": zone_count,
                 f"zone_{unit}": zone_density,
