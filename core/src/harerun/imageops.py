@@ -124,11 +124,6 @@ class Window:
         box = mask[self.rows, self.cols]
         return box if self.step == 1 else subsample(box, self.step, self.grid_shape)
 
-    def to_grid(self, points: np.ndarray) -> np.ndarray:
-        """(N, 2) image points ``[x, y]`` in grid coordinates (cell centres at integers)."""
-        pts = np.asarray(points, np.float64).reshape(-1, 2)
-        return (pts - (self.cols.start, self.rows.start) + 0.5) / self.step - 0.5
-
     def to_roi(self, circles: np.ndarray) -> np.ndarray:
         """(N, 3) grid circles ``[x, y, r]`` in image pixels: centres to the cells' centres, radii scaled."""
         c = np.asarray(circles, np.float64).reshape(-1, 3)
