@@ -114,3 +114,14 @@ def test_discovered_through_entry_point():
     reg = PluginHost(autoload=True).detectors["redness"]
     assert reg.cls is RednessDetector
     assert reg.package == "harerun-redness"
+
+
+def test_zone_skin_thinner_than_the_grid_is_measured_not_an_error():
+    """A zone whose skin is one pixel row between the sub-sampling grid's points: redness
+    measures the cells it touches (it divided by zero before)."""
+    img = synthetic_skin(256)
+    skin = np.zeros((256, 256), np.uint8)
+    skin[100, 40:200] = 255  # row 100: between the 2-px grid's sample rows (odd ones)
+    ctx = make_context(img, skin_mask=skin, zones={"forehead": skin.copy()})
+    res = RednessDetector().analyze(ctx)
+    assert res.status == "ok" and res.score is not None and res.measurements["ei_mean"] > 0

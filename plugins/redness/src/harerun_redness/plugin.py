@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 from pydantic import Field
 
 from harerun import hookimpl
@@ -49,6 +50,8 @@ class RednessDetector(Detector):
         win = ctx.zone_skin_window(k * (p.smooth_px // k + 2), step=k, align=8)
         ei = algorithm.erythema_index(win.shrink(ctx.image), smooth=max(1, p.smooth_px // k))
         region = win.sample(ctx.zone_skin)
+        if not cv2.countNonZero(region):  # skin too thin for any grid point: every cell it touches
+            region = np.where(win.shrink(ctx.zone_skin) > 0, np.uint8(255), np.uint8(0))
         base = algorithm.redness_baseline(ei, region, percentile=p.baseline_percentile)
         red = algorithm.red_area_mask(ei, region, baseline=base, delta=p.red_delta_ei)
         excess = algorithm.excess_map(ei, baseline=base, margin=p.margin_ei)
