@@ -1,11 +1,11 @@
 """Acne detector on real photos: lesion precision/recall/F1 and count-vs-grade Spearman.
 
 Runs the ``acne`` detector on the ACNE04 close-ups in ``$HARERUN_SHARED/data/acne`` (default
-``<repo>/../shared``). Each 512x512 letterboxed photo is used directly as the ROI, with a
-YCrCb skin mask (``harerun_acne.algorithm.skin_mask_ycrcb``) that drops the black bars and
-the background, and no zone layout (``zones={}``: the canonical frontal zones do not fit 3/4
-and profile views, so the whole skin mask is analysed). Markers come back in original-photo coordinates, so the same matching works
-on results from the engine.
+``<repo>/../shared``). Each 512x512 letterboxed photo is used directly as the ROI, with the
+skin mask of :func:`photo_skin_mask` (the core's skin-colour classifier, cleaned) that drops
+the black bars and the background, and no zone layout (``zones={}``: the canonical frontal
+zones do not fit 3/4 and profile views, so the whole skin mask is analysed). Markers come back
+in original-photo coordinates, so the same matching works on results from the engine.
 
 Matching: a detection matches an annotated circle when its centre lies inside the circle or
 within 10 px of its centre; one-to-one (Hungarian assignment on distance, scipy). Precision,
@@ -42,8 +42,8 @@ import yaml
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
+from harerun.face.skin import classify_skin_pixels
 from harerun.testing import make_context
-from harerun_acne.algorithm import skin_mask_ycrcb
 from harerun_acne.plugin import AcneDetector
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +56,20 @@ def shared_dir() -> Path:
     if not (data / "labels.csv").is_file():
         sys.exit(f"acne data not found at {data}: set HARERUN_SHARED to the folder holding data/acne/")
     return data
+
+
+def photo_skin_mask(image: np.ndarray, *, min_luma: int = 40) -> np.ndarray:
+    """Skin mask of a photo used directly as the ROI (no face stage, so no face-adapted mask).
+
+    The core's skin-colour classifier (``harerun.face.skin.classify_skin_pixels``: Chai & Ngan's
+    YCrCb box) without pixels darker than ``min_luma`` (letterbox bars, hair), opened with a 5 px
+    and closed with a 9 px ellipse (specks out, lesions in). The DoG candidate filter
+    (``--fit``) was fit on candidates from this mask, and the README's photo-as-ROI figures use it.
+    """
+    mask = classify_skin_pixels(image)
+    mask[cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[..., 0] < min_luma] = 0
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
 
 
 def spread(rows: list, limit: int | None) -> list:
@@ -105,7 +119,7 @@ def fit_filter(data: Path, out: Path, l2: float = 1e-3, **candidate_options) -> 
     for r in rows:
         image = cv2.imread(str(data / "images" / r["image"]))
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-        xy, feats = algorithm.lesion_candidates(lab, skin_mask_ycrcb(image), **candidate_options)
+        xy, feats = algorithm.lesion_candidates(lab, photo_skin_mask(image), **candidate_options)
         ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
         per_photo.append((xy, feats, ann))
     raw = np.vstack([f for _, f, _ in per_photo])
@@ -208,7 +222,7 @@ def evaluate(
             result = run_engine(path)
         else:
             image = cv2.imread(str(path))
-            result = detector.analyze(make_context(image, skin_mask=skin_mask_ycrcb(image), zones={}, px_per_mm=None))
+            result = detector.analyze(make_context(image, skin_mask=photo_skin_mask(image), zones={}, px_per_mm=None))
         ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
         if result is None or result.status != "ok":
             # No face found: every annotated lesion is missed; count and score are 0.
@@ -261,7 +275,7 @@ def timings(data: Path, repeats: int = 30) -> dict[str, float]:
     cv2.setNumThreads(1)
     rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "val"]
     image = cv2.imread(str(data / "images" / rows[0]["image"]))
-    ctx = make_context(image, skin_mask=skin_mask_ycrcb(image), px_per_mm=4.0)
+    ctx = make_context(image, skin_mask=photo_skin_mask(image), px_per_mm=4.0)
     t0 = time.process_time()
     for _ in range(repeats):
         cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)

@@ -14,6 +14,7 @@ import numpy as np
 import pydantic
 import pytest
 
+from harerun.face.skin import classify_skin_pixels
 from harerun.testing import make_context, synthetic_skin
 from harerun_acne import algorithm
 from harerun_acne.plugin import AcneDetector
@@ -108,19 +109,87 @@ def test_other_roi_sizes(size):
     assert res.measurements["count"] == len(GRID[::3])
 
 
+def pinned_scene():
+    """Synthetic skin on an elliptical skin mask: papules (25 on the grid, 21 of them on the skin),
+    faint spots between them and a short red line; returns CIELAB, the mask and the papules on skin."""
+    img = synthetic_skin(seed=5)
+    papules = GRID[::2]
+    for x, y in papules:
+        cv2.circle(img, (x, y), 3, (125, 140, 215), -1)
+    for x, y in GRID[1::4]:
+        cv2.circle(img, (x, y), 2, (142, 160, 215), -1)
+    cv2.line(img, (150, 250), (200, 262), (120, 135, 205), 2)
+    img = cv2.GaussianBlur(img, (3, 3), 0)
+    mask = np.zeros((512, 512), np.uint8)
+    cv2.ellipse(mask, (256, 270), (190, 220), 0, 0, 360, 255, -1)
+    lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    return lab, mask, [(x, y) for x, y in papules if mask[y, x]]
+
+
+# What lesion_candidates gave on pinned_scene() before it was split into steps (issue #13): the
+# candidates in row-major order, and the mean and standard deviation of each feature over them.
+# fmt: off
+PINNED_CANDIDATES = [
+    (158, 110), (206, 110), (303, 110), (351, 110), (158, 161), (206, 161), (255, 161), (351, 161), (400, 161),
+    (110, 213), (206, 213), (255, 213), (303, 213), (400, 213), (154, 251), (170, 255), (175, 256), (180, 257),
+    (196, 261), (110, 265), (158, 265), (255, 265), (303, 265), (351, 265), (110, 316), (158, 316), (206, 316),
+    (303, 316), (351, 316), (400, 316), (158, 368), (206, 368), (255, 368), (351, 368), (400, 368), (206, 420),
+    (255, 420), (303, 420),
+]
+# fmt: on
+PINNED_FEATURE_STATS = {
+    "response": (8.172826, 3.852567),
+    "delta_l": (-4.141994, 1.999786),
+    "delta_a": (6.899538, 3.287471),
+    "delta_b": (1.696765, 0.98334),
+    "response_coarse": (3.462604, 1.87052),
+    "response_fine": (9.53618, 3.89374),
+    "surround_l": (-0.995709, 1.026982),
+    "surround_a": (1.593504, 0.884142),
+    "surround_b": (0.367785, 0.283469),
+    "texture_a": (2.882779, 1.346987),
+    "texture_l": (1.777967, 0.938249),
+    "border_px": (29.277279, 2.256377),
+    "log_area_px": (2.977175, 0.316734),
+    "elongation": (1.413231, 0.864745),
+    "neighbours": (0.105263, 0.383164),
+    "response_z": (11.926253, 5.621885),
+    "delta_a_z": (2.098099, 0.999696),
+    "delta_l_z": (-2.070183, 0.9995),
+    "log_rank": (2.709689, 0.858004),
+    "edge_l": (0.031918, 0.025574),
+    "edge_a": (0.041323, 0.027511),
+    "hue_shift_deg": (-7.504046, 2.597271),
+    "delta_chroma": (6.201415, 3.16483),
+    "response_local_z": (2.522876, 0.306767),
+    "delta_a_near": (3.966421, 1.686543),
+    "delta_l_near": (-2.377032, 1.057608),
+}
+
+
+def test_dog_candidates_are_pinned_on_a_synthetic_scene():
+    lab, mask, papules = pinned_scene()
+    xy, features = algorithm.lesion_candidates(lab, mask)
+    assert [tuple(p) for p in xy.astype(int).tolist()] == PINNED_CANDIDATES
+    assert set(papules) <= set(PINNED_CANDIDATES)  # a candidate on every papule's centre
+    assert tuple(PINNED_FEATURE_STATS) == algorithm.FEATURES
+    mean, std = np.array(list(PINNED_FEATURE_STATS.values())).T
+    np.testing.assert_allclose(features.mean(axis=0), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features.std(axis=0), std, rtol=1e-5, atol=1e-6)
+    # The candidate filter keeps exactly the papules (not the faint spots, not the line).
+    lesions = algorithm.detect_lesions(lab, mask)
+    assert sorted(map(tuple, lesions[:, :2].astype(int).tolist())) == sorted(papules)
+
+
 @pytest.mark.parametrize("shape", [(64, 96), (37, 50), (40, 41)])
-def test_half_size_planes_are_opencvs_area_resize(shape):
-    # Bit for bit: the fast path (even sizes, also on a crop view) and the fallback.
-    rng = np.random.default_rng(1)
-    big = (rng.normal(0, 40, (shape[0] + 8, shape[1] + 8, 3)) * rng.uniform(0, 100, (1, 1, 3))).astype(np.float32)
-    big[:4, :4] = -0.0  # a block of negative zeros: OpenCV gives +0.0
-    for image in (big[: shape[0], : shape[1]], big[4 : 4 + shape[0], 2 : 2 + shape[1]].copy()):
-        ref = cv2.split(cv2.resize(image, (shape[1] // 2, shape[0] // 2), interpolation=cv2.INTER_AREA))
-        got = algorithm.half_size_planes(image)
-        assert [c.tobytes() for c in got] == [c.tobytes() for c in ref]
-    xs, ys = rng.integers(0, shape[1] // 2, 20), rng.integers(0, shape[0] // 2, 20)
-    stacked = algorithm.gaussian_at(cv2.merge(ref), xs, ys, 1.2)
-    assert algorithm.gaussian_at(got, xs, ys, 1.2).tobytes() == stacked.tobytes()
+def test_half_resolution_is_opencvs_area_resize(shape):
+    # Bit for bit on CIELAB of 8-bit colours (any colours, so the values cover the whole grid),
+    # on crop views too.
+    bgr = np.random.default_rng(1).integers(0, 256, (shape[0] + 8, shape[1] + 8, 3), dtype=np.uint8)
+    lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    for image in (lab[: shape[0], : shape[1]], lab[4 : 4 + shape[0], 2 : 2 + shape[1]]):
+        expected = cv2.resize(image, (shape[1] // 2, shape[0] // 2), interpolation=cv2.INTER_AREA)
+        assert algorithm.half_resolution(image).tobytes() == expected.tobytes()
 
 
 def test_hayashi_bands():
@@ -153,14 +222,6 @@ def test_bad_params_are_rejected(bad):
         AcneDetector.Params(**bad)
 
 
-def test_skin_mask_drops_letterbox_bars():
-    img = np.zeros((512, 512, 3), np.uint8)
-    img[:, 40:472] = synthetic_skin()[:, 40:472]
-    mask = algorithm.skin_mask_ycrcb(img)
-    assert mask[:, :35].max() == 0 and mask[:, 477:].max() == 0
-    assert (mask[:, 60:452] > 0).mean() > 0.95
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize("method", ["dog", "net"])
 def test_real_photos_find_annotated_lesions(shared, method):
@@ -169,7 +230,7 @@ def test_real_photos_find_annotated_lesions(shared, method):
     lesions = json.loads((data / "lesions.json").read_text())
     for r in rows:
         img = cv2.imread(str(data / "images" / r["image"]))
-        ctx = make_context(img, skin_mask=algorithm.skin_mask_ycrcb(img), px_per_mm=None)
+        ctx = make_context(img, skin_mask=classify_skin_pixels(img), px_per_mm=None)
         res = AcneDetector(AcneDetector.Params(method=method, half_faces_in_roi=1)).analyze(ctx)
         assert res.measurements["method"] == method
         assert 0 <= res.score <= 100 and res.measurements["grade"] in (0, 1, 2, 3)

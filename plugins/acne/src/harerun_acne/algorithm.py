@@ -21,6 +21,7 @@ criterion ACNE04 (Wu et al., ICCV 2019) uses: per half face 0-5 lesions = grade 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -36,40 +37,6 @@ HAYASHI_BANDS = (5, 20, 50)
 # severity band of harerun.results (none < 10 <= mild < 35 <= moderate < 65 <= severe).
 _SCORE_COUNTS = (0.0, 5.5, 20.5, 50.5, 120.0)
 _SCORE_VALUES = (0.0, 10.0, 35.0, 65.0, 100.0)
-
-
-def skin_mask_ycrcb(
-    image: np.ndarray,
-    *,
-    cr_range: tuple[int, int] = (133, 173),
-    cb_range: tuple[int, int] = (77, 127),
-    min_luma: int = 40,
-    open_px: int = 5,
-) -> np.ndarray:
-    """Skin mask from a fixed YCrCb box (Chai & Ngan, IEEE TCSVT 1999).
-
-    A fallback for photos used directly as the ROI (benchmarks, tests), where the engine's
-    skin mask is not available. Dark pixels (letterbox bars, hair) are excluded by
-    ``min_luma``; a morphological opening then closing removes specks and fills lesions.
-
-    Parameters
-    ----------
-    image : (H, W, 3) uint8 BGR image.
-    cr_range, cb_range : inclusive Cr and Cb bounds of skin.
-    min_luma : minimum Y (0-255).
-    open_px : structuring-element size of the opening/closing, in pixels.
-
-    Returns
-    -------
-    (H, W) uint8 mask, 255 on skin.
-    """
-    ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
-    lo = np.array([min_luma, cr_range[0], cb_range[0]], np.uint8)
-    hi = np.array([255, cr_range[1], cb_range[1]], np.uint8)
-    mask = cv2.inRange(ycrcb, lo, hi)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (open_px, open_px))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
 
 
 #: Features of a lesion candidate, in the order the candidate filter expects them.
@@ -120,8 +87,14 @@ def lesion_candidates(
     a centre Gaussian (``center_sigma_px``) minus a skin-only surround (normalised
     convolution, ``surround_sigma_px``). Candidates are its local maxima above
     ``min_response`` at least ``min_separation_px`` apart, inside the skin mask eroded by
-    ``border_px``. The surround statistics are computed on a half-resolution copy, so the
-    whole function costs a few milliseconds on a 512 px ROI.
+    ``border_px``. The steps, each a function below:
+
+    1. :func:`analysis_window`: the skin's bounding box plus the filters' reach; the rest
+       runs on that box.
+    2. :func:`skin_surround`: the skin around every pixel, at half resolution.
+    3. :func:`find_blobs`: the blob response (:func:`redness_signal`, :func:`blob_response`),
+       its local maxima (:func:`local_peaks`) and their size and shape (:func:`half_max_shape`).
+    4. :func:`candidate_features`: the :data:`FEATURES` of each candidate.
 
     Parameters
     ----------
@@ -138,134 +111,311 @@ def lesion_candidates(
     xy : (N, 2) float64 peak positions ``[x, y]`` in ROI pixels.
     features : (N, len(FEATURES)) float64, columns as in :data:`FEATURES`.
     """
-    # Filter only the skin's bounding box plus the filters' reach: nothing outside it is used,
-    # and the corners stay on the 8 px grid of the half-resolution maps and of the 1-in-8
-    # median sample, so every value is the same as on the whole ROI.
-    reach = int(np.ceil(3 * center_sigma_px)) + 1  # of the half-maximum window around a peak
-    margin = 2 * int(np.ceil(2.5 * surround_sigma_px / 2)) + 2 * reach + int(min_separation_px) + 4
-    rows, cols = mask_window(skin_mask, margin, align=8)
-    full_lab = lab
-    lab, skin_mask = lab[rows, cols], skin_mask[rows, cols]
+    rows, cols = analysis_window(
+        skin_mask,
+        center_sigma_px=center_sigma_px,
+        surround_sigma_px=surround_sigma_px,
+        min_separation_px=min_separation_px,
+    )
+    box_lab, box_skin = lab[rows, cols], skin_mask[rows, cols]
+    surround = skin_surround(box_lab, box_skin, sigma_px=surround_sigma_px)
+    lightness, a, _ = surround.planes
+    surround_signal = surround.mean(a - lightness_weight * lightness)  # the DoG's negative term
+    blobs = find_blobs(
+        box_lab,
+        box_skin,
+        surround_signal,
+        center_sigma_px=center_sigma_px,
+        lightness_weight=lightness_weight,
+        min_response=min_response,
+        min_separation_px=min_separation_px,
+        border_px=border_px,
+    )
+    if blobs is None:
+        return np.zeros((0, 2)), np.zeros((0, len(FEATURES)))
+    features = candidate_features(
+        lab,
+        blobs,
+        surround,
+        surround_signal,
+        offset=(cols.start, rows.start),
+        center_sigma_px=center_sigma_px,
+        lightness_weight=lightness_weight,
+    )
+    return np.column_stack([blobs.xs + cols.start, blobs.ys + rows.start]).astype(np.float64), features
+
+
+def analysis_window(
+    skin_mask: np.ndarray, *, center_sigma_px: float, surround_sigma_px: float, min_separation_px: int
+) -> tuple[slice, slice]:
+    """Rows and columns of the skin's bounding box grown by the reach of every filter.
+
+    The margin covers the half-resolution surround's kernel, the blob window and the centre
+    Gaussian (twice :func:`blob_window_radius`), the local-maximum window and 4 px of slack,
+    so every value inside the box is the same as on the whole ROI. The corners stay on an 8 px
+    grid: the grid of the half-resolution copy and of the face-median sample (every 4th of its
+    pixels) does not move.
+    """
+    margin = (
+        2 * int(np.ceil(2.5 * surround_sigma_px / 2))
+        + 2 * blob_window_radius(center_sigma_px)
+        + int(min_separation_px)
+        + 4
+    )
+    return mask_window(skin_mask, margin, align=8)
+
+
+def blob_window_radius(center_sigma_px: float) -> int:
+    """Half-width of the square around a peak in which its blob's area and shape are measured."""
+    return int(np.ceil(3 * center_sigma_px)) + 1
+
+
+@dataclass(frozen=True, eq=False)
+class SkinSurround:
+    """The skin around each pixel, on a half-resolution copy of the ROI (one cell per 2 x 2 block).
+
+    :meth:`mean` is a normalised convolution (Knutsson & Westin 1993): a Gaussian mean in which
+    each cell counts with its skin fraction, so hair, the letterbox bars and the background never
+    leak into the local skin estimate. The surround is wide and smooth: half resolution loses
+    nothing and costs a quarter.
+    """
+
+    lab: np.ndarray  #: (h, w, 3) float32 L*, a*, b*, each the mean of a 2 x 2 block
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]  #: the L*, a*, b* planes of ``lab``
+    mask: np.ndarray  #: (h, w) uint8 skin mask, one pixel of each block
+    weight: np.ndarray  #: (h, w) float32 skin fraction of each block
+    weight_sum: np.ndarray  #: Gaussian of ``weight``, at least 1e-3
+    sigma: float  #: Gaussian sigma in half-resolution cells
+
+    def mean(self, plane: np.ndarray) -> np.ndarray:
+        """Skin-weighted Gaussian mean of a half-resolution plane, as a map."""
+        return gaussian(plane * self.weight, self.sigma) / self.weight_sum
+
+    def mean_at(self, plane: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+        """:meth:`mean` read at the cells ``(sx, sy)`` (the same values, one map fewer)."""
+        return gaussian(plane * self.weight, self.sigma)[sy, sx] / self.weight_sum[sy, sx]
+
+    def cells(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cells ``(sx, sy)`` holding full-resolution pixels (an odd last row or column joins the one before)."""
+        h, w = self.weight.shape
+        return np.minimum(xs // 2, w - 1), np.minimum(ys // 2, h - 1)
+
+
+def skin_surround(lab: np.ndarray, skin_mask: np.ndarray, *, sigma_px: float) -> SkinSurround:
+    """The :class:`SkinSurround` of a ROI for a surround sigma of ``sigma_px`` ROI pixels."""
     h, w = skin_mask.shape
-    skin = skin_mask > 0
-    # The work is ordered so that few full-size maps are alive at once: a peak footprint of a
-    # few MB stays within what the allocator keeps between calls, instead of fresh pages (page
-    # faults) on every call.
-
-    # Surround statistics at half resolution (normalised convolution over the skin): the
-    # surround is wide and smooth, so nothing is lost, and it is 4x cheaper. Single-channel
-    # blurs: the same values as multi-channel ones, without the merge/split copies.
     half = (w // 2, h // 2)
-    small_w = cv2.resize(skin.astype(np.float32), half, interpolation=cv2.INTER_AREA)
-    small_L, small_a, small_b = small_planes = half_size_planes(lab)
-    sig_small = surround_sigma_px / 2
-    den = np.maximum(gaussian(small_w, sig_small), 1e-3)
-    sur_sig = gaussian((small_a - lightness_weight * small_L) * small_w, sig_small) / den
+    half_lab = half_resolution(lab)
+    weight = cv2.resize((skin_mask > 0).astype(np.float32), half, interpolation=cv2.INTER_AREA)
+    sigma = sigma_px / 2
+    return SkinSurround(
+        lab=half_lab,
+        planes=tuple(cv2.split(half_lab)),
+        mask=cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST),
+        weight=weight,
+        weight_sum=np.maximum(gaussian(weight, sigma), 1e-3),
+        sigma=sigma,
+    )
 
-    signal = cv2.transform(lab, np.array([[-lightness_weight, 1.0, 0.0]], np.float32))  # a* - w L*
+
+def half_resolution(image: np.ndarray) -> np.ndarray:
+    """The means of the 2 x 2 blocks of a CIELAB image: ``cv2.resize`` to ``(W // 2, H // 2)``, INTER_AREA.
+
+    For even sizes a linear resize to exactly half size averages the same blocks, about twice as
+    fast on three float channels (INTER_AREA runs a scalar loop there). On OpenCV's CIELAB of
+    8-bit colours (L* on a 25/4096 grid, a* and b* on 1/64) the four-pixel sums are exact, so
+    both give the same bits (on other values they may differ in the last bit).
+    """
+    h, w = image.shape[:2]
+    interpolation = cv2.INTER_LINEAR if h % 2 == 0 and w % 2 == 0 else cv2.INTER_AREA
+    return cv2.resize(image, (w // 2, h // 2), interpolation=interpolation)
+
+
+@dataclass(frozen=True, eq=False)
+class Blobs:
+    """Local maxima of the blob response, and what the full-resolution maps say about each."""
+
+    xs: np.ndarray  #: (N,) columns in the analysis window
+    ys: np.ndarray  #: (N,) rows
+    response: np.ndarray  #: (N,) float32 blob response at the peak
+    fine_centre: np.ndarray  #: (N,) Gaussian mean of the signal with a 0.7 px sigma (sharp spots)
+    area: np.ndarray  #: (N,) pixels at or above half the peak's response (:func:`half_max_shape`)
+    elongation: np.ndarray  #: (N,) >= 1, 1 for a disk
+    neighbours: np.ndarray  #: (N,) other peaks within the blob window
+    response_spread: float  #: standard deviation of the response over the skin (+ 1e-3)
+
+
+def find_blobs(
+    lab: np.ndarray,
+    skin_mask: np.ndarray,
+    surround_signal: np.ndarray,
+    *,
+    center_sigma_px: float,
+    lightness_weight: float,
+    min_response: float,
+    min_separation_px: int,
+    border_px: int,
+) -> Blobs | None:
+    """The candidates of :func:`lesion_candidates` and their full-resolution measurements.
+
+    The full-resolution maps (signal, response, peaks) live only in here: what the later steps
+    need is read off at the peaks. None when there is no peak.
+    """
+    signal = redness_signal(lab, lightness_weight)
+    response = blob_response(signal, surround_signal, center_sigma_px)
+    peaks = local_peaks(
+        response, skin_mask, min_response=min_response, min_separation_px=min_separation_px, border_px=border_px
+    )
+    ys, xs = peak_coordinates(peaks)
+    if len(xs) == 0:
+        return None
+    area, elongation, neighbours = half_max_shape(response, peaks, xs, ys, reach=blob_window_radius(center_sigma_px))
+    # Every second pixel is plenty for a photo-wide spread.
+    spread = float(response[::2, ::2][skin_mask[::2, ::2] > 0].std()) + 1e-3
+    return Blobs(
+        xs=xs,
+        ys=ys,
+        response=response[ys, xs],
+        fine_centre=gaussian_at(signal, xs, ys, 0.7),
+        area=area,
+        elongation=elongation,
+        neighbours=neighbours,
+        response_spread=spread,
+    )
+
+
+def redness_signal(lab: np.ndarray, lightness_weight: float) -> np.ndarray:
+    """``a* - lightness_weight * L*`` of each pixel (redness plus a little darkness), float32."""
+    return cv2.transform(lab, np.array([[-lightness_weight, 1.0, 0.0]], np.float32))
+
+
+def blob_response(signal: np.ndarray, surround_signal: np.ndarray, center_sigma_px: float) -> np.ndarray:
+    """The difference of Gaussians: ``signal``'s Gaussian mean with ``center_sigma_px`` minus its
+    skin surround (``surround_signal``, half resolution, scaled up linearly)."""
+    h, w = signal.shape
     response = gaussian(signal, center_sigma_px)
-    scratch = cv2.resize(sur_sig, (w, h), interpolation=cv2.INTER_LINEAR)
-    cv2.subtract(response, scratch, dst=response)
+    response -= cv2.resize(surround_signal, (w, h), interpolation=cv2.INTER_LINEAR)
+    return response
+
+
+def local_peaks(
+    response: np.ndarray, skin_mask: np.ndarray, *, min_response: float, min_separation_px: int, border_px: int
+) -> np.ndarray:
+    """uint8 image, > 0 where ``response`` is the maximum of the square ``2 min_separation_px + 1``
+    around it (ties included), at least ``min_response``, and inside ``skin_mask`` eroded by
+    ``border_px``. A square window, not a disk: separable, about twice as fast."""
+    size = 2 * int(min_separation_px) + 1
+    level = cv2.dilate(response, np.ones((size, size), np.uint8))
+    # max(local maximum, min_response) in one comparison; the bound rounded to float32, as
+    # numpy would compare it with the float32 response.
+    cv2.max(level, float(np.float32(min_response)), dst=level)
     inner = skin_mask
     if border_px > 0:
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-        inner = cv2.erode(skin_mask, k)
-    size = 2 * int(min_separation_px) + 1
-    # Square window: separable, so about twice as fast as a disk.
-    # response >= local max and >= min_response  <=>  response >= max(local max, min_response)
-    # (the scalar rounds to float32 as in a numpy comparison); the peak image is uint8, > 0 on
-    # peaks: OpenCV compare/and, no bool temporaries.
-    level = cv2.dilate(response, np.ones((size, size), np.uint8), dst=scratch)
-    cv2.max(level, float(np.float32(min_response)), dst=level)
-    peak = cv2.compare(response, level, cv2.CMP_GE)
-    del scratch, level
-    cv2.bitwise_and(peak, inner, dst=peak)
-    ys, xs = peak_coordinates(peak)
-    n_feat = len(FEATURES)
-    if len(xs) == 0:
-        return np.zeros((0, 2)), np.zeros((0, n_feat))
+        inner = cv2.erode(skin_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1,) * 2))
+    peaks = cv2.compare(response, level, cv2.CMP_GE)
+    return cv2.bitwise_and(peaks, inner, dst=peaks)
 
-    sy, sx = np.minimum(ys // 2, half[1] - 1), np.minimum(xs // 2, half[0] - 1)
-    s_sig = sur_sig[sy, sx]
-    resp = response[ys, xs]
-    resp_fine = gaussian_at(signal, xs, ys, 0.7) - s_sig
-    del signal
-    # Per-photo contrast scale, so that the filter sees contrast relative to this photo.
-    spread = float(response[::2, ::2][skin[::2, ::2]].std()) + 1e-3
-    area, elongation, neighbours = half_max_shape(response, peak, xs, ys, reach=reach)
-    del response, peak
 
-    # The rest of the surround: L* and a* as maps (their edges are needed), b* and the
-    # second moments only at the candidates (the same quotients as whole maps).
-    sur_l, sur_a = (gaussian(c * small_w, sig_small) / den for c in (small_L, small_a))
-    at_den = den[sy, sx]
-    s_l, s_a = sur_l[sy, sx], sur_a[sy, sx]
-    s_b, s_l2, s_a2 = (
-        gaussian(c, sig_small)[sy, sx] / at_den
-        for c in (small_b * small_w, small_L * small_L * small_w, small_a * small_a * small_w)
-    )
-    del small_w, small_L, small_a, small_b, den
-    # On the whole ROI (no copy of the crop); the same values, the patches never reach its edge.
-    center = gaussian_at(full_lab, xs + cols.start, ys + rows.start, center_sigma_px)
-    d_l, d_a, d_b = center[:, 0] - s_l, center[:, 1] - s_a, center[:, 2] - s_b
-    # Wider (2x sigma) centre values are read off the half-resolution maps: 4x fewer pixels.
-    near = gaussian_at(small_planes, sx, sy, center_sigma_px)
-    resp_coarse = near[:, 1] - lightness_weight * near[:, 0] - s_sig
-    # Edges of the smooth surround, on the half-resolution maps (per ROI pixel).
-    edge_l, edge_a = (
-        0.5
-        * cv2.magnitude(cv2.Sobel(c, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(c, cv2.CV_32F, 0, 1, ksize=3))[sy, sx]
-        / 8
-        for c in (sur_l, sur_a)
-    )
-    del sur_l, sur_a
-    hue_shift = np.degrees(np.arctan2(center[:, 2], center[:, 1]) - np.arctan2(s_b, s_a))
-    hue_shift = (hue_shift + 180.0) % 360.0 - 180.0
-    delta_chroma = np.hypot(center[:, 1], center[:, 2]) - np.hypot(s_a, s_b)
+def candidate_features(
+    lab: np.ndarray,
+    blobs: Blobs,
+    surround: SkinSurround,
+    surround_signal: np.ndarray,
+    *,
+    offset: tuple[int, int],
+    center_sigma_px: float,
+    lightness_weight: float,
+) -> np.ndarray:
+    """The :data:`FEATURES` of each blob: (N, len(FEATURES)) float64.
 
-    small_mask = cv2.resize(skin_mask, half, interpolation=cv2.INTER_NEAREST)
-    sub = small_mask[::4, ::4] > 0  # a 64x64 sample is plenty for a face median
-    med_l, med_a, med_b = (median(c[::4, ::4][sub]) if sub.any() else 0.0 for c in small_planes)
-    del small_planes
-    a_spread = float(np.std(d_a)) + 1e-3
-    l_spread = float(np.std(d_l)) + 1e-3
+    ``lab`` is the whole ROI and ``offset`` the ``(x, y)`` of the analysis window in it; the
+    other maps cover the window. Contrasts are the candidate's colour (its centre Gaussian)
+    minus that of the skin around it (:class:`SkinSurround`); photo-relative features divide
+    by their spread over this photo.
+    """
+    sx, sy = surround.cells(blobs.xs, blobs.ys)
+    lightness, a, b = surround.planes
+    # The skin around each candidate: L* and a* as maps (their gradients are features too),
+    # b* and the second moments only at the candidates.
+    around_l_map, around_a_map = surround.mean(lightness), surround.mean(a)
+    around_l, around_a = around_l_map[sy, sx], around_a_map[sy, sx]
+    around_b = surround.mean_at(b, sx, sy)
+    around_signal = surround_signal[sy, sx]
+    texture_l = _spread(surround.mean_at(lightness * lightness, sx, sy), around_l)
+    texture_a = _spread(surround.mean_at(a * a, sx, sy), around_a)
+    # The candidate: its centre Gaussian, read on the whole ROI (gaussian_at would copy the window
+    # view; its patches never reach the window's edge, so the values are the same), and the same
+    # Gaussian on the half-resolution copy, i.e. twice as wide.
+    centre = gaussian_at(lab, blobs.xs + offset[0], blobs.ys + offset[1], center_sigma_px)
+    near = gaussian_at(surround.lab, sx, sy, center_sigma_px)
+    delta_l, delta_a, delta_b = centre[:, 0] - around_l, centre[:, 1] - around_a, centre[:, 2] - around_b
+    hue_shift = np.degrees(np.arctan2(centre[:, 2], centre[:, 1]) - np.arctan2(around_b, around_a))
+    face_l, face_a, face_b = face_median_colour(surround)
+    columns = {
+        "response": blobs.response,
+        "delta_l": delta_l,
+        "delta_a": delta_a,
+        "delta_b": delta_b,
+        "response_coarse": near[:, 1] - lightness_weight * near[:, 0] - around_signal,
+        "response_fine": blobs.fine_centre - around_signal,
+        "surround_l": around_l - face_l,
+        "surround_a": around_a - face_a,
+        "surround_b": around_b - face_b,
+        "texture_a": texture_a,
+        "texture_l": texture_l,
+        "border_px": distance_to_mask_edge(surround.mask, sx, sy),
+        "log_area_px": np.log1p(blobs.area),
+        "elongation": blobs.elongation,
+        "neighbours": blobs.neighbours,
+        "response_z": blobs.response / blobs.response_spread,
+        "delta_a_z": delta_a / (float(np.std(delta_a)) + 1e-3),
+        "delta_l_z": delta_l / (float(np.std(delta_l)) + 1e-3),
+        "log_rank": np.log1p(_descending_rank(blobs.response)),
+        "edge_l": gradient_at(around_l_map, sx, sy),
+        "edge_a": gradient_at(around_a_map, sx, sy),
+        "hue_shift_deg": (hue_shift + 180.0) % 360.0 - 180.0,
+        "delta_chroma": np.hypot(centre[:, 1], centre[:, 2]) - np.hypot(around_a, around_b),
+        "response_local_z": blobs.response / (texture_a + 0.3),
+        "delta_a_near": centre[:, 1] - near[:, 1],
+        "delta_l_near": centre[:, 0] - near[:, 0],
+    }
+    return np.column_stack([columns[name] for name in FEATURES]).astype(np.float64)
 
-    # A mask with no background pixel has "infinite" distances: cap before scaling.
-    border = 2.0 * np.minimum(cv2.distanceTransform(small_mask, cv2.DIST_L2, 3)[sy, sx], 15.0)
-    rank = np.empty(len(resp))
-    rank[np.argsort(-resp, kind="stable")] = np.arange(len(resp))
 
-    features = np.column_stack(
-        [
-            resp,
-            d_l,
-            d_a,
-            d_b,
-            resp_coarse,
-            resp_fine,
-            s_l - med_l,
-            s_a - med_a,
-            s_b - med_b,
-            np.sqrt(np.maximum(s_a2 - s_a * s_a, 0.0)),
-            np.sqrt(np.maximum(s_l2 - s_l * s_l, 0.0)),
-            np.minimum(border, 30.0),
-            np.log1p(area),
-            elongation,
-            neighbours,
-            resp / spread,
-            d_a / a_spread,
-            d_l / l_spread,
-            np.log1p(rank),
-            edge_l,
-            edge_a,
-            hue_shift,
-            delta_chroma,
-            resp / (np.sqrt(np.maximum(s_a2 - s_a * s_a, 0.0)) + 0.3),
-            center[:, 1] - near[:, 1],
-            center[:, 0] - near[:, 0],
-        ]
-    ).astype(np.float64)
-    return np.column_stack([xs + cols.start, ys + rows.start]).astype(np.float64), features
+def face_median_colour(surround: SkinSurround) -> tuple[float, float, float]:
+    """Median L*, a*, b* of the skin (0 without skin), from every 4th cell of the half-resolution
+    copy: a 64 x 64 sample is plenty for a face median."""
+    sample = surround.mask[::4, ::4] > 0
+    if not sample.any():
+        return 0.0, 0.0, 0.0
+    lightness, a, b = (median(plane[::4, ::4][sample]) for plane in surround.planes)
+    return lightness, a, b
+
+
+def distance_to_mask_edge(mask: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+    """Distance from the cells ``(sx, sy)`` of a half-resolution mask to its nearest non-skin
+    pixel, in ROI pixels, capped at 30 (before scaling: a mask without a background pixel
+    gives "infinite" distances)."""
+    return 2.0 * np.minimum(cv2.distanceTransform(mask, cv2.DIST_L2, 3)[sy, sx], 15.0)
+
+
+def gradient_at(plane: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of a half-resolution map at the cells ``(sx, sy)``, per ROI pixel
+    (a 3 x 3 Sobel is 8 times the derivative per cell, a cell is 2 ROI pixels)."""
+    gx, gy = cv2.Sobel(plane, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(plane, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.magnitude(gx, gy)[sy, sx] / 16
+
+
+def _spread(mean_of_squares: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Standard deviation from the first two moments (0 where rounding makes the variance < 0)."""
+    return np.sqrt(np.maximum(mean_of_squares - mean * mean, 0.0))
+
+
+def _descending_rank(values: np.ndarray) -> np.ndarray:
+    """0 for the largest value, 1 for the next and so on (ties in order)."""
+    rank = np.empty(len(values))
+    rank[np.argsort(-values, kind="stable")] = np.arange(len(values))
+    return rank
 
 
 def half_max_shape(
@@ -304,61 +454,20 @@ def half_max_shape(
     return area, np.sqrt(l1 / l2), neighbours
 
 
-def gaussian_at(image, xs: np.ndarray, ys: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-weighted mean of ``image`` around each point (x, y), edges replicated.
 
-    The same as sampling ``gaussian(image, sigma)`` at the points, but it
-    only touches the few hundred patches needed instead of the whole image.
-    ``image`` is (H, W) or (H, W, C), or a sequence of C (H, W) planes (the same
-    values as their (H, W, C) stack).
+    The same as sampling ``gaussian(image, sigma)`` at the points, but it only touches the
+    few hundred patches needed instead of the whole image. ``image`` is (H, W) or (H, W, C)
+    and contiguous; the result is (N,) or (N, C) float64.
     """
     r, k2 = _gaussian_kernel(sigma)
-    if isinstance(image, np.ndarray):
-        h, w = image.shape[:2]
-        # Flat indices and np.take: about 3x faster than image[iy, ix] on a 3-channel image.
-        flat = _patch_index((h, w), xs, ys, r)
-        patches = np.take(image.reshape(h * w, -1), flat, axis=0)
-        if image.ndim == 2:
-            patches = patches[..., 0]
-    else:
-        flat = _patch_index(image[0].shape, xs, ys, r)
-        patches = np.stack([np.take(c, flat) for c in image], axis=-1)  # (N, k, k, C), as above
-    return np.tensordot(patches, k2, axes=([1, 2], [0, 1]))
-
-
-def half_size_planes(image: np.ndarray) -> list[np.ndarray]:
-    """The channels of ``cv2.resize(image, (W // 2, H // 2), interpolation=cv2.INTER_AREA)``.
-
-    For a 3-channel float32 image, OpenCV's 2x area reduction is a scalar loop computing
-    ``(0 + ((p00 + p01) + p10) + p11) * 0.25`` per channel. The same sums here run as three
-    contiguous row additions over the interleaved rows (``p01`` is the value 3 floats to the
-    right of ``p00``; the other half of the results is not used) and one channel split: about
-    twice as fast, and the same bits (tested against ``cv2.resize``). Other sizes, layouts and
-    types go through OpenCV.
-    """
     h, w = image.shape[:2]
-    if (
-        image.dtype != np.float32
-        or image.ndim != 3
-        or image.shape[2] != 3
-        or h % 2
-        or w % 2
-        or image.strides[1:] != (12, 4)
-    ):
-        return list(cv2.split(cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
-    h2, w2 = h // 2, w // 2
-    even, odd = image[0::2].reshape(h2, 3 * w), image[1::2].reshape(h2, 3 * w)
-    sums = np.empty((h2, 3 * w), np.float32)
-    q = sums[:, :-3]
-    cv2.add(even[:, :-3], even[:, 3:], dst=q)
-    cv2.add(q, odd[:, :-3], dst=q)
-    cv2.add(q, odd[:, 3:], dst=q)
-    planes = [np.empty((h2, w2), np.float32) for _ in range(3)]
-    cv2.mixChannels([sums.reshape(h2, w2, 6)], planes, [0, 0, 1, 1, 2, 2])
-    for c in planes:
-        c += np.float32(0.0)  # OpenCV's 0 + sum: -0.0 becomes +0.0
-        c *= np.float32(0.25)
-    return planes
+    # Flat indices and np.take: about 3x faster than image[iy, ix] on a 3-channel image.
+    patches = np.take(image.reshape(h * w, -1), _patch_index((h, w), xs, ys, r), axis=0)
+    if image.ndim == 2:
+        patches = patches[..., 0]
+    return np.tensordot(patches, k2, axes=([1, 2], [0, 1]))
 
 
 @lru_cache(maxsize=16)
