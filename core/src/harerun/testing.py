@@ -92,3 +92,19 @@ def mesh_feature_masks(stage) -> dict[str, np.ndarray]:
         out[name] = np.zeros((size, size), np.uint8)
         cv2.fillPoly(out[name], [np.round(r).astype(np.int32) for r in rings], 255)
     return out
+
+
+def val_photo_contexts(shared, n: int = 6):
+    """Face contexts of the first ``n`` ``val`` close-ups in ``shared``/data/acne, each photo taken
+    whole as the ROI with the core's skin classifier as its mask and no pixel scale (a detector's
+    "runs in range on real photos" test)."""
+    import csv
+
+    from harerun.face.skin import classify_skin_pixels
+
+    data = shared / "data" / "acne"
+    with open(data / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "val"][:n]
+    for r in rows:
+        img = cv2.imread(str(data / "images" / r["image"]))
+        yield make_context(img, skin_mask=classify_skin_pixels(img), px_per_mm=None)

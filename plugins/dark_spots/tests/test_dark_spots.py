@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import numpy as np
 import pydantic
 import pytest
 
-from harerun.testing import make_context, synthetic_skin
+from harerun.testing import make_context, synthetic_skin, val_photo_contexts
 from harerun_dark_spots.plugin import DarkSpotsDetector
 
 GRID = [(100 + 70 * (i % 5), 100 + 75 * (i // 5)) for i in range(20)]
@@ -101,13 +99,10 @@ def test_bad_params_are_rejected(bad):
 
 @pytest.mark.shared
 def test_real_photos_run_in_range(shared):
-    data = shared / "data" / "acne"
-    rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "val"][:6]
-    for r in rows:
-        img = cv2.imread(str(data / "images" / r["image"]))
-        mask = cv2.inRange(cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb), (40, 133, 77), (255, 173, 127))
-        res = DarkSpotsDetector().analyze(make_context(img, skin_mask=mask, px_per_mm=None))
+    for ctx in val_photo_contexts(shared):
+        res = DarkSpotsDetector().analyze(ctx)
         assert 0 <= res.score <= 100 and 0 <= res.measurements["area_pct"] < 10
+        mask = ctx.skin_mask
         assert res.evidence.mask.shape == mask.shape and not (res.evidence.mask & ~mask).any()
         if res.measurements["count"]:
             assert res.measurements["mean_contrast_delta_l"] >= 2.5

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import numpy as np
 import pydantic
 import pytest
 
-from harerun.testing import make_context, synthetic_skin
+from harerun.testing import make_context, synthetic_skin, val_photo_contexts
 from harerun_pores import algorithm
 from harerun_pores.plugin import PoresDetector
 
@@ -107,16 +105,11 @@ def test_bad_params_are_rejected(bad):
 
 @pytest.mark.shared
 def test_real_photos_run_in_range(shared):
-    data = shared / "data" / "acne"
-    rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "val"][:6]
-    for r in rows:
-        img = cv2.imread(str(data / "images" / r["image"]))
-        ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
-        mask = cv2.inRange(ycc, (40, 133, 77), (255, 173, 127))
-        res = PoresDetector().analyze(make_context(img, skin_mask=mask, px_per_mm=None))
+    for ctx in val_photo_contexts(shared):
+        res = PoresDetector().analyze(ctx)
         assert 0 < res.score < 100 and res.measurements["count"] > 10
         markers = np.array(res.evidence.markers)
-        assert mask[markers[:, 1].astype(int), markers[:, 0].astype(int)].all()  # only on skin
+        assert ctx.skin_mask[markers[:, 1].astype(int), markers[:, 0].astype(int)].all()  # only on skin
 
 
 def test_registered_through_entry_point():

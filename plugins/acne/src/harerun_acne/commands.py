@@ -8,10 +8,9 @@ command runs.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from harerun.commands import missing_labels, refuse, run_training
 
 HELP = "acne lesion-centre network for the acne detector (plugin harerun-acne)"
 DESCRIPTION = (
@@ -43,19 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.data / "labels.csv").is_file():
-        print(
-            f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv, images/ and "
-            f"lesions.json (e.g. ../shared/data/acne)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+    if why := missing_labels(args.data, "labels.csv, images/ and lesions.json"):
+        return refuse(why)
     if args.out.suffix.lower() != ".tflite":
-        print(f"error: --out {args.out} must end in .tflite", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refuse(f"--out {args.out} must end in .tflite")
     if min(args.epochs, args.steps_per_epoch, args.batch_size, args.eval_every) < 1:
-        print("error: --epochs, --steps-per-epoch, --batch-size and --eval-every must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refuse("--epochs, --steps-per-epoch, --batch-size and --eval-every must be at least 1")
 
     from harerun_acne.training import TrainConfig, train
 
@@ -74,9 +66,4 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         limit=args.limit,
     )
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError) as exc:  # a missing or malformed data folder is bad input
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    return run_training(train, cfg)

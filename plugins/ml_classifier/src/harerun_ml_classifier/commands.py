@@ -7,10 +7,9 @@ the training code are imported only when the command runs.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from harerun.commands import missing_labels, refuse, run_training
 
 HELP = "acne severity grade 0-3 (plugin harerun-ml-classifier)"
 DESCRIPTION = (
@@ -48,19 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.data / "labels.csv").is_file():
-        print(
-            f"error: {args.data} has no labels.csv; --data must be a folder with labels.csv and images/ "
-            f"(e.g. ../shared/data/acne)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+    if why := missing_labels(args.data, "labels.csv and images/"):
+        return refuse(why)
     if args.out.suffix.lower() not in (".keras", ".h5"):
-        print(f"error: --out {args.out} must end in .keras or .h5", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refuse(f"--out {args.out} must end in .keras or .h5")
     if args.input_size % 32 or args.epochs < 1 or args.batch_size < 1:
-        print("error: --input-size must be a multiple of 32; --epochs and --batch-size at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refuse("--input-size must be a multiple of 32; --epochs and --batch-size at least 1")
 
     from harerun_ml_classifier.training import TrainConfig, train
 
@@ -80,9 +72,4 @@ def run(args: argparse.Namespace) -> int:
         framing=args.framing,
         cache_dir=args.cache_dir,
     )
-    try:
-        train(cfg)
-    except (FileNotFoundError, ValueError) as exc:  # a missing or malformed data folder is bad input
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    return run_training(train, cfg)

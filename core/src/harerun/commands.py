@@ -1,0 +1,38 @@
+"""Helpers for the commands plugins add with ``register_commands`` (see ``hookspecs.py``).
+
+A training command checks its data folder, builds its config and calls its trainer; what
+every such command says and returns on bad input is here, once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+def refuse(message: str) -> int:
+    """Print ``error: message`` to stderr and return the exit code for bad input (2)."""
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def missing_labels(data: Path, holds: str) -> str | None:
+    """Why ``data`` is not a training data folder (it has no ``labels.csv``), or None.
+    ``holds`` says what the folder must hold, e.g. "labels.csv and images/"."""
+    if (data / "labels.csv").is_file():
+        return None
+    return f"{data} has no labels.csv; --data must be a folder with {holds} (e.g. ../shared/data/acne)"
+
+
+def run_training(train: Callable[[Any], Any], config: Any) -> int:
+    """``train(config)``; a missing or malformed data folder (FileNotFoundError, ValueError) is
+    bad input: its message and exit 2, not a traceback."""
+    try:
+        train(config)
+    except (FileNotFoundError, ValueError) as exc:
+        return refuse(str(exc))
+    return EXIT_OK
