@@ -188,6 +188,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return worst
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from harerun.batch import run_batch
+
+    if args.jobs is not None and args.jobs < 1:
+        print("harerun: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_batch(
+        args.inputs,
+        args.out,
+        pipeline=args.pipeline,
+        pipelines_dir=args.pipelines_dir,
+        jobs=args.jobs,
+        resume=args.resume,
+        quiet=args.quiet,
+        host=args.host,
+    )
+
+
 def cmd_faces(args: argparse.Namespace) -> int:
     from harerun.engine import Engine, photo_scale
     from harerun.face.config import FaceConfig
@@ -329,6 +347,34 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.add_argument("--overlay", metavar="OUT.png", help="write the photo with findings drawn on it")
     p.add_argument("--subject-id", help="sticky key for A/B experiments")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser(
+        "batch",
+        help="analyse a collection of photos into a JSONL or CSV file",
+        description="Analyse every photo the inputs name, in parallel, writing one record per photo to --out "
+        "as it finishes. A photo that fails is a record with its error code; the others go on.",
+        epilog="Exit codes: 0 every photo ok; 3, 2 or 1 when some failed, as `harerun analyze` ranks them "
+        "(1 internal, then 2 bad input, then 3 no usable face); 2 also for no photo found, a bad pipeline "
+        "or an unusable --out; 130 after SIGINT, 143 after SIGTERM (the photos in progress are finished "
+        "and written first; a second signal stops at once; --resume continues either way).",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a photo, a folder (searched recursively for .jpg .jpeg .png .webp .bmp .tif .tiff), a quoted glob "
+        "('photos/**/*.jpg'), or @list.txt (one of these per line; # comments)",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="FILE.jsonl (analyze --json records) or FILE.csv (flattened)"
+    )
+    with_pipeline(p)
+    p.add_argument("--jobs", type=int, default=None, help="analysis processes (default: the number of CPUs)")
+    p.add_argument(
+        "--resume", action="store_true", help="skip photos already in --out (same path and sha256), append the rest"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no line per failed photo")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("faces", help="list the faces found in photos")
     p.add_argument("images", nargs="+", metavar="IMAGE")
