@@ -108,6 +108,19 @@ class Engine:
         face stage takes their :func:`photo_scale` to report coordinates in photo pixels."""
         return load_image(image, max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_side=self.work_side)
 
+    def face_stage(self, bgr: np.ndarray, pipe: Pipeline, *, scale: float = 1.0) -> FaceStage:
+        """The face stage of ``pipe`` on a decoded photo, exactly as :meth:`run` runs it (training
+        frames its photos with this, so a model sees what it will be served); ``scale``: photo
+        pixels per pixel of ``bgr`` (:func:`photo_scale`)."""
+        return run_face_stage(
+            bgr,
+            face_cfg=pipe.spec.face,
+            quality_cfg=pipe.spec.quality,
+            host=self.host,
+            dense_landmarks=pipe.spec.output.dense_landmarks,
+            scale=scale,
+        )
+
     def run(self, image: Any, *, pipeline: str = "default", subject_id: str | None = None) -> Run:
         """Analyse one photo. Raises ImageError, PipelineError or NoUsableFace."""
         timings: dict[str, float] = {}
@@ -116,14 +129,7 @@ class Engine:
         bgr, info = self.decode(image)
         timings["decode"] = _ms(t0)
 
-        stage = run_face_stage(
-            bgr,
-            face_cfg=pipe.spec.face,
-            quality_cfg=pipe.spec.quality,
-            host=self.host,
-            dense_landmarks=pipe.spec.output.dense_landmarks,
-            scale=photo_scale(bgr, info),
-        )
+        stage = self.face_stage(bgr, pipe, scale=photo_scale(bgr, info))
         timings.update(stage.timings_ms)
         if stage.ctx is None or stage.face is None:
             raise NoUsableFace(

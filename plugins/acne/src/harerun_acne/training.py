@@ -92,16 +92,7 @@ class RoiSample:
 def roi_sample(bgr: np.ndarray, circles: np.ndarray, engine, pipe, scale: float = 1.0) -> RoiSample | None:
     """Run the engine's face stage on a photo (``scale``: photo pixels per pixel of ``bgr``; the
     circles are in photo pixels); None when it finds no face."""
-    from harerun.face.stage import run_face_stage
-
-    st = run_face_stage(
-        bgr,
-        face_cfg=pipe.spec.face,
-        quality_cfg=pipe.spec.quality,
-        host=engine.host,
-        dense_landmarks=pipe.spec.output.dense_landmarks,
-        scale=scale,
-    )
+    st = engine.face_stage(bgr, pipe, scale=scale)
     if st.ctx is None:
         return None
     ctx = st.ctx

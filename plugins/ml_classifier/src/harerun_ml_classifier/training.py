@@ -189,7 +189,7 @@ def face_stage_rois(
 ) -> FaceRois:
     """Frame every photo of a split exactly as the engine does when it serves the plugin.
 
-    Each photo is decoded by ``Engine.decode`` and goes through ``run_face_stage`` with
+    Each photo is decoded by ``Engine.decode`` and goes through ``Engine.face_stage`` with
     the face and quality configuration of ``pipeline``, as in ``Engine.run``; the face
     context's ROI is kept and the lesion circles are mapped into it
     (:func:`algorithm.circles_to_roi`). A photo the engine would refuse (no face, or a
@@ -198,7 +198,6 @@ def face_stage_rois(
     """
     from harerun.engine import Engine, photo_scale
     from harerun.errors import HareRunError
-    from harerun.face.stage import run_face_stage
 
     rows, lesions = _read_rows(data, split, limit)
     engine = engine or Engine()
@@ -236,14 +235,7 @@ def face_stage_rois(
             bgr, info = engine.decode(str(path))
         except HareRunError as exc:
             raise FileNotFoundError(f"cannot read {path}: {exc}") from None
-        st = run_face_stage(
-            bgr,
-            face_cfg=pipe.spec.face,
-            quality_cfg=pipe.spec.quality,
-            host=engine.host,
-            dense_landmarks=pipe.spec.output.dense_landmarks,
-            scale=photo_scale(bgr, info),
-        )
+        st = engine.face_stage(bgr, pipe, scale=photo_scale(bgr, info))
         if st.ctx is None or st.face is None:
             skipped[r["image"]] = "no face (" + ", ".join(st.quality.issues or ["NO_FACE"]) + ")"
             continue
