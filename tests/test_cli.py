@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from harerun.testing import FAST_PIPELINE, run_cli
+
 REPO = Path(__file__).resolve().parents[1]
-FAST = """schema_version: 1
-name: clitest
-face: {backend: haar}
-detectors:
-  - {id: acne, plugin: acne}
-  - {id: redness, plugin: redness}
-"""
+FAST = FAST_PIPELINE
 
 
 def harerun(*args, cwd=REPO):
-    env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
-    return subprocess.run(
-        [sys.executable, "-m", "harerun.cli", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

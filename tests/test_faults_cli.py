@@ -11,36 +11,23 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from harerun.testing import FAST_PIPELINE, run_cli
+
 REPO = Path(__file__).resolve().parents[1]
-FAST = """schema_version: 1
-name: clitest
-face: {backend: haar}
-detectors:
-  - {id: acne, plugin: acne}
-  - {id: redness, plugin: redness}
-"""
+FAST = FAST_PIPELINE
 # As root, chmod 000 does not stop reading; without these capabilities it does.
 NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def harerun(*args, cwd=REPO, prefix=()):
-    env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
     # A generous timeout: a regression that blocks on a FIFO or reads /dev/zero fails instead of hanging.
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "harerun.cli", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, prefix=prefix)
 
 
 def unreadable_runner(path: Path) -> list[str]:

@@ -6,11 +6,8 @@ hang or a message of megabytes; a bad file in the pipelines folder does not stop
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -23,6 +20,7 @@ from harerun.experiments import load_experiments
 from harerun.host import PluginHost
 from harerun.modelstore import load_manifest
 from harerun.pipeline import default_pipelines_dir, load_pipeline_file, parse_pipeline
+from harerun.testing import run_cli
 
 ANALYZE = "/api/v6/skin/analyze-hare-run"
 KB = 1024
@@ -43,16 +41,7 @@ def _limit_memory() -> None:
 
 
 def harerun(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
-    return subprocess.run(
-        [sys.executable, "-m", "harerun.cli", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=_limit_memory,
-    )
+    return run_cli(*args, cwd=cwd, timeout=120, preexec_fn=_limit_memory)
 
 
 @pytest.fixture(scope="module")

@@ -108,3 +108,33 @@ def val_photo_contexts(shared, n: int = 6):
     for r in rows:
         img = cv2.imread(str(data / "images" / r["image"]))
         yield make_context(img, skin_mask=classify_skin_pixels(img), px_per_mm=None)
+
+
+#: A two-detector pipeline on the Haar backend: quick CLI tests.
+FAST_PIPELINE = """schema_version: 1
+name: clitest
+face: {backend: haar}
+detectors:
+  - {id: acne, plugin: acne}
+  - {id: redness, plugin: redness}
+"""
+
+
+def run_cli(*args, cwd=None, prefix=(), timeout: float = 300, preexec_fn=None):
+    """``harerun ARGS`` in a fresh process, as a user runs it (every installed plugin loaded):
+    the ``subprocess.CompletedProcess`` with text stdout and stderr. ``prefix`` goes before the
+    interpreter (e.g. ``setpriv ...``); a generous ``timeout`` turns a hang into a failure."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "harerun.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
