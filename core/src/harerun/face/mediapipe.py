@@ -96,8 +96,11 @@ class _Net:
     def __init__(self, kind: str) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._it = Interpreter(model_path=str(model_path(kind)), num_threads=1)
-        self._it.allocate_tensors()
+        from harerun.litert import native_stderr_to_log
+
+        with native_stderr_to_log():  # the runtime's "INFO: Created ... XNNPACK delegate" line
+            self._it = Interpreter(model_path=str(model_path(kind)), num_threads=1)
+            self._it.allocate_tensors()
         self._input = self._it.get_input_details()[0]["index"]
         self.size = int(self._it.get_input_details()[0]["shape"][1])
         self._outputs = [d["index"] for d in self._it.get_output_details()]

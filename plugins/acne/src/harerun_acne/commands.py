@@ -8,6 +8,7 @@ command runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from harerun.commands import missing_labels, refuse, run_training
@@ -42,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("tensorflow") is None:
+        return refuse(
+            "training needs TensorFlow: TensorFlow is not installed; pip install 'harerun-acne[train]' adds it"
+        )
     if why := missing_labels(args.data, "labels.csv, images/ and lesions.json"):
         return refuse(why)
     if args.out.suffix.lower() != ".tflite":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from harerun.litert import native_stderr_to_log
 from harerun.modelstore import LoadedModels, ModelStore, ModelUnavailable, ResolvedModel, record_load
 
 #: Side of the ROI the network takes (the engine's default ``face.roi_size``).
@@ -228,8 +229,9 @@ def _load(store: ModelStore, spec: str, num_threads: int) -> LesionModel:
             "ai-edge-litert is not installed (pip install ai-edge-litert)", name=resolved.name, version=resolved.version
         ) from None
     try:
-        interpreter = Interpreter(model_path=str(resolved.path), num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with native_stderr_to_log():  # the runtime's "INFO: Created ... XNNPACK delegate" line
+            interpreter = Interpreter(model_path=str(resolved.path), num_threads=num_threads)
+            interpreter.allocate_tensors()
         inp = interpreter.get_input_details()[0]
         out = interpreter.get_output_details()[0]
     except Exception as exc:  # a corrupt file is a model problem, reported as such

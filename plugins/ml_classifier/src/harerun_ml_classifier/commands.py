@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harerun_ml_classifier.runtime import tensorflow_missing
+
+    if why := tensorflow_missing():
+        return refuse(f"training needs TensorFlow: {why}")
     if why := missing_labels(args.data, "labels.csv and images/"):
         return refuse(why)
     if args.out.suffix.lower() not in (".keras", ".h5"):

@@ -4,7 +4,8 @@ Models come from :class:`harerun.modelstore.ModelStore`. A ``.keras`` or legacy
 ``.h5`` file is loaded with Keras and called through a ``tf.function`` with a
 fixed input shape (``model.predict`` costs tens of ms per call); a ``.tflite``
 file runs in the TFLite interpreter (``ai_edge_litert`` when installed, else
-``tf.lite``). TensorFlow is imported here, on first use, never at plugin import.
+``tf.lite``). TensorFlow is imported here, on first use, never at plugin import; it is an
+optional install (:data:`TRAIN_EXTRA`), so a Keras model without it is unavailable, with the fix.
 """
 
 from __future__ import annotations
@@ -20,11 +21,23 @@ from typing import Any
 
 import numpy as np
 
+from harerun.litert import native_stderr_to_log
 from harerun.modelstore import LoadedModels, ModelStore, ModelUnavailable, ResolvedModel, record_load
 
 #: After a failed load (e.g. S3 down), wait this long before trying again, so a
 #: dead endpoint costs one timeout per interval instead of one per photo.
 RETRY_AFTER_S = 30.0
+#: What installs TensorFlow, which training and ``.keras``/``.h5`` models need (``.tflite`` ones do not).
+TRAIN_EXTRA = "pip install 'harerun-ml-classifier[train]'"
+
+
+def tensorflow_missing() -> str | None:
+    """Why TensorFlow cannot be used here (with the install command), or None when it is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return f"TensorFlow is not installed; {TRAIN_EXTRA} adds it"
+    return None
 
 
 @dataclass
@@ -157,6 +170,12 @@ def _split_outputs(outputs: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _load_keras(resolved: ResolvedModel) -> LoadedModel:
+    if why := tensorflow_missing():
+        raise ModelUnavailable(
+            f"{resolved.path.name} is a Keras model and {why} (or use the model's .tflite file)",
+            name=resolved.name,
+            version=resolved.version,
+        )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -181,10 +200,17 @@ def _load_keras(resolved: ResolvedModel) -> LoadedModel:
     return LoadedModel(resolved, "keras", size, int(shape[3]), run)
 
 
-def _interpreter_class():
+def _interpreter_class(resolved: ResolvedModel):
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
+        if tensorflow_missing():
+            raise ModelUnavailable(
+                f"neither ai-edge-litert nor TensorFlow is installed: pip install ai-edge-litert (Linux, macOS) "
+                f"or {TRAIN_EXTRA}",
+                name=resolved.name,
+                version=resolved.version,
+            ) from None
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import warnings
 
@@ -196,8 +222,9 @@ def _interpreter_class():
 
 
 def _load_tflite(resolved: ResolvedModel) -> LoadedModel:
-    interpreter = _interpreter_class()(model_path=str(resolved.path), num_threads=1)
-    interpreter.allocate_tensors()
+    with native_stderr_to_log():  # the runtime's "INFO: Created ... XNNPACK delegate" line
+        interpreter = _interpreter_class(resolved)(model_path=str(resolved.path), num_threads=1)
+        interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     outs = interpreter.get_output_details()
     size = int(inp["shape"][1])
