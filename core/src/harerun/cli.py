@@ -191,18 +191,36 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from harerun.batch import run_batch
 
-    if args.jobs is not None and args.jobs < 1:
-        print("harerun: --jobs must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    for name in ("jobs", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            print(f"harerun: --{name} must be at least 1", file=sys.stderr)
+            return EXIT_BAD_INPUT
     return run_batch(
         args.inputs,
         args.out,
         pipeline=args.pipeline,
         pipelines_dir=args.pipelines_dir,
         jobs=args.jobs,
+        threads=args.threads,
+        all_variants=args.all_variants,
         resume=args.resume,
         quiet=args.quiet,
+        ray=args.ray,
         host=args.host,
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harerun.report import run_report
+
+    return run_report(
+        args.results,
+        args.out,
+        baseline=args.baseline,
+        unpaired=args.unpaired,
+        seed=args.seed,
+        n_resamples=args.resamples,
+        title=args.title,
     )
 
 
@@ -350,9 +368,10 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "batch",
-        help="analyse a collection of photos into a JSONL or CSV file",
-        description="Analyse every photo the inputs name, in parallel, writing one record per photo to --out "
-        "as it finishes. A photo that fails is a record with its error code; the others go on.",
+        help="analyse a collection of photos into a JSONL, CSV or Parquet file",
+        description="Analyse every photo the inputs name, in parallel (local processes or a Ray cluster), writing "
+        "one record per photo (and variant) to --out as it finishes. A photo that fails is a record with its error "
+        "code; the others go on. docs/batch.md describes the records.",
         epilog="Exit codes: 0 every photo ok; 3, 2 or 1 when some failed, as `harerun analyze` ranks them "
         "(1 internal, then 2 bad input, then 3 no usable face); 2 also for no photo found, a bad pipeline "
         "or an unusable --out; 130 after SIGINT, 143 after SIGTERM (the photos in progress are finished "
@@ -363,18 +382,73 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         nargs="+",
         metavar="INPUT",
         help="a photo, a folder (searched recursively for .jpg .jpeg .png .webp .bmp .tif .tiff), a quoted glob "
-        "('photos/**/*.jpg'), or @list.txt (one of these per line; # comments)",
+        "('photos/**/*.jpg'), s3://bucket/prefix/ (its image keys; endpoint $HARERUN_S3_ENDPOINT_URL or "
+        "$AWS_ENDPOINT_URL), or @list.txt (one of these per line; # comments)",
     )
     p.add_argument(
-        "--out", required=True, metavar="FILE", help="FILE.jsonl (analyze --json records) or FILE.csv (flattened)"
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="FILE.jsonl (analyze --json records), FILE.csv (flattened) or FILE.parquet (flattened, plus the "
+        "record as JSON; needs harerun[parquet])",
     )
     with_pipeline(p)
-    p.add_argument("--jobs", type=int, default=None, help="analysis processes (default: the number of CPUs)")
     p.add_argument(
-        "--resume", action="store_true", help="skip photos already in --out (same path and sha256), append the rest"
+        "--all-variants",
+        action="store_true",
+        help="with an experiment as --pipeline: analyse every photo with every variant (one record each)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="analysis processes, or Ray actors (default: the number of CPUs, or the cluster's CPUs / --threads)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OpenCV threads per analysis process or Ray actor (default: OpenCV's own choice; 1 with --ray)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray Data (needs harerun[ray]): alone, a Ray instance started here (or $RAY_ADDRESS); "
+        "or a cluster: auto, HOST:PORT, ray://HOST:10001",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip photos already in --out (same path, sha256 and variant), append the rest",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no line per failed photo")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser(
+        "report",
+        help="compare the variants of batch or API results: an HTML report and a Markdown summary",
+        description="Per variant and detector: score distributions, status and error rates, time per photo; "
+        "per detector the difference of each variant from the baseline with a seeded bootstrap 95 %% interval, "
+        "and with photos in several variants (paired by sha256, else path) Spearman's rho and ICC(3,1). "
+        "The Markdown summary goes to stdout; the HTML report needs nothing from the network. See docs/report.md.",
+        epilog="Exit codes: 0 report written; 2 bad input (missing or unreadable file, no records, unknown "
+        "--baseline); 1 anything else (e.g. matplotlib missing: pip install 'harerun[report]').",
+    )
+    p.add_argument(
+        "results",
+        nargs="+",
+        metavar="RESULTS",
+        help="harerun batch output (.jsonl, .csv, .parquet) or JSON Lines of API analysis responses",
+    )
+    p.add_argument("--out", required=True, metavar="REPORT.html", help="where to write the HTML report")
+    p.add_argument("--baseline", help="the variant the others are compared with (default: the first by name)")
+    p.add_argument("--unpaired", action="store_true", help="compare variants as independent samples even when paired")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples (default: 9999)")
+    p.add_argument("--title", help="the report's title")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("faces", help="list the faces found in photos")
     p.add_argument("images", nargs="+", metavar="IMAGE")
