@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from harerun.batch import NoPhotos, collect_inputs, csv_columns, prepare_resume
+from harerun.batch import LineSink, NoPhotos, Resume, Variant, collect_inputs, csv_columns
 
 REPO = Path(__file__).resolve().parents[1]
 HAAR = """schema_version: 1
@@ -66,10 +66,10 @@ def test_inputs_folders_globs_lists_sorted_and_deduplicated(photos, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# faces\n\n{photos / 'c.jpeg'}\n{tmp_path / 'link.jpg'}\n")
     found = collect_inputs([str(photos), str(photos / "a.jpg"), f"{photos}/**/*.PNG", f"@{listing}"])
-    names = [p.relative_to(photos).as_posix() for p in found]
+    names = [Path(p).relative_to(photos).as_posix() for p in found]
     assert names == ["a.jpg", "c.jpeg", "grey.png", "notes.jpg", "sub/b.PNG"]  # no .txt, .yaml; a.jpg once
-    assert collect_inputs([f"{photos}/**/*.PNG"]) == [photos / "sub" / "b.PNG"]
-    assert collect_inputs([f"@{listing}"]) == [photos / "a.jpg", photos / "c.jpeg"]
+    assert collect_inputs([f"{photos}/**/*.PNG"]) == [str(photos / "sub" / "b.PNG")]
+    assert collect_inputs([f"@{listing}"]) == [str(photos / "a.jpg"), str(photos / "c.jpeg")]
     warnings = []
     with pytest.raises(NoPhotos, match="no photo found"):
         collect_inputs([str(tmp_path / "nope.jpg"), f"{tmp_path}/*.webp"], warn=warnings.append)
@@ -80,7 +80,7 @@ def test_nothing_matched_and_bad_output_exit_2(photos, tmp_path):
     out = harerun(tmp_path / "empty", "--out", tmp_path / "o.jsonl")
     assert out.returncode == 2 and "no photo found" in out.stderr
     out = harerun(photos / "a.jpg", "--out", tmp_path / "o.txt")
-    assert out.returncode == 2 and "use .jsonl or .csv" in out.stderr
+    assert out.returncode == 2 and "use .jsonl, .csv or .parquet" in out.stderr
     (tmp_path / "full.jsonl").write_text("{}\n")
     out = harerun(photos / "a.jpg", "--out", tmp_path / "full.jsonl")
     assert out.returncode == 2 and "--resume" in out.stderr
@@ -137,8 +137,9 @@ def test_resume_drops_a_torn_line_and_stale_records(photos, tmp_path, astronaut_
     # killed while writing z's record; y changed since it was analysed
     out_file.write_text(by_name["x.jpg"] + by_name["y.jpg"] + by_name["z.jpg"][:40])
     cv2.imwrite(str(d / "y.jpg"), np.ascontiguousarray(astronaut_bgr[:, ::-1]))
-    done = prepare_resume(out_file, ".jsonl", None, sorted(d.iterdir()))
-    assert done == {str(d / "x.jpg")}
+    state = Resume([str(p) for p in d.iterdir()], (Variant(None, None, str(photos / "haar.yaml"), "batchtest"),))
+    LineSink(out_file, None).prepare(state)
+    assert state.done == {str(d / "x.jpg"): {None}}
     assert out_file.read_text() == by_name["x.jpg"]
 
     out_file.write_text(by_name["x.jpg"] + by_name["y.jpg"] + by_name["z.jpg"][:40])
