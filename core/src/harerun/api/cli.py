@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import os
 import shutil
 import sys
@@ -51,19 +50,10 @@ class TimedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def log_config(level: str) -> dict:
-    """uvicorn's logging, plus Hare Run's own loggers (``harerun.api``, ``harerun.access``) on
-    the same handler. uvicorn's access log is off: it prints query strings (subject ids)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    cfg = copy.deepcopy(LOGGING_CONFIG)
-    cfg["loggers"]["harerun"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return cfg
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from harerun.api.logs import log_config
     from harerun.api.settings import load_settings
     from harerun.errors import ConfigError
 
@@ -84,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=args.log_level,
-            log_config=log_config(args.log_level),
+            log_config=log_config(args.log_level, settings.log_format),
             access_log=False,
             http=TimedH11Protocol,
             timeout_keep_alive=5,

@@ -7,7 +7,7 @@ The model-store fields are the same variables the CLI and the model store read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         600, ge=0, description="requests a minute per API key (a burst of that many); 0: no limit"
     )
     metrics_open: bool = Field(False, description="serve /metrics without an operator key when keys are set")
+    subject_hash_secret: str = Field(
+        "",
+        description="key of the subject-id hash the analysis echoes (`subject_hash`); set it so that a guessed "
+        "id cannot be checked against a hash",
+    )
 
     @field_validator("api_keys")
     @classmethod
@@ -88,6 +93,9 @@ class Settings(BaseSettings):
         return v
 
     # -- start-up and HTTP --------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="server log lines: text (for a terminal) or json (one object per line)"
+    )
     warm_up: bool = Field(True, description="run each pipeline once on a sample photo at start-up")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins allowed by CORS, comma-separated (default: none)"
