@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -191,9 +192,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from harerun.batch import run_batch
 
-    for name in ("jobs", "threads"):
+    for name in ("jobs", "threads", "row_group_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
-            print(f"harerun: --{name} must be at least 1", file=sys.stderr)
+            print(f"harerun: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return EXIT_BAD_INPUT
     return run_batch(
         args.inputs,
@@ -205,6 +206,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         all_variants=args.all_variants,
         resume=args.resume,
         quiet=args.quiet,
+        row_group_size=args.row_group_size,
         ray=args.ray,
         host=args.host,
     )
@@ -337,6 +339,26 @@ def cmd_sample_photo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from harerun.doctor import diagnose, print_report
+
+    report = diagnose(args.host, args.pipelines_dir)
+    if args.json:
+        _print_json(report)
+    else:
+        print_report(report)
+    return EXIT_INTERNAL if report["problems"] else EXIT_OK
+
+
+def _verbose() -> None:
+    """``-v``: log records (``harerun.*`` from DEBUG) and TensorFlow's own messages on stderr."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")  # before TensorFlow's import; it is quiet otherwise
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("harerun").setLevel(logging.DEBUG)
+
+
 def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     """The ``harerun`` parser: the core's commands, then the commands installed plugins register
     (``hookspecs.register_commands``). ``host`` (default: a new :class:`PluginHost`) is also handed
@@ -346,6 +368,10 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     host = host or PluginHost()
     parser = argparse.ArgumentParser(prog="harerun", description="Self-hosted facial skin analysis.")
     parser.set_defaults(host=host)
+    parser.add_argument("--version", action="version", version=f"harerun {importlib.metadata.version('harerun')}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log to stderr, the model runtimes' own messages included"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_pipeline(p: argparse.ArgumentParser) -> None:
@@ -437,6 +463,14 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         "--baseline); 1 anything else (e.g. matplotlib missing: pip install 'harerun[report]').",
     )
     p.add_argument(
+        "--row-group-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Parquet: records per row group, each saved as soon as it is full: a killed run keeps all but "
+        "the last < N (default 256)",
+    )
+    p.add_argument(
         "results",
         nargs="+",
         metavar="RESULTS",
@@ -477,6 +511,15 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("out", metavar="OUT.jpg")
     p.set_defaults(func=cmd_sample_photo)
+
+    p = sub.add_parser(
+        "doctor",
+        help="check this installation: versions, models and where they are, face backend, S3, CPU threads",
+        epilog="Exit codes: 0 nothing wrong, 1 problems found (listed at the end).",
+    )
+    p.add_argument("--pipelines-dir", default=None, help="folder of pipeline files (default: as for analyze)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_doctor)
 
     # Commands of optional parts (model store, HTTP server) add themselves when present.
     for module in ("harerun.store_cli", "harerun.api.cli"):
@@ -545,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harerun: {exc.message}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
+    if args.verbose:
+        _verbose()
     try:
         return args.func(args)
     except HareRunError as exc:
