@@ -437,6 +437,14 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         help="OpenCV threads per analysis process or Ray actor (default: OpenCV's own choice; 1 with --ray)",
     )
     p.add_argument(
+        "--row-group-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Parquet: records per row group, each saved as soon as it is full: a killed run keeps all but "
+        "the last < N (default 256)",
+    )
+    p.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -461,14 +469,6 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         "The Markdown summary goes to stdout; the HTML report needs nothing from the network. See docs/report.md.",
         epilog="Exit codes: 0 report written; 2 bad input (missing or unreadable file, no records, unknown "
         "--baseline); 1 anything else (e.g. matplotlib missing: pip install 'harerun[report]').",
-    )
-    p.add_argument(
-        "--row-group-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Parquet: records per row group, each saved as soon as it is full: a killed run keeps all but "
-        "the last < N (default 256)",
     )
     p.add_argument(
         "results",

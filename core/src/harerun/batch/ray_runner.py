@@ -65,8 +65,10 @@ def disconnect() -> None:
 class RayAnalyzer:
     """A Ray Data actor: one analyzer, batches of ``{"path", "variants"}`` to pickled outcome lists."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.analyzer = Analyzer(settings)
+    settings: Settings
+
+    def __init__(self) -> None:
+        self.analyzer = Analyzer(self.settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = [
@@ -91,15 +93,17 @@ def ray_results(
     ray = _ray()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the runner draws its own
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     items = [{"path": path, "variants": ",".join(map(str, variants))} for path, variants in tasks]
     ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / PHOTOS_PER_BLOCK))
+    # The settings travel in the actor class itself (pickled by value), not as constructor arguments
+    # in the object store, which Ray warns an actor restart may not find.
+    actor = type("RayAnalyzer", (RayAnalyzer,), {"settings": settings})
     ds = ds.map_batches(
-        RayAnalyzer,
-        fn_constructor_args=(settings,),
+        actor,
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=jobs),
+        compute=ray.data.ActorPoolStrategy(size=min(jobs, ds.num_blocks())),
         num_cpus=settings.threads or 1,
     )
     try:

@@ -189,6 +189,7 @@ def run_batch(
     all_variants: bool = False,
     resume: bool = False,
     quiet: bool = False,
+    row_group_size: int | None = None,
     ray: str | None = None,
     host: Any = None,
 ) -> int:
@@ -217,7 +218,7 @@ def run_batch(
     fmt = out.suffix.lower()
     columns = csv_columns(step_ids(engine, variants)) if fmt in (".csv", ".parquet") else ()
     settings = Settings(variants, pipelines_dir=pipelines_dir, format=fmt, columns=columns, threads=threads)
-    sink = open_sink(out, columns)
+    sink = open_sink(out, columns, row_group_size)
 
     summary = Summary()
     state = Resume(photos, variants)
@@ -253,8 +254,9 @@ def run_batch(
                     summary.add(outcome)
                     if outcome.status != "ok":
                         worst = max(worst, outcome.exit_code, key=_SEVERITY.__getitem__)
-                        if not quiet:
-                            bar.write(f"harerun: {outcome.message}", file=sys.stderr)
+                if not quiet:  # a photo every variant fails on (unreadable, say) is said once
+                    for message in dict.fromkeys(o.message for o in outcomes if o.status != "ok"):
+                        bar.write(f"harerun: {message}", file=sys.stderr)
                 bar.update(1)
         finally:
             bar.close()

@@ -181,8 +181,9 @@ class ParquetSink:
     seconds_per_part = 30.0
     KEY_COLUMNS = ["path", "sha256", "error_code", "experiment", "pipeline", "variant"]
 
-    def __init__(self, out: Path, columns: tuple[str, ...]) -> None:
+    def __init__(self, out: Path, columns: tuple[str, ...], *, rows_per_part: int | None = None) -> None:
         self.out = out
+        self.rows_per_part = rows_per_part or self.rows_per_part
         self.parts = out.with_name(out.name + ".parts")
         self.pa, self.pq = _pyarrow()
         self.schema = parquet_schema(columns)
@@ -279,12 +280,12 @@ class ParquetSink:
             shutil.rmtree(self.parts)
 
 
-def open_sink(out: Path, columns: tuple[str, ...]) -> LineSink | ParquetSink:
+def open_sink(out: Path, columns: tuple[str, ...], row_group_size: int | None = None) -> LineSink | ParquetSink:
     fmt = out.suffix.lower()
     if fmt not in FORMATS:
         raise NoPhotos(f"--out {out}: unsupported extension; use .jsonl, .csv or .parquet")
     if fmt == ".parquet":
-        return ParquetSink(out, columns)
+        return ParquetSink(out, columns, rows_per_part=row_group_size)
     return LineSink(out, ",".join(columns) if fmt == ".csv" else None)  # no column name needs quoting
 
 
