@@ -169,7 +169,7 @@ def test_overlay_into_a_missing_folder_creates_it_and_jpg_is_a_jpeg(files, tmp_p
     out = harerun("analyze", files / "a.jpg", "--pipeline", files / "fast.yaml", "--overlay", jpg)
     assert out.returncode == 0, out.stderr
     assert jpg.read_bytes()[:3] == b"\xff\xd8\xff"
-    assert cv2.imread(str(jpg)).shape == (512, 512, 3)
+    assert cv2.imread(str(jpg)).shape[1] > 512  # the panel sheet: the face and its legend (tests/test_overlay.py)
     out = harerun("analyze", files / "a.jpg", "--pipeline", files / "fast.yaml", "--overlay", png)
     assert out.returncode == 0, out.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -148,10 +148,13 @@ def _table(source: str, result) -> str:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from harerun.engine import Engine
-    from harerun.overlay import SUFFIXES, draw_overlay, encode_image
+    from harerun.overlay import SUFFIXES, draw_panels, encode_image
 
     if args.overlay and not _overlay_is_dir(args.overlay) and Path(args.overlay).suffix.lower() not in ("", *SUFFIXES):
         print(f"harerun: --overlay {args.overlay}: unsupported extension; use .png or .jpg", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.overlay_detector and not args.overlay:
+        print("harerun: --overlay-detector needs --overlay OUT.png", file=sys.stderr)
         return EXIT_BAD_INPUT
     engine = Engine(host=args.host, pipelines_dir=args.pipelines_dir)
     worst = EXIT_OK
@@ -168,11 +171,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             if args.json:
                 outputs.append(record)
             continue
-        if args.overlay:
+        unknown = [d for d in args.overlay_detector or () if d not in run.result.results]
+        if args.overlay and unknown:
+            print(
+                f"harerun: {source}: --overlay-detector {', '.join(unknown)}: not in pipeline {run.result.pipeline}; "
+                f"its detectors are {', '.join(run.result.results)}",
+                file=sys.stderr,
+            )
+            worst = _worse(worst, EXIT_BAD_INPUT)
+        elif args.overlay:
             path = _overlay_path(args.overlay, source, many, taken)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(encode_image(draw_overlay(run), path.suffix.lower() or ".png"))
+                sheet = draw_panels(run, args.overlay_detector)
+                path.write_bytes(encode_image(sheet, path.suffix.lower() or ".png"))
                 print(f"overlay written to {path}", file=sys.stderr)
             except OSError as exc:
                 culprit = f"{exc.filename}: " if exc.filename and os.fspath(exc.filename) != str(path) else ""
@@ -388,7 +400,15 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     with_pipeline(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--overlay", metavar="OUT.png", help="write the photo with findings drawn on it")
+    p.add_argument(
+        "--overlay", metavar="OUT.png", help="write one panel per detector: the face with its findings, and a legend"
+    )
+    p.add_argument(
+        "--overlay-detector",
+        action="append",
+        metavar="NAME",
+        help="only this detector's panel in --overlay (a step id as in the table; repeat for several)",
+    )
     p.add_argument("--subject-id", help="sticky key for A/B experiments")
     p.set_defaults(func=cmd_analyze)
 
