@@ -20,6 +20,7 @@ from PIL import Image
 from harerun.api import Settings, create_app, routes_analyze
 from harerun.api.service import Service
 from harerun.engine import Engine
+from harerun.experiments import photo_key, subject_hash
 from harerun.pipeline import default_pipelines_dir
 
 ANALYZE = "/api/v6/skin/analyze-hare-run"
@@ -115,6 +116,8 @@ def test_analyze_multipart_is_the_cli_json(client, photo, pipelines_dir):
     expected = Engine(pipelines_dir=pipelines_dir).run(photo, pipeline="default").result.model_dump(mode="json")
     for key in ("timings_ms",):
         body.pop(key), expected.pop(key)
+    # ... plus the API's own two fields: no subject id sent, no experiment
+    assert (body.pop("subject_hash"), body.pop("assigned_by")) == (None, None)
     assert body == expected
     for res in body["results"].values():
         assert res["score"] is None or 0 <= res["score"] <= 100
@@ -203,8 +206,44 @@ def test_ab_experiment_is_sticky_and_named(client, photo):
             ANALYZE + "?pipeline=skin-ab", content=photo, headers={"content-type": "image/jpeg", "X-Subject-Id": sid}
         ).json()
         assert a["variant"] == b["variant"] and a["pipeline"] == b["pipeline"]
+        assert a["assigned_by"] == b["assigned_by"] == "subject_id"
+        assert a["subject_hash"] == b["subject_hash"] == subject_hash(sid)  # the hash, never the id
+        assert sid not in str(a) and sid not in str(b)
         seen[a["variant"]] = a["pipeline"]
     assert seen == {"skin-ab:A": "default", "skin-ab:B": "fast"}
+
+
+def test_ab_request_without_subject_is_assigned_by_its_photo(client, photo, astronaut_bgr):
+    """Without a subject id the variant follows the photo's SHA-256 (not always the control):
+    the same photo gets the same variant, different photos split between the variants."""
+    photos = [photo] + [_jpeg(np.ascontiguousarray(astronaut_bgr[:, : 512 - 4 * i])) for i in range(1, 8)]
+    before = _sample(client.get("/metrics").text, "harerun_ab_photo_assignments_total", 'experiment="skin-ab"')
+    seen = set()
+    for data in photos:
+        r = client.post(ANALYZE + "?pipeline=skin-ab", content=data, headers={"content-type": "image/jpeg"})
+        body = r.json()
+        assert r.status_code == 200 and body["assigned_by"] == "photo" and body["subject_hash"] is None
+        variant = client.app.state.service.engine.experiments.experiments["skin-ab"].assign("skin-ab", photo_key(data))
+        assert body["variant"] == f"skin-ab:{variant.name}"
+        seen.add(body["variant"])
+    again = client.post(ANALYZE + "?pipeline=skin-ab", content=photos[1], headers={"content-type": "image/jpeg"})
+    assert (
+        again.json()["variant"]
+        == client.post(ANALYZE + "?pipeline=skin-ab", content=photos[1], headers={"content-type": "image/jpeg"}).json()[
+            "variant"
+        ]
+    )
+    assert seen == {"skin-ab:A", "skin-ab:B"}
+    after = _sample(client.get("/metrics").text, "harerun_ab_photo_assignments_total", 'experiment="skin-ab"')
+    assert after - before == len(photos) + 2
+
+
+def _sample(text: str, name: str, labels: str) -> float:
+    """The value of the sample ``name{labels}`` in Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_metrics(client, photo):
@@ -226,13 +265,20 @@ def test_metrics(client, photo):
             or f'harerun_detector_errors_total{{detector="{name}"}}' in text
         ), name
     assert 'harerun_ab_assignments_total{experiment="skin-ab",variant=' in text
+    # per-variant score histograms, labelled by experiment, variant and pipeline step only
+    scored = [line for line in text.splitlines() if line.startswith("harerun_ab_score_count{")]
+    assert scored, "no per-variant score histogram"
+    for line in scored:
+        labels = line[line.index("{") + 1 : line.index("}")]
+        assert [kv.split("=")[0] for kv in labels.split(",")] == ["detector", "experiment", "variant"], line
+        assert 'experiment="skin-ab"' in line and float(line.rsplit(" ", 1)[1]) >= 1
 
 
 def test_openapi_documents_bodies_and_errors(client):
     spec = client.get("/openapi.json").json()
     op = spec["paths"][ANALYZE]["post"]
-    assert {"multipart/form-data", "application/json", "image/jpeg"} <= set(op["requestBody"]["content"])
-    assert {"200", "400", "404", "413", "415", "422", "503"} <= set(op["responses"])
+    assert {"multipart/form-data", "application/json", "image/*"} == set(op["requestBody"]["content"])
+    assert {"200", "400", "404", "405", "413", "415", "422", "429", "503", "default"} <= set(op["responses"])
     assert "AnalyzeResponse" in spec["components"]["schemas"]
     assert {
         "/api/v4/face/detect",
@@ -278,7 +324,6 @@ def test_unknown_pipeline_is_404_and_never_a_file(client, photo):
     ("kwargs", "needle"),
     [
         ({"files": {"other": ("a.jpg", b"x", "image/jpeg")}}, "no `image` field"),
-        ({"data": {"image": "text, not a file"}, "files": {"x": ("x", b"x")}}, "must be a file"),
         ({"json": {"image": "!!not base64!!"}}, "not valid base64"),
         ({"json": {"photo": "AAAA"}}, "image"),
         ({"json": {"image": "AAAA", "colour": "red"}}, "colour"),
@@ -296,6 +341,21 @@ def test_unknown_pipeline_is_404_and_never_a_file(client, photo):
 def test_malformed_requests_are_400(client, kwargs, needle):
     err = _error(client.post(ANALYZE, **kwargs), 400, "BAD_REQUEST")
     assert needle in err["message"]
+
+
+def test_image_part_without_filename_is_the_photo(client, photo):
+    """Generated clients send a file without a filename unless told: the `image` part is the photo
+    all the same (Starlette would make it a 64 KB text field); text there is no photo (415)."""
+    r = client.post(DETECT, files={"image": (None, photo)})
+    assert r.status_code == 200 and r.json()["face_detected"] is True, r.text[:300]
+    err = _error(
+        client.post(ANALYZE, data={"image": "text, not a file"}, files={"x": ("x", b"x")}), 415, "UNSUPPORTED_FORMAT"
+    )
+    assert "not an image" in err["message"]
+    err = _error(
+        client.post(ANALYZE, files={"image": ("a.jpg", photo), "pipeline": ("p.txt", b"default")}), 400, "BAD_REQUEST"
+    )
+    assert err["details"] == [{"loc": "body.pipeline", "message": "`pipeline` must be a text field, not a file"}]
 
 
 def test_unreadable_and_unsupported_photos(client, photo):

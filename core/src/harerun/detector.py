@@ -2,7 +2,9 @@
 
 A detector is a class with ``name``, ``version``, a pydantic ``Params`` model
 and one method, ``analyze(ctx) -> DetectorResult``. Plugins hand such classes
-to the engine through the ``register_detectors`` hook (see ``hookspecs``).
+to the engine through the ``register_detectors`` hook (see ``hookspecs``). A detector
+may also declare ``Measurements``, a pydantic model of the ``measurements`` it reports;
+the HTTP API publishes it in its OpenAPI document so clients get typed measurements.
 """
 
 from __future__ import annotations
@@ -176,11 +178,15 @@ class Detector:
 
     Subclasses set ``name``, ``version`` and ``Params`` and implement ``analyze``.
     The engine builds one instance per pipeline step with validated params.
+    Optionally ``Measurements``: a pydantic model every ``ok`` result's ``measurements``
+    validate against (keys with units in their names, descriptions, bounds); without one
+    the API documents them as an open object.
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "0.0.0"
     Params: ClassVar[type[BaseModel]] = DetectorParams
+    Measurements: ClassVar[type[BaseModel] | None] = None
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

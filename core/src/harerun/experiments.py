@@ -11,12 +11,16 @@
 
 The same key always gets the same variant: the variant is chosen from
 SHA-256(experiment name + key), so assignment needs no stored state and is the
-same on every worker and machine.
+same on every worker and machine. The key is the caller's subject id; the HTTP API
+assigns a request without one by the photo's SHA-256 (:func:`photo_key`), so such
+requests still split by the weights, and the same photo always gets the same variant.
+Results and logs never show a subject id, only :func:`subject_hash` of it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from pathlib import Path
 from typing import Literal
 
@@ -78,3 +82,21 @@ def load_experiments(path: Path) -> ExperimentsFile:
     except YamlFileError as exc:
         raise PipelineError(str(exc)) from None
     return validate(ExperimentsFile, data, path.name, "experiments file", error=PipelineError)
+
+
+#: How a request to an experiment got its variant: by its subject id, or by its photo's hash.
+AssignedBy = Literal["subject_id", "photo"]
+
+
+def photo_key(photo: bytes) -> str:
+    """The assignment key of a request that names no subject: the photo's SHA-256."""
+    return "photo:" + hashlib.sha256(photo).hexdigest()
+
+
+def subject_hash(subject_id: str, secret: str = "") -> str:
+    """What results show instead of a subject id: HMAC-SHA256 of it (hex) under ``secret``.
+
+    Without a secret anyone can hash a guessed id (``user-42``) and compare; a server sets one
+    (``HARERUN_SUBJECT_HASH_SECRET``) so that only it can tell which subject a hash stands for.
+    """
+    return hmac.new(f"harerun-subject:{secret}".encode(), subject_id.encode(), hashlib.sha256).hexdigest()

@@ -8,13 +8,77 @@ validators turn numpy numbers into plain floats and ints.
 from __future__ import annotations
 
 from math import isfinite
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypeAliasType
 
-Status = Literal["ok", "error", "skipped", "unavailable"]
-Severity = Literal["none", "mild", "moderate", "severe"]
+# The closed sets of values a result holds, each said once here. Named aliases: the JSON Schema
+# (and so the API's OpenAPI document) shows each as a component of its own, e.g. ``Severity``.
+Status = TypeAliasType(
+    "DetectorStatus",
+    Annotated[
+        Literal["ok", "error", "skipped", "unavailable"],
+        Field(
+            description="ok: measured; error: the detector raised; skipped: nothing to measure or disabled; "
+            "unavailable: a model or library it needs is missing"
+        ),
+    ],
+)
+Severity = TypeAliasType(
+    "Severity",
+    Annotated[
+        Literal["none", "mild", "moderate", "severe"],
+        Field(description="score < 10 none, < 35 mild, < 65 moderate, else severe"),
+    ],
+)
+#: Quality reason codes (``QualityReport.issues``), as :mod:`harerun.face.quality` checks them.
+QUALITY_ISSUES = (
+    "NO_FACE",
+    "FACE_UNCERTAIN",
+    "MULTIPLE_FACES",
+    "FACE_TOO_SMALL",
+    "TOO_DARK",
+    "TOO_BRIGHT",
+    "BLURRY",
+    "TILTED",
+    "OVEREXPOSED",
+    "LOW_CONTRAST",
+)
+QualityIssue = TypeAliasType(
+    "QualityIssue",
+    Annotated[Literal[QUALITY_ISSUES], Field(description="a reason the photo is a poor basis for skin analysis")],  # type: ignore[valid-type]
+)
+#: ``FaceInfo.warnings``: what the face stage had to work around.
+FACE_WARNINGS = (
+    "MULTIPLE_FACES",  # more than one face: the largest is analysed
+    "FACE_BACKEND_FALLBACK",  # the pipeline's face backend has no model here: haar was used
+)
+FaceWarning = TypeAliasType(
+    "FaceWarning",
+    Annotated[
+        Literal[FACE_WARNINGS],  # type: ignore[valid-type]
+        Field(
+            description="MULTIPLE_FACES: the largest face is analysed; FACE_BACKEND_FALLBACK: the pipeline's "
+            "face backend has no model on the server, haar was used"
+        ),
+    ],
+)
+Framing = TypeAliasType(
+    "Framing",
+    Annotated[
+        Literal["frontal", "three_quarter", "profile", "close_up"],
+        Field(description="close_up: the face is cut by the frame; else by the yaw"),
+    ],
+)
+#: A face backend's registered name (``harerun plugins list``), ``auto`` in a pipeline, ``skip`` when the
+#: pipeline has ``face: {mode: skip}``. Backends are plugins, so the set is the plugin host's registry;
+#: the API's OpenAPI document lists the names registered on the server.
+FaceBackend = TypeAliasType("FaceBackend", Annotated[str, Field(description="face backend name")])
+Point = Annotated[list[float], Field(min_length=2, max_length=2, description="[x, y] in original-photo pixels")]
+Box = Annotated[list[int], Field(min_length=4, max_length=4, description="[x, y, w, h] in original-photo pixels")]
+Marker = Annotated[list[float], Field(min_length=3, max_length=3, description="a circle [x, y, r] in photo pixels")]
 
 # Score bands for ``severity``: a score below the first bound is "none", etc.
 SEVERITY_BANDS: tuple[tuple[float, Severity], ...] = (
@@ -76,7 +140,7 @@ class Evidence(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    markers: list[list[float]] = Field(default_factory=list)
+    markers: list[Marker] = Field(default_factory=list)
     mask: Any = Field(default=None, exclude=True, repr=False)
 
     @field_validator("markers", mode="before")
@@ -132,28 +196,28 @@ class Pose(BaseModel):
 
 
 class ZoneInfo(BaseModel):
-    polygon: list[list[float]] = Field(description="[[x, y], ...] in original-photo pixels (empty: not known)")
+    polygon: list[Point] = Field(description="[[x, y], ...] in original-photo pixels (empty: not known)")
     visible: bool = Field(description="false: the zone faces away or lies outside the photo; detectors skip it")
 
 
 class FaceInfo(BaseModel):
-    box: list[int] = Field(description="[x, y, w, h] in original-photo pixels")
+    box: Box
     confidence: float
-    landmarks: dict[str, list[float]] = Field(
+    landmarks: dict[str, Point] = Field(
         default_factory=dict,
         description="left_eye, right_eye (centres), nose (tip), mouth_left, mouth_right, chin -> [x, y] "
         "in original pixels; left = image left",
     )
-    backend_used: str
+    backend_used: FaceBackend
     count: int = Field(1, description="faces found in the photo; the largest is analysed")
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[FaceWarning] = Field(default_factory=list)
     pose: Pose | None = Field(None, description="head pose from the Face Mesh (None without one)")
-    framing: Literal["frontal", "three_quarter", "profile", "close_up"] | None = Field(
+    framing: Framing | None = Field(
         None, description="close_up: the face is cut by the frame; else by the yaw (None without a mesh)"
     )
     zones: dict[str, ZoneInfo] = Field(default_factory=dict, description="zone -> polygon and visibility")
     landmark_confidence: float | None = Field(None, description="the Face Mesh's face-presence probability")
-    dense_landmarks: list[list[float]] | None = Field(
+    dense_landmarks: list[Annotated[list[float], Field(min_length=3, max_length=3)]] | None = Field(
         None, description="the 468 Face Mesh points [x, y, z] in original pixels (pipeline output.dense_landmarks)"
     )
 
@@ -161,7 +225,7 @@ class FaceInfo(BaseModel):
 class QualityReport(BaseModel):
     score: float = Field(ge=0, le=100)
     metrics: dict[str, Any] = Field(default_factory=dict)
-    issues: list[str] = Field(default_factory=list, description="reason codes")
+    issues: list[QualityIssue] = Field(default_factory=list, description="reason codes")
     passed: bool = True
 
     @field_validator("metrics", mode="before")

@@ -16,6 +16,7 @@ import anyio
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 import harerun
 from harerun.api import routes_analyze, routes_face, routes_health, routes_models, routes_page, routes_pipelines
@@ -24,6 +25,7 @@ from harerun.api.errors import install_error_handlers
 from harerun.api.limits import RequestLimitMiddleware
 from harerun.api.logs import AccessLogMiddleware, configure_logging
 from harerun.api.metrics import Metrics, MetricsMiddleware
+from harerun.api.openapi import install_openapi
 from harerun.api.routes_page import STATIC_DIR
 from harerun.api.service import Service
 from harerun.api.settings import Settings, load_settings
@@ -39,10 +41,14 @@ Self-hosted facial skin analysis. Send a face photo (multipart `image` file, JSO
 `image`, or an image/* body) to **POST /api/v6/skin/analyze-hare-run** for every detector's score,
 severity and zones; **POST /api/v4/face/detect** only finds the face and checks photo quality.
 
-Every error is `{"error": {"code": "...", "message": "..."}}`: 400 malformed request, 413 too large,
+Every error is an `ErrorResponse`, `{"error": {"code": "...", "message": "..."}}` with `code` from the
+`ErrorCode` enum: 400 malformed request (`details`: one `{loc, message}` per bad field), 413 too large,
 415 unsupported format, 422 unreadable photo / no usable face / failed quality gate (with `issues`),
-401 no or unknown API key, 403 key not allowed here, 404 unknown pipeline, 429 over the key's rate,
-503 overloaded, timed out or not ready (429 and 503 with `Retry-After`).
+401 no or unknown API key, 403 key not allowed here, 404 unknown pipeline or endpoint, 405 wrong method,
+429 over the key's rate, 503 overloaded, timed out or not ready (429 and 503 with `Retry-After`).
+
+A/B experiments: the same `subject_id` always gets the same variant; a request without one is assigned
+by the SHA-256 of its photo. The analysis echoes `subject_hash` (HMAC-SHA256), never the id itself.
 
 API keys are optional: when the server has `HARERUN_API_KEYS`, send `Authorization: Bearer KEY` or
 `X-API-Key: KEY`. `/health`, `/ready` and this page stay open.
@@ -70,12 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service.stop()
             app.state.service = None
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(
         title="Hare Run",
         version=harerun.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        favicon_url="/static-offline-docs/favicon.png",
     )
+    install_openapi(app)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
@@ -98,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_after_s=settings.retry_after_s,
         metrics=metrics,
     )
-    paths = frozenset(r.path for m in ROUTERS for r in m.router.routes)
+    docs = (app.openapi_url, "/docs", "/redoc")
+    paths = frozenset([*(r.path for m in ROUTERS for r in m.router.routes), *docs])
     app.add_middleware(MetricsMiddleware, metrics=metrics, paths=paths)
     app.add_middleware(AccessLogMiddleware, paths=paths)  # outermost: the request id covers everything
     return app

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from harerun.api.errors import ServiceUnavailable
 from harerun.api.service import Service
-from harerun.api.upload import ImageRequest, read_image_request
+from harerun.api.upload import AnalyzeRequest, DetectRequest, ImageRequest, read_image_request
 from harerun.errors import HareRunError
 
 
@@ -30,6 +30,7 @@ async def handle_photo(
     job: Callable[[Service, ImageRequest, str], Awaitable[Any]],
     *,
     pipeline: str | None,
+    json_model: type[DetectRequest] = AnalyzeRequest,
 ) -> Any:
     """Read the photo, pick the pipeline, and run ``job`` within the request timeout.
 
@@ -44,7 +45,10 @@ async def handle_photo(
             if not service.pool.has_room():
                 raise service.pool.overloaded()
             req = await read_image_request(
-                request, max_upload_bytes=settings.max_upload_bytes, max_body_bytes=settings.max_body_bytes
+                request,
+                max_upload_bytes=settings.max_upload_bytes,
+                max_body_bytes=settings.max_body_bytes,
+                json_model=json_model,
             )
             name = service.resolve(req.pipeline or pipeline)
             try:

@@ -16,16 +16,27 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from harerun.errors import HareRunError
+from harerun.errors import ERROR_CODES, ErrorCode, HareRunError
+from harerun.results import QualityIssue
 
 log = logging.getLogger("harerun.api")
 
 
+class FieldError(BaseModel):
+    loc: str = Field(description="where: `body.image`, `query.pipeline`, `header.x-subject-id`, ...")
+    message: str = Field(description="what is wrong with it")
+
+
 class BadRequest(HareRunError):
-    """The request is malformed: missing image, bad base64, bad field."""
+    """The request is malformed: missing image, bad base64, bad field (``details``: one
+    :class:`FieldError` per bad field, when the problem is a field's)."""
 
     code = "BAD_REQUEST"
     http_status = 400
+
+    def __init__(self, message: str, *, details: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.field_errors = details or []
 
 
 class BodyTooLarge(HareRunError):
@@ -51,10 +62,10 @@ class ServiceUnavailable(HareRunError):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="reason code, e.g. UNREADABLE_IMAGE, NO_FACE, IMAGE_TOO_LARGE, OVERLOADED")
+    code: ErrorCode
     message: str = Field(description="what went wrong and what to do about it")
-    issues: list[str] | None = Field(None, description="quality reason codes (NO_FACE, TOO_DARK, BLURRY, ...)")
-    details: list[dict[str, Any]] | None = Field(None, description="field errors of a malformed request")
+    issues: list[QualityIssue] | None = Field(None, description="quality reason codes (NO_FACE and QUALITY_REJECTED)")
+    details: list[FieldError] | None = Field(None, description="one entry per bad field of a malformed request")
 
 
 class ErrorResponse(BaseModel):
@@ -78,33 +89,24 @@ class ErrorResponse(BaseModel):
 def error_response(
     status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
+    """``{"error": {"code", "message", ...}}``; a code outside :data:`ERROR_CODES` (a plugin's own)
+    is answered as the generic code of its status class, named in the message, so every answer
+    parses into the published ``ErrorResponse``."""
+    if code not in ERROR_CODES:
+        log.warning("error code %r is not in harerun.errors.ERROR_CODES; answered as a generic code", code)
+        message = f"{code}: {message}"
+        code = "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"
     err: dict[str, Any] = {"code": code, "message": message}
     err.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse({"error": err}, status_code=status, headers=headers)
 
 
-_STATUS_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    408: "REQUEST_TIMEOUT",
-    413: "IMAGE_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "UNPROCESSABLE",
-    429: "TOO_MANY_REQUESTS",
-    503: "SERVICE_UNAVAILABLE",
-}
-
-
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    out = []
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e.get("loc", ()))
-        out.append({"loc": loc, "message": str(e.get("msg", ""))})
-    return out
+def field_errors(errors: Any, prefix: tuple[str, ...] = ()) -> list[FieldError]:
+    """pydantic's ``errors()`` as :class:`FieldError` items (``loc`` joined with dots)."""
+    return [
+        FieldError(loc=".".join(str(p) for p in (*prefix, *e.get("loc", ()))) or "body", message=str(e.get("msg", "")))
+        for e in errors
+    ]
 
 
 async def _hare_run_error(request: Request, exc: HareRunError) -> JSONResponse:
@@ -118,23 +120,29 @@ async def _hare_run_error(request: Request, exc: HareRunError) -> JSONResponse:
         level = logging.INFO if status == 503 else logging.WARNING
         log.log(level, "%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc.message)
     issues = getattr(exc, "issues", None)
-    return error_response(status, exc.code, exc.message, headers=headers, issues=issues or None)
+    details = [d.model_dump() for d in getattr(exc, "field_errors", ())]
+    return error_response(
+        status, exc.code, exc.message, headers=headers, issues=issues or None, details=details or None
+    )
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    details = _field_errors(exc)
-    summary = "; ".join(f"{d['loc']}: {d['message']}" for d in details[:5]) or "invalid request"
-    return error_response(400, "BAD_REQUEST", f"malformed request: {summary}", details=details)
+    details = field_errors(exc.errors())
+    summary = "; ".join(f"{d.loc}: {d.message}" for d in details[:5]) or "invalid request"
+    return error_response(
+        400, "BAD_REQUEST", f"malformed request: {summary}", details=[d.model_dump() for d in details]
+    )
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = _STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+    # Routing raises only 404 and 405; anything else is answered with its status class's code.
     if exc.status_code == 404:
-        message = f"no such endpoint: {request.method} {request.url.path}; see /docs for the API"
+        code, message = "NOT_FOUND", f"no such endpoint: {request.method} {request.url.path}; see /docs for the API"
     elif exc.status_code == 405:
+        code = "METHOD_NOT_ALLOWED"
         message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
     else:
-        message = str(exc.detail)
+        code, message = ("INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST"), str(exc.detail)
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
@@ -150,12 +158,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-#: ``responses=`` for routes that take a photo.
+def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    if retry_after:
+        out["headers"] = {
+            "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+        }
+    return out
+
+
+#: ``responses=`` of every operation: any error is an ``ErrorResponse`` (``default``).
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: _error("no such endpoint (NOT_FOUND), or unknown pipeline (UNKNOWN_PIPELINE)"),
+    405: _error("the path exists but not for this method (METHOD_NOT_ALLOWED)"),
+    503: _error("overloaded, timed out or not ready (OVERLOADED, TIMEOUT, NOT_READY, WORKER_LOST)", retry_after=True),
+    "default": _error("any other error: `code` says which (ErrorCode)"),
+}
+#: ... of the routes that take an API key when the server has keys.
+KEYED_ERRORS: dict[int | str, dict[str, Any]] = {
+    **COMMON_ERRORS,
+    401: _error("no API key, or an unknown one (UNAUTHORIZED)"),
+    403: _error("this key may not use the endpoint (FORBIDDEN)"),
+    429: _error("this key is over its rate (RATE_LIMITED)", retry_after=True),
+}
+#: ... of the routes that take a photo.
 IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "malformed request (no image, bad base64, bad field)"},
-    404: {"model": ErrorResponse, "description": "unknown pipeline (UNKNOWN_PIPELINE)"},
-    413: {"model": ErrorResponse, "description": "photo over the byte or pixel limit (IMAGE_TOO_LARGE)"},
-    415: {"model": ErrorResponse, "description": "not a supported photo format or body type"},
-    422: {"model": ErrorResponse, "description": "unreadable photo, no usable face or failed quality gate"},
-    503: {"model": ErrorResponse, "description": "overloaded, timed out or not ready; see Retry-After"},
+    **KEYED_ERRORS,
+    400: _error("malformed request: no image, bad base64, a bad field (BAD_REQUEST, with `details`)"),
+    413: _error("photo over the byte or pixel limit (IMAGE_TOO_LARGE)"),
+    415: _error("not a supported photo format (UNSUPPORTED_FORMAT) or body type (UNSUPPORTED_MEDIA_TYPE)"),
+    422: _error(
+        "unreadable photo (UNREADABLE_IMAGE), no usable face (NO_FACE) or failed quality gate "
+        "(QUALITY_REJECTED), with `issues`"
+    ),
 }

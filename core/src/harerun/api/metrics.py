@@ -21,6 +21,7 @@ from harerun import hookimpl
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+SCORE_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
 DETECTOR_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -54,6 +55,19 @@ class Metrics:
         self.variants = Counter(
             "harerun_ab_assignments_total", "analyses per A/B experiment variant", ["experiment", "variant"], registry=r
         )
+        self.photo_assigned = Counter(
+            "harerun_ab_photo_assignments_total",
+            "requests to an A/B experiment without a subject id (their variant chosen by the photo's SHA-256)",
+            ["experiment"],
+            registry=r,
+        )
+        self.variant_scores = Histogram(
+            "harerun_ab_score",
+            "detector scores (0-100) per A/B experiment variant",
+            ["experiment", "variant", "detector"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
         self.analyses = Counter(
             "harerun_analyses_total", "analyses by pipeline and outcome code", ["pipeline", "outcome"], registry=r
         )
@@ -78,10 +92,19 @@ class Metrics:
         else:
             self.detector_latency.labels(name).observe(elapsed_ms / 1000.0)
 
-    def record_variant(self, variant: str | None) -> None:
-        if variant and ":" in variant:
-            experiment, name = variant.split(":", 1)
-            self.variants.labels(experiment, name).inc()
+    def record_variant(self, payload: dict[str, Any]) -> None:
+        """An analysis of an A/B experiment: its variant, how it was assigned and each detector's
+        score. Every label comes from the configuration (experiment, variant, pipeline step ids)."""
+        variant = payload.get("variant")
+        if not variant or ":" not in variant:
+            return
+        experiment, name = variant.split(":", 1)
+        self.variants.labels(experiment, name).inc()
+        if payload.get("assigned_by") == "photo":
+            self.photo_assigned.labels(experiment).inc()
+        for step, result in (payload.get("results") or {}).items():
+            if result.get("score") is not None:
+                self.variant_scores.labels(experiment, name, step).observe(result["score"])
 
 
 class DetectorTimer:

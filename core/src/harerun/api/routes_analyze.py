@@ -12,17 +12,25 @@ from harerun.api.deps import ServiceDep, handle_photo
 from harerun.api.errors import IMAGE_ERRORS, BadRequest
 from harerun.api.schemas import AnalyzeResponse
 from harerun.api.service import Service, analyze_job
-from harerun.api.upload import MAX_NAME, MAX_SUBJECT, ImageRequest, request_body_openapi
+from harerun.api.upload import (
+    MAX_NAME,
+    MAX_SUBJECT,
+    AnalyzeRequest,
+    AnalyzeUpload,
+    ImageRequest,
+    request_body_openapi,
+)
 
 router = APIRouter(tags=["analysis"])
 
 
 @router.post(
     "/api/v6/skin/analyze-hare-run",
+    operation_id="analyzeSkin",
     response_model=AnalyzeResponse,
     responses=IMAGE_ERRORS,
     summary="Analyse a face photo with a pipeline",
-    openapi_extra=request_body_openapi(with_overlay=True),
+    openapi_extra=request_body_openapi(AnalyzeRequest, AnalyzeUpload),
 )
 async def analyze(
     request: Request,
@@ -43,7 +51,9 @@ async def analyze(
 ) -> JSONResponse:
     """The same JSON as `harerun analyze --json`: face, quality, each detector's score, severity, zones,
     measurements and evidence markers, timings and versions. `pipeline` and `variant` name what was used
-    (an A/B experiment gives the same `subject_id` the same variant every time).
+    (an A/B experiment gives the same `subject_id` the same variant every time; a request without
+    one is assigned by the photo's SHA-256, so the same photo gets the same variant, and
+    `assigned_by` says which). The subject id is never echoed, only `subject_hash`.
 
     Send the photo as a multipart `image` file, as JSON `{"image": "<base64 or data URL>"}`, or as an
     image/* body. Fields in the body win over query parameters; `subject_id` falls back to the
@@ -60,7 +70,7 @@ async def analyze(
     payload = await handle_photo(request, service, job, pipeline=pipeline)
     if not who.operator:
         redact_results(payload)
-    service.metrics.record_variant(payload.get("variant"))
+    service.metrics.record_variant(payload)
     headers = {"X-Harerun-Pipeline": payload["pipeline"]}
     if payload.get("variant"):
         headers["X-Harerun-Variant"] = payload["variant"]

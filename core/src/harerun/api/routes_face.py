@@ -11,17 +11,18 @@ from harerun.api.deps import ServiceDep, handle_photo
 from harerun.api.errors import IMAGE_ERRORS
 from harerun.api.schemas import FaceDetectResponse
 from harerun.api.service import Service, detect_job
-from harerun.api.upload import MAX_NAME, ImageRequest, request_body_openapi
+from harerun.api.upload import MAX_NAME, DetectRequest, DetectUpload, ImageRequest, request_body_openapi
 
 router = APIRouter(tags=["face"])
 
 
 @router.post(
     "/api/v4/face/detect",
+    operation_id="detectFace",
     response_model=FaceDetectResponse,
     responses=IMAGE_ERRORS,
     summary="Find the face and check photo quality",
-    openapi_extra=request_body_openapi(with_overlay=False),
+    openapi_extra=request_body_openapi(DetectRequest, DetectUpload),
 )
 async def detect(
     request: Request,
@@ -37,4 +38,4 @@ async def detect(
     async def job(svc: Service, req: ImageRequest, name: str) -> dict:
         return await svc.run(detect_job, req.data, name)
 
-    return JSONResponse(await handle_photo(request, service, job, pipeline=pipeline))
+    return JSONResponse(await handle_photo(request, service, job, pipeline=pipeline, json_model=DetectRequest))

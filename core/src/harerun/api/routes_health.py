@@ -9,23 +9,30 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 import harerun
 from harerun.api.auth import metrics_access
-from harerun.api.errors import ErrorResponse, error_response
+from harerun.api.errors import COMMON_ERRORS, KEYED_ERRORS, error_response
 from harerun.api.schemas import Health, Readiness
 from harerun.api.service import Service
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=Health, summary="Liveness: the process answers")
+@router.get(
+    "/health",
+    operation_id="getHealth",
+    response_model=Health,
+    responses=COMMON_ERRORS,
+    summary="Liveness: the process answers",
+)
 async def health() -> Health:
     return Health(version=harerun.__version__)
 
 
 @router.get(
     "/ready",
+    operation_id="getReadiness",
     response_model=Readiness,
     summary="Readiness: pipelines loaded and models warmed",
-    responses={503: {"model": ErrorResponse, "description": "still starting, or start-up failed"}},
+    responses={**COMMON_ERRORS, 503: {**COMMON_ERRORS[503], "description": "still starting, or models missing"}},
 )
 async def ready(request: Request) -> JSONResponse:
     service: Service | None = getattr(request.app.state, "service", None)
@@ -49,10 +56,17 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
+    operation_id="getMetrics",
     dependencies=[Depends(metrics_access)],
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    responses={
+        **KEYED_ERRORS,
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": f"Prometheus text format ({CONTENT_TYPE_LATEST})",
+        },
+    },
 )
 async def metrics(request: Request) -> Response:
     # Rendering (and, with several server processes, reading their files) runs off the event loop.

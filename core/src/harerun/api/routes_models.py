@@ -7,13 +7,20 @@ from fastapi import APIRouter
 
 from harerun.api.auth import CallerDep, redact
 from harerun.api.deps import ServiceDep
+from harerun.api.errors import KEYED_ERRORS
 from harerun.api.schemas import ModelStatusResponse
 from harerun.api.service import pipeline_models
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/api/v5/skin/model-status", response_model=ModelStatusResponse, summary="Models and their availability")
+@router.get(
+    "/api/v5/skin/model-status",
+    operation_id="getModelStatus",
+    response_model=ModelStatusResponse,
+    responses=KEYED_ERRORS,
+    summary="Models and their availability",
+)
 async def model_status(service: ServiceDep, who: CallerDep) -> ModelStatusResponse:
     """Availability, version, source (local / cache / s3), SHA-256, size and load time of each model
     the configured pipelines use. Nothing is downloaded; a model only in S3 is checked with a HEAD request."""

@@ -5,13 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from harerun.api.deps import ServiceDep
+from harerun.api.errors import KEYED_ERRORS
+from harerun.api.openapi import measurements_component
 from harerun.api.schemas import PipelinesResponse
 from harerun.api.service import pipeline_models
 
 router = APIRouter(tags=["pipelines"])
 
 
-@router.get("/api/pipelines", response_model=PipelinesResponse, summary="Pipelines, their detectors and experiments")
+@router.get(
+    "/api/pipelines",
+    operation_id="listPipelines",
+    response_model=PipelinesResponse,
+    responses=KEYED_ERRORS,
+    summary="Pipelines, their detectors and experiments",
+)
 async def pipelines(service: ServiceDep) -> PipelinesResponse:
     host = service.engine.host
     out = []
@@ -28,6 +36,7 @@ async def pipelines(service: ServiceDep) -> PipelinesResponse:
                     "package": reg.package if reg else None,
                     "enabled": step.enabled,
                     "params": params.model_dump(mode="json") if params is not None else {},
+                    "measurements": measurements_component(step.detector),
                 }
             )
         out.append(

@@ -6,11 +6,23 @@ The analysis itself is :class:`harerun.results.AnalysisResult`, the same model
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from typing_extensions import TypeAliasType
 
-from harerun.results import AnalysisResult, FaceInfo, ImageInfo, QualityReport
+from harerun.experiments import AssignedBy
+from harerun.modelstore.local import Source
+from harerun.results import AnalysisResult, Box, FaceBackend, FaceInfo, ImageInfo, Point, QualityReport
+
+ModelSource = TypeAliasType("ModelSource", Annotated[Source, Field(description="where the model file was found")])
+VariantAssignment = TypeAliasType(
+    "VariantAssignment",
+    Annotated[
+        AssignedBy,
+        Field(description="subject_id: by the subject id sent; photo: no subject id, by the photo's SHA-256"),
+    ],
+)
 
 
 class AnalyzeResponse(AnalysisResult):
@@ -19,13 +31,22 @@ class AnalyzeResponse(AnalysisResult):
     overlay_png: str | None = Field(
         None, description="base64 PNG of the photo with findings drawn on it; only with include_overlay=true"
     )
+    subject_hash: str | None = Field(
+        None,
+        description="HMAC-SHA256 (hex) of the subject id sent, never the id itself; null without one",
+        min_length=64,
+        max_length=64,
+    )
+    assigned_by: VariantAssignment | None = Field(
+        None, description="how the A/B experiment chose `variant`; null when the pipeline is no experiment"
+    )
 
     model_config = {
         "json_schema_extra": {
             "examples": [
                 {
                     "pipeline": "default",
-                    "variant": None,
+                    "variant": "skin-ab:A",
                     "image": {"width": 512, "height": 512, "format": "JPEG"},
                     "face": {
                         "box": [166, 52, 156, 156],
@@ -49,6 +70,8 @@ class AnalyzeResponse(AnalysisResult):
                     },
                     "timings_ms": {"decode": 4.1, "total": 61.0},
                     "versions": {"engine": "0.1.0", "redness": "0.1.0"},
+                    "subject_hash": "5f0c3b5e1a1f4c2b9d7a6e8f0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c",
+                    "assigned_by": "subject_id",
                 }
             ]
         }
@@ -56,9 +79,9 @@ class AnalyzeResponse(AnalysisResult):
 
 
 class DetectedFace(BaseModel):
-    box: list[int] = Field(description="[x, y, w, h] in photo pixels")
+    box: Box
     confidence: float
-    landmarks: dict[str, list[float]] = Field(default_factory=dict)
+    landmarks: dict[str, Point] = Field(default_factory=dict)
 
 
 class FaceDetectResponse(BaseModel):
@@ -100,7 +123,7 @@ class ModelStatus(BaseModel):
     name: str
     version: str | None
     available: bool
-    source: str | None = Field(description="local, cache or s3 (None when unavailable)")
+    source: ModelSource | None = Field(description="local, cache or s3 (None when unavailable)")
     sha256: str | None
     size_bytes: int | None
     load_ms: float | None = Field(description="time to load it into memory in this process, once loaded")
@@ -119,12 +142,17 @@ class DetectorInfo(BaseModel):
     package: str | None
     enabled: bool
     params: dict[str, Any]
+    measurements: str | None = Field(
+        None,
+        description="name of the OpenAPI component (#/components/schemas/NAME) that types this detector's "
+        "`measurements`, when its plugin declares one",
+    )
 
 
 class PipelineInfo(BaseModel):
     name: str
     description: str
-    face_backend: str
+    face_backend: FaceBackend
     quality_reject: bool
     detectors: list[DetectorInfo]
     models: list[str]
@@ -150,7 +178,7 @@ class PipelinesResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = "ok"
+    status: Literal["ok"] = "ok"
     version: str
 
 

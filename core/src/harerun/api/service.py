@@ -24,6 +24,7 @@ from harerun.api.settings import Settings
 from harerun.api.workers import WorkerPool
 from harerun.engine import Engine
 from harerun.errors import HareRunError, UnknownPipeline
+from harerun.experiments import photo_key, subject_hash
 from harerun.face.backends import YUNET_MODEL_SPEC
 from harerun.host import did_you_mean
 from harerun.modelstore import ModelStore, ModelUnavailable, local_only_in_this_thread
@@ -251,12 +252,17 @@ class Service:
 def analyze_job(
     service: Service, data: bytes, pipeline: str, subject_id: str | None, include_overlay: bool | None
 ) -> dict[str, Any]:
-    """The analysis JSON, plus the overlay when asked."""
+    """The analysis JSON, plus the overlay when asked, the subject id's hash and how an A/B
+    experiment assigned the variant (a request without a subject id: by the photo's hash)."""
     from harerun.overlay import draw_overlay, encode_png
 
     engine = service.engine
-    run = engine.run(data, pipeline=pipeline, subject_id=subject_id)
+    experiment = pipeline in engine.experiments.experiments
+    key = subject_id if subject_id or not experiment else photo_key(data)
+    run = engine.run(data, pipeline=pipeline, subject_id=key)
     payload = run.result.model_dump(mode="json")
+    payload["subject_hash"] = subject_hash(subject_id, service.settings.subject_hash_secret) if subject_id else None
+    payload["assigned_by"] = None if not experiment else ("subject_id" if subject_id else "photo")
     want = include_overlay
     if want is None:
         want = engine.pipeline(run.result.pipeline).spec.output.overlay

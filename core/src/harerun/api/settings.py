@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         600, ge=0, description="requests a minute per API key (a burst of that many); 0: no limit"
     )
     metrics_open: bool = Field(False, description="serve /metrics without an operator key when keys are set")
+    subject_hash_secret: str = Field(
+        "",
+        description="key of the subject-id hash the analysis echoes (`subject_hash`); set it so that a guessed "
+        "id cannot be checked against a hash",
+    )
 
     @field_validator("api_keys")
     @classmethod

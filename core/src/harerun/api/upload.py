@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.formparsers import MultiPartException, MultiPartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from harerun.api.errors import BadRequest, BodyTooLarge, UnsupportedMediaType
+from harerun.api.errors import BadRequest, BodyTooLarge, FieldError, UnsupportedMediaType, field_errors
 
 MAX_NAME = 128
 MAX_SUBJECT = 256
@@ -30,26 +30,75 @@ DRAIN_FACTOR = 4
 _DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 
 
-class AnalyzeJSON(BaseModel):
-    """JSON request body: the photo as base64 (or a data URL) and optional fields."""
+_IMAGE_DESCRIPTION = "the photo: base64 of a JPEG/PNG/WebP/BMP/TIFF file, or a data: URL"
+
+
+class DetectRequest(BaseModel):
+    """JSON body of POST /api/v4/face/detect: the photo as base64 (or a data URL)."""
 
     model_config = ConfigDict(
         extra="forbid",
+        title="DetectRequest",
+        json_schema_extra={
+            "examples": [{"image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...", "pipeline": "default"}]
+        },
+    )
+
+    image: str = Field(description=_IMAGE_DESCRIPTION)
+    pipeline: str | None = Field(None, max_length=MAX_NAME, description="pipeline or experiment name")
+
+
+class AnalyzeRequest(DetectRequest):
+    """JSON body of POST /api/v6/skin/analyze-hare-run: the photo as base64 (or a data URL) and options."""
+
+    model_config = ConfigDict(
+        title="AnalyzeRequest",
         json_schema_extra={
             "examples": [
                 {
                     "image": "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ...",
-                    "pipeline": "default",
+                    "pipeline": "skin-ab",
                     "subject_id": "user-42",
+                    "include_overlay": False,
                 }
             ]
         },
     )
 
-    image: str = Field(description="the photo: base64 of a JPEG/PNG/WebP/BMP/TIFF file, or a data: URL")
-    pipeline: str | None = Field(None, max_length=MAX_NAME, description="pipeline or experiment name")
     subject_id: str | None = Field(None, max_length=MAX_SUBJECT, description="sticky key for A/B experiments")
     include_overlay: bool | None = Field(None, description="also return the overlay as base64 PNG")
+
+
+class DetectUpload(BaseModel):
+    """Multipart body of POST /api/v4/face/detect: the photo as the file field `image`."""
+
+    model_config = ConfigDict(title="DetectUpload")
+
+    image: bytes = Field(description="the photo file (JPEG, PNG, WebP, BMP or TIFF)")
+    pipeline: str | None = Field(None, max_length=MAX_NAME, description="pipeline or experiment name")
+
+
+class AnalyzeUpload(DetectUpload):
+    """Multipart body of POST /api/v6/skin/analyze-hare-run: the photo as the file field `image`, and options."""
+
+    model_config = ConfigDict(title="AnalyzeUpload")
+
+    subject_id: str | None = Field(None, max_length=MAX_SUBJECT, description="sticky key for A/B experiments")
+    include_overlay: bool | None = Field(None, description="also return the overlay as base64 PNG")
+
+
+#: The request body models, published as OpenAPI components under their titles.
+BODY_MODELS: tuple[type[BaseModel], ...] = (AnalyzeRequest, AnalyzeUpload, DetectRequest, DetectUpload)
+
+
+def image_media_types() -> list[str]:
+    """The image/* types of the formats the decoder reads (:data:`harerun.imageio.SUPPORTED_FORMATS`)."""
+    from PIL import Image
+
+    from harerun.imageio import SUPPORTED_FORMATS
+
+    Image.init()
+    return sorted({Image.MIME[f] for f in SUPPORTED_FORMATS if f in Image.MIME})
 
 
 @dataclass
@@ -60,33 +109,39 @@ class ImageRequest:
     include_overlay: bool | None = None
 
 
-def request_body_openapi(with_overlay: bool) -> dict[str, Any]:
-    """``openapi_extra`` describing the three accepted bodies (FastAPI cannot infer them)."""
-    props: dict[str, Any] = {
-        "image": {"type": "string", "format": "binary", "description": "the photo file"},
-        "pipeline": {"type": "string", "maxLength": MAX_NAME, "description": "pipeline or experiment name"},
-        "subject_id": {"type": "string", "maxLength": MAX_SUBJECT, "description": "sticky A/B key"},
-    }
-    json_schema = AnalyzeJSON.model_json_schema()
-    if with_overlay:
-        props["include_overlay"] = {"type": "boolean", "description": "also return the overlay PNG"}
-    else:
-        json_schema["properties"].pop("include_overlay", None)
-        json_schema["properties"].pop("subject_id", None)
-        props.pop("subject_id")
+def request_body_openapi(json_model: type[BaseModel], upload_model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` describing the three accepted bodies (FastAPI cannot infer them); the
+    models are added to the components by :mod:`harerun.api.openapi`."""
+    types = ", ".join(f"`{t}`" for t in image_media_types())
+    ref = "#/components/schemas/{}".format
     return {
         "requestBody": {
             "required": True,
-            "description": "The photo as a multipart upload (field `image`), as JSON with base64, or as the raw "
-            "body with an image/* content type.",
+            "description": "The photo as a multipart upload (file field `image`), as JSON with base64, or as the raw "
+            f"body with an image/* Content-Type: {types} (or `application/octet-stream`; the format is read "
+            "from the bytes).",
             "content": {
-                "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": props}},
-                "application/json": {"schema": json_schema},
-                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {"schema": {"$ref": ref(upload_model.model_config["title"])}},
+                "application/json": {"schema": {"$ref": ref(json_model.model_config["title"])}},
+                "image/*": {
+                    "schema": {"type": "string", "format": "binary", "description": f"the photo file: {types}"}
+                },
             },
         }
     }
+
+
+class _PhotoFormParser(MultiPartParser):
+    """Starlette's multipart parser, reading the `image` part as a file also when it has no
+    filename (generated clients send a file without one unless told): otherwise it would be a
+    text field, capped at 64 KB and decoded as text."""
+
+    def on_headers_finished(self) -> None:
+        part = self._current_part
+        _, options = parse_options_header(part.content_disposition)
+        if options.get(b"name") == b"image" and b"filename" not in options:
+            part.content_disposition = (part.content_disposition or b"") + b'; filename="image"'
+        super().on_headers_finished()
 
 
 def _too_large(limit: int) -> BodyTooLarge:
@@ -174,7 +229,8 @@ def parse_bool(value: str, field: str) -> bool:
         return True
     if v in ("0", "false", "no", "off", ""):
         return False
-    raise BadRequest(f"`{field}` must be true or false (got {value[:40]!r})")
+    message = f"`{field}` must be true or false (got {value[:40]!r})"
+    raise BadRequest(message, details=[FieldError(loc=f"body.{field}", message=message)])
 
 
 def _text_field(form: Any, name: str, max_len: int) -> str | None:
@@ -182,20 +238,25 @@ def _text_field(form: Any, name: str, max_len: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest(f"`{name}` must be a text field, not a file")
-    if len(value) > max_len:
-        raise BadRequest(f"`{name}` is longer than {max_len} characters")
-    return value
+        message = f"`{name}` must be a text field, not a file"
+    elif len(value) > max_len:
+        message = f"`{name}` is longer than {max_len} characters"
+    else:
+        return value
+    raise BadRequest(message, details=[FieldError(loc=f"body.{name}", message=message)])
 
 
-async def read_image_request(request: Request, *, max_upload_bytes: int, max_body_bytes: int) -> ImageRequest:
-    """The photo and fields of a request; raises 400/413/415 errors from :mod:`harerun.api.errors`."""
+async def read_image_request(
+    request: Request, *, max_upload_bytes: int, max_body_bytes: int, json_model: type[DetectRequest] = AnalyzeRequest
+) -> ImageRequest:
+    """The photo and fields of a request (a JSON body as ``json_model``); raises 400/413/415 errors
+    from :mod:`harerun.api.errors`."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
 
     if media == "multipart/form-data":
         limit = max_upload_bytes + 64 * 1024
-        parser = MultiPartParser(
+        parser = _PhotoFormParser(
             request.headers, _counted(request, limit), max_files=2, max_fields=16, max_part_size=64 * 1024
         )
         # Faces are biometric data: the upload stays in memory (bounded by `limit`), never in a temp file.
@@ -228,12 +289,15 @@ async def read_image_request(request: Request, *, max_upload_bytes: int, max_bod
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise BadRequest(f"the body is not valid JSON ({exc})"[:300]) from None
         try:
-            req = AnalyzeJSON.model_validate(payload)
+            req = json_model.model_validate(payload)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
-            raise BadRequest(f'malformed JSON body: {problems}; expected {{"image": "<base64>", ...}}') from None
+            details = field_errors(exc.errors(), ("body",))
+            problems = "; ".join(f"{d.loc}: {d.message}" for d in details[:5])
+            raise BadRequest(
+                f'malformed JSON body: {problems}; expected {{"image": "<base64>", ...}}', details=details
+            ) from None
         data = decode_base64(req.image)
-        return ImageRequest(data, req.pipeline, req.subject_id, req.include_overlay)
+        return ImageRequest(data, req.pipeline, getattr(req, "subject_id", None), getattr(req, "include_overlay", None))
 
     if media.startswith("image/") or media == "application/octet-stream":
         return ImageRequest(await read_body(request, max_upload_bytes))

@@ -5,9 +5,10 @@ to 256 x 256 so that sharpness is comparable across face sizes); colour cast on 
 photo. Thresholds come from the pipeline's ``quality`` block
 (:class:`harerun.face.config.QualityConfig`). ``OVEREXPOSED`` counts blown highlights
 (grey 255) only: pixels at 0 are mostly letterbox bars and deep shadow, reported as
-``clipped_dark_pct`` but left to ``TOO_DARK``. Reason codes:
-``NO_FACE``, ``MULTIPLE_FACES``, ``FACE_TOO_SMALL``, ``TOO_DARK``, ``TOO_BRIGHT``, ``BLURRY``,
-``TILTED``, ``OVEREXPOSED``, ``LOW_CONTRAST``.
+``clipped_dark_pct`` but left to ``TOO_DARK``. Reason codes
+(:data:`harerun.results.QUALITY_ISSUES`): ``NO_FACE``, ``FACE_UNCERTAIN``, ``MULTIPLE_FACES``,
+``FACE_TOO_SMALL``, ``TOO_DARK``, ``TOO_BRIGHT``, ``BLURRY``, ``TILTED``, ``OVEREXPOSED``,
+``LOW_CONTRAST``.
 """
 
 from __future__ import annotations
@@ -16,22 +17,12 @@ import cv2
 import numpy as np
 
 from harerun.face.config import FaceConfig, QualityConfig
-from harerun.results import QualityReport
+from harerun.results import QUALITY_ISSUES, QualityReport
 
 #: Side of the square face patch the metrics are computed on.
 METRIC_SIZE = 256
 
-REASON_CODES = (
-    "NO_FACE",
-    "MULTIPLE_FACES",
-    "FACE_TOO_SMALL",
-    "TOO_DARK",
-    "TOO_BRIGHT",
-    "BLURRY",
-    "TILTED",
-    "OVEREXPOSED",
-    "LOW_CONTRAST",
-)
+REASON_CODES = QUALITY_ISSUES  # said once, in harerun.results
 
 
 def face_patch(roi_bgr: np.ndarray, padding: float, *, interpolation: int = cv2.INTER_AREA) -> np.ndarray:

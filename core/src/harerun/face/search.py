@@ -19,6 +19,7 @@ All coordinates come back in original-photo pixels.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -32,6 +33,10 @@ from harerun.face.config import FaceConfig
 from harerun.face.eyes import both_eyes, find_tilted_eyes
 from harerun.face.roi import apply_affine, invert_affine
 from harerun.imageops import shrink
+
+log = logging.getLogger("harerun.face")
+#: Backends whose missing model was logged already (once per process, not once per photo).
+_fallback_logged: set[str] = set()
 
 #: Border added around the photo for the close-up retries, as fractions of its size.
 CLOSE_UP_PADS = (0.3, 0.6)
@@ -92,7 +97,10 @@ def resolve_backend(face_cfg: FaceConfig, host) -> tuple[Any, str, list[str]]:
     except ModelMissing as exc:
         if name == "haar":
             raise
-        warnings.append(f"{name} model not found; fell back to haar ({exc.message})")
+        if name not in _fallback_logged:
+            _fallback_logged.add(name)
+            log.warning("%s model not found; falling back to haar: %s", name, exc.message)
+        warnings.append("FACE_BACKEND_FALLBACK")  # a code from harerun.results.FACE_WARNINGS
         reg = host.face_backend("haar")
         return backend_instance(reg.cls, face_cfg.backend_params.get("haar")), "haar", warnings
 

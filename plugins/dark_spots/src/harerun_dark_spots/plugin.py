@@ -6,7 +6,7 @@ from functools import partial
 
 import cv2
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
@@ -53,12 +53,28 @@ class DarkSpotsParams(DetectorParams):
         return self
 
 
+class DarkSpotsMeasurements(BaseModel):
+    """What ``dark_spots`` reports in ``measurements`` (published in the API's OpenAPI document)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=0, description="dark spots centred on the zones' skin")
+    area_pct: float = Field(ge=0, description="their area, % of the zones' skin")
+    mean_contrast_delta_l: float = Field(ge=0, description="area-weighted mean darkness ΔL* (0 without spots)")
+    weighted_area_pct_excess_delta_l: float = Field(
+        ge=0, description="contrast-weighted area: % of skin × ΔL* beyond half of min_delta_l (the score's input)"
+    )
+    zone_count: dict[str, int] = Field(description="zone -> spots centred in it")
+    zone_area_pct: dict[str, float] = Field(description="zone -> % of its skin the spots cover")
+
+
 class DarkSpotsDetector(Detector):
     """Dark spot count, area % and mean ΔL* contrast (local-background threshold, size/shape filter)."""
 
     name = "dark_spots"
     version = "0.1.0"
     Params = DarkSpotsParams
+    Measurements = DarkSpotsMeasurements
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: DarkSpotsParams = self.params
