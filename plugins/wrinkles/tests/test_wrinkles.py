@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from functools import partial
 
 import cv2
 import numpy as np
@@ -152,3 +153,23 @@ def test_discovered_through_entry_point():
     reg = PluginHost(autoload=True).detectors["wrinkles"]
     assert reg.cls is WrinklesDetector
     assert reg.package == "harerun-wrinkles"
+
+
+def test_line_weight_ramps_in_length_and_strength():
+    weigh = partial(algorithm.line_weight, min_length=30.0, threshold=1.0)
+    assert weigh(30.0, 5.0) == 0.0  # at the cut-off: nothing yet
+    assert weigh(40.0, 5.0) == pytest.approx(10.0)  # its length beyond the cut-off
+    assert weigh(60.0, 1.0) == 0.0 and weigh(60.0, 1.5) == pytest.approx(15.0)  # strength ramp 1x -> 2x
+    assert weigh(60.0, 2.0) == weigh(60.0, 9.0) == pytest.approx(30.0)
+
+
+def test_score_has_no_cliff_at_the_length_cut_off():
+    """A line growing through ``min_length_px`` (30 ROI px) raises the score in small steps; the
+    old score jumped from 0 to 50+ when one line crossed it."""
+    scores = [
+        WrinklesDetector().analyze(make_context(lined_skin(forehead_lines(1, length)))).score
+        for length in range(20, 64, 4)
+    ]
+    assert scores[0] < 1 and scores[-1] > 3
+    steps = np.diff(scores)
+    assert (steps > -0.5).all() and steps.max() < 0.4 * scores[-1], scores

@@ -23,6 +23,8 @@ the region's contour area ``A`` and half-perimeter ``s``
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 
@@ -97,8 +99,11 @@ def orientation_weight(angle: np.ndarray, prior_deg: float, tolerance_deg: float
     return np.exp(d, out=d)
 
 
-def line_segments(binary: np.ndarray, *, min_length: float = 0.0) -> list[tuple[float, float, float]]:
-    """Connected line regions of a uint8 mask as ``(cx, cy, length)``, longer than ``min_length`` px."""
+def line_segments(
+    binary: np.ndarray, *, min_length: float = 0.0, strength: np.ndarray | None = None
+) -> list[tuple[float, float, float, float]]:
+    """Connected line regions of a uint8 mask as ``(cx, cy, length, mean strength)``, at least
+    ``min_length`` px long (mean of ``strength`` over the region; 0 without it)."""
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     out = []
     # L <= half the perimeter, and an 8-connected contour has at least perimeter / sqrt(2)
@@ -115,8 +120,30 @@ def line_segments(binary: np.ndarray, *, min_length: float = 0.0) -> list[tuple[
             continue
         m = c.reshape(-1, 2).astype(np.float64)
         cx, cy = m.mean(axis=0)
-        out.append((float(cx), float(cy), float(length)))
+        out.append((float(cx), float(cy), float(length), _mean_inside(c, binary, strength)))
     return out
+
+
+def _mean_inside(contour: np.ndarray, binary: np.ndarray, values: np.ndarray | None) -> float:
+    """Mean of ``values`` over the pixels of ``binary`` inside ``contour`` (0 without values)."""
+    if values is None:
+        return 0.0
+    x, y, w, h = cv2.boundingRect(contour)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.drawContours(inside, [contour], -1, 1, -1, offset=(-x, -y))
+    inside &= binary[y : y + h, x : x + w] > 0
+    return float(values[y : y + h, x : x + w][inside > 0].mean()) if inside.any() else 0.0
+
+
+def line_weight(length: float, strength: float, *, min_length: float, threshold: float) -> float:
+    """How much of a line counts, in px: its length beyond ``min_length``, times its mean
+    strength's rise from ``threshold`` to ``2 * threshold`` (0 to 1).
+
+    Both ramps make the score continuous: a line just crossing the length cut-off or the
+    strength threshold under a re-encode or a small rotation adds little, not all of its length.
+    """
+    rise = min(1.0, max(0.0, strength / threshold - 1.0))
+    return max(0.0, length - min_length) * rise
 
 
 def without_hair(gray: np.ndarray, skin: np.ndarray, *, dark_margin: float) -> np.ndarray:
@@ -156,12 +183,12 @@ def region_lines(
         (``harerun_wrinkles.regions.WrinkleRegion``).
     sigmas : :func:`valley_filter` scales, px.
     threshold : orientation-weighted valley strength (grey levels) from which a pixel is on a line.
-    min_length : shortest line kept, px.
+    min_length : shortest line kept, px; a line counts by its length beyond it (:func:`line_weight`).
 
     Returns
     -------
-    found : region name -> (skin pixels, lines ``(cx, cy, length)``), for the regions with skin,
-        in ``regions`` order.
+    found : region name -> (skin pixels, lines ``(cx, cy, length, weight)``), for the regions
+        with skin, in ``regions`` order; ``weight`` is :func:`line_weight` (px).
     heat : (H, W) uint8 evidence: the orientation-weighted strength, 255 at ``2 * threshold``.
     """
     span = union([reg.mask for reg in regions], gray.shape)
@@ -183,52 +210,71 @@ def region_lines(
         w = strength[crop] * orientation_weight(angle[crop], reg.prior_deg, reg.tolerance_deg)
         w[rm[crop] == 0] = 0
         np.maximum(weighted[crop], w, out=weighted[crop])
-        lines = line_segments((w >= threshold).astype(np.uint8), min_length=min_length)
+        lines = line_segments((w >= threshold).astype(np.uint8), min_length=min_length, strength=w)
         ox, oy = x + cols.start, y + rows.start
-        found[reg.name] = (area, [(cx + ox, cy + oy, ln) for cx, cy, ln in lines])
+        weigh = partial(line_weight, min_length=min_length, threshold=threshold)
+        found[reg.name] = (area, [(cx + ox, cy + oy, ln, weigh(ln, st)) for cx, cy, ln, st in lines])
     heat = np.zeros(gray.shape, np.uint8)
     heat[rows, cols] = np.clip(weighted * (255.0 / (2.0 * threshold)), 0, 255)
     return found, heat
 
 
+def wrinkle_score(density: float, *, density_at_half: float) -> float:
+    """0-100 from a weighted line density: ``100 * (1 - 2 ** (-density / density_at_half))``
+    (saturating: monotone, no ceiling to pile up on; ``density_at_half`` scores 50)."""
+    return float(100.0 * (1.0 - 2.0 ** (-max(density, 0.0) / density_at_half)))
+
+
 def line_scores(
-    found: dict[str, tuple[int, list[tuple[float, float, float]]]],
+    found: dict[str, tuple[int, list[tuple[float, float, float, float]]]],
     *,
     shrink: int = 1,
     px_per_mm: float | None = None,
-    density_full: float,
+    density_at_half: float,
 ) -> tuple[float, dict[str, float], dict[str, object]]:
     """Score, region scores and measurements from :func:`region_lines`' ``found`` (on a grid
-    ``shrink`` times coarser than the ROI): line length per 1000 px² of region skin (ROI px),
-    scored ``100 * min(1, density / density_full)`` a region, and half the worst region plus
-    half their mean for the face. Lengths in mm too with ``px_per_mm``."""
+    ``shrink`` times coarser than the ROI).
+
+    The density is the weighted line length (:func:`line_weight`) per 1000 px² of skin (ROI
+    px); a region scores its own density, the face the density pooled over all its regions
+    (total weighted length over total area, so a small region with one line moves the face
+    score by its share of the area, not by half the scale). Counts and lengths are of the
+    lines that count (weight > 0); lengths in mm too with ``px_per_mm``.
+    """
     zones: dict[str, float] = {}
     measurements: dict[str, object] = {}
-    total_len, total_count = 0.0, 0
+    total_len, total_weighted, total_area, total_count = 0.0, 0.0, 0.0, 0
     scale = float(shrink)
+    score = partial(wrinkle_score, density_at_half=density_at_half)
     for name, (area, lines) in found.items():
+        counted = [(ln, wt) for _, _, ln, wt in lines if wt > 0]
         area_px = float(area) * scale * scale
-        length_px = sum(ln for _, _, ln in lines) * scale
-        density = 1000.0 * length_px / area_px
-        zones[name] = 100.0 * min(1.0, density / density_full)
-        measurements[f"{name}_count"] = len(lines)
+        length_px = sum(ln for ln, _ in counted) * scale
+        weighted_px = sum(wt for _, wt in counted) * scale
+        density = 1000.0 * weighted_px / area_px
+        zones[name] = score(density)
+        measurements[f"{name}_count"] = len(counted)
         measurements[f"{name}_length_px"] = length_px
         measurements[f"{name}_density_px_per_kpx2"] = density
         if px_per_mm:
             measurements[f"{name}_length_mm"] = length_px / px_per_mm
-            measurements[f"{name}_density_mm_per_cm2"] = (length_px / px_per_mm) / (area_px / px_per_mm**2 / 100.0)
+            measurements[f"{name}_density_mm_per_cm2"] = (weighted_px / px_per_mm) / (area_px / px_per_mm**2 / 100.0)
         measurements[f"{name}_severity"] = severity_for(zones[name])
         total_len += length_px
-        total_count += len(lines)
-    type_scores = np.array(list(zones.values()))
+        total_weighted += weighted_px
+        total_area += area_px
+        total_count += len(counted)
     measurements["line_count"] = total_count
     measurements["total_length_px"] = total_len
+    measurements["density_px_per_kpx2"] = 1000.0 * total_weighted / total_area
     if px_per_mm:
         measurements["total_length_mm"] = total_len / px_per_mm
-    return 0.5 * type_scores.max() + 0.5 * type_scores.mean(), zones, measurements
+    return score(measurements["density_px_per_kpx2"]), zones, measurements
 
 
-def line_circles(found: dict[str, tuple[int, list[tuple[float, float, float]]]]) -> np.ndarray:
-    """:func:`region_lines`' lines as (N, 3) circles ``[cx, cy, length / 2]``, longest first."""
-    circles = np.array([line for _, lines in found.values() for line in lines]).reshape(-1, 3) * (1.0, 1.0, 0.5)
+def line_circles(found: dict[str, tuple[int, list[tuple[float, float, float, float]]]]) -> np.ndarray:
+    """The lines that count (weight > 0) of :func:`region_lines` as (N, 3) circles
+    ``[cx, cy, length / 2]``, longest first."""
+    lines = [line[:3] for _, region in found.values() for line in region if line[3] > 0]
+    circles = np.array(lines).reshape(-1, 3) * (1.0, 1.0, 0.5)
     return circles[np.argsort(-circles[:, 2], kind="stable")]

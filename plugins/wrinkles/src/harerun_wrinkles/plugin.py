@@ -26,8 +26,8 @@ class WrinklesParams(DetectorParams):
     tolerance_deg: float = Field(20.0, ge=5.0, le=90.0, description="angle tolerance (SD) around a region's line prior")
     crows_feet_tolerance_deg: float = Field(35.0, ge=5.0, le=90.0, description="angle tolerance for crow's feet")
     min_length_px: float = Field(30.0, ge=2.0, le=300.0, description="shortest line kept, in ROI px")
-    density_full: float = Field(
-        40.0, gt=0.0, le=500.0, description="line length (px) per 1000 px² of region that scores 100"
+    density_at_half: float = Field(
+        5.0, gt=0.0, le=500.0, description="weighted line length (px) per 1000 px² of skin that scores 50"
     )
     dark_margin: float = Field(
         50.0,
@@ -72,7 +72,7 @@ class WrinklesDetector(Detector):
         if not found:
             return DetectorResult(status="skipped", message=NO_REGION_SKIN)
         score, zones, measurements = algorithm.line_scores(
-            found, shrink=k, px_per_mm=ctx.px_per_mm, density_full=p.density_full
+            found, shrink=k, px_per_mm=ctx.px_per_mm, density_at_half=p.density_at_half
         )
         markers = roi.to_roi(algorithm.line_circles(found)[: p.max_markers])
         return DetectorResult(
