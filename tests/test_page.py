@@ -187,6 +187,19 @@ def test_findings_toggles_heat_map_and_json_download(page, server, photo, tmp_pa
     assert saved["face"]["box"] == body["face"]["box"] and "overlay_png" not in saved
 
 
+def test_a_photo_the_browser_cannot_show_is_drawn_by_the_server(page, astronaut_bgr, tmp_path):
+    """Chromium shows no TIFF: the page asks for the server's overlay and shows that instead."""
+    tiff = tmp_path / "astronaut.tif"
+    cv2.imwrite(str(tiff), astronaut_bgr)
+    _analyse(page, tiff)
+    href = page.eval_on_selector("#photo", "i => i.href.baseVal")
+    assert href.startswith("data:image/png;base64,")
+    overlay = cv2.imdecode(np.frombuffer(base64.b64decode(href.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    assert overlay.shape == astronaut_bgr.shape
+    assert page.is_hidden("#legend") and "drawn by the server" in page.text_content("#caption")
+    assert page.eval_on_selector_all("#marks circle, #marks polygon", "els => els.length") == 0  # not drawn twice
+
+
 def test_favicon(page, server):
     r = httpx.get(server + "/favicon.ico")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
