@@ -25,7 +25,7 @@ from harerun.api.errors import install_error_handlers
 from harerun.api.limits import RequestLimitMiddleware
 from harerun.api.logs import AccessLogMiddleware, configure_logging
 from harerun.api.metrics import Metrics, MetricsMiddleware
-from harerun.api.openapi import install_openapi
+from harerun.api.openapi import DocsPolicyMiddleware, install_openapi
 from harerun.api.routes_page import STATIC_DIR
 from harerun.api.service import Service
 from harerun.api.settings import Settings, load_settings
@@ -83,8 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         favicon_url="/static-offline-docs/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},  # else Swagger UI sends the spec's URL to its validator
     )
     install_openapi(app)
+    app.add_middleware(DocsPolicyMiddleware)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
