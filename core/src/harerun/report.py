@@ -177,11 +177,13 @@ def _rows(path: Path, notes: list[str]) -> Iterator[tuple[str, Any]]:
             raise MissingExtra(f"{path}: reading Parquet needs pyarrow: pip install 'harerun[parquet]'") from None
         try:
             parquet = pq.ParquetFile(path)
+            # `harerun batch` keeps each whole record as JSON in `record`, beside its flat columns
+            whole = "record" in parquet.schema_arrow.names
             n = 0
-            for batch in parquet.iter_batches(batch_size=1024):
+            for batch in parquet.iter_batches(batch_size=1024, columns=["record"] if whole else None):
                 for row in batch.to_pylist():
                     n += 1
-                    yield f"{path} row {n}", row
+                    yield f"{path} row {n}", json.loads(row["record"]) if whole else row
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise ReportError(f"{path}: not a readable Parquet file ({exc})") from None
     else:
@@ -229,6 +231,7 @@ def describe(values: np.ndarray) -> dict[str, Any]:
     """n, median, p10, p90 and mean (numpy's linear percentiles); only n when empty."""
     if len(values) == 0:
         return {"n": 0}
+    values = np.sort(values)  # the mean's rounding must not depend on the order of the records
     p10, median, p90 = np.percentile(values, [10, 50, 90])
     return {
         "n": len(values),
