@@ -44,6 +44,27 @@ def test_registered_detector_is_listed_with_its_package():
     assert {"haar", "yunet"} <= set(host.face_backends)  # built-in face backends
 
 
+def test_class_keywords_declare_a_detector():
+    class Params(DetectorParams):
+        level: float = Field(0.5, ge=0, le=1)
+
+    class Keyworded(Detector, name="keyworded", version="2.0.1", params=Params):
+        def analyze(self, ctx):
+            return DetectorResult(score=100 * self.params.level)
+
+    host = PluginHost(autoload=False, plugins=[plugin_module("pkg_k", Keyworded)])
+    reg = host.detector("keyworded")
+    assert (Keyworded.name, Keyworded.version, Keyworded.Params, Keyworded.Measurements) == (
+        "keyworded",
+        "2.0.1",
+        Params,
+        None,
+    )
+    assert reg.cls is Keyworded and reg.package == "pkg_k"
+    assert Keyworded().analyze(None).score == 50.0
+    assert Bright.name == "bright" and Detector.version == "0.0.0"  # attributes still work; the base is untouched
+
+
 def test_duplicate_names_fail_naming_both_packages():
     with pytest.raises(PluginError) as info:
         PluginHost(autoload=False, plugins=[plugin_module("pkg_a", Bright), plugin_module("pkg_b", Bright)])

@@ -176,17 +176,37 @@ class FaceContext:
 class Detector:
     """Base class for skin-feature detectors (subclassing is optional).
 
-    Subclasses set ``name``, ``version`` and ``Params`` and implement ``analyze``.
-    The engine builds one instance per pipeline step with validated params.
-    Optionally ``Measurements``: a pydantic model every ``ok`` result's ``measurements``
-    validate against (keys with units in their names, descriptions, bounds); without one
-    the API documents them as an open object.
+    A subclass names itself in its class line and implements ``analyze``::
+
+        class ShineDetector(Detector, name="shine", version="0.1.0", params=ShineParams):
+            def analyze(self, ctx: FaceContext) -> DetectorResult: ...
+
+    The keywords set the class attributes ``name``, ``version``, ``Params`` and (optional)
+    ``Measurements``, which is all the engine reads (a class that does not subclass this one
+    sets them itself). The engine builds one instance per pipeline step with validated params.
+    ``Measurements`` is a pydantic model every ``ok`` result's ``measurements`` validate
+    against (keys with units in their names, descriptions, bounds); without one the API
+    documents them as an open object.
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "0.0.0"
     Params: ClassVar[type[BaseModel]] = DetectorParams
     Measurements: ClassVar[type[BaseModel] | None] = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        params: type[BaseModel] | None = None,
+        measurements: type[BaseModel] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        for attr, value in (("name", name), ("version", version), ("Params", params), ("Measurements", measurements)):
+            if value is not None:
+                setattr(cls, attr, value)
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -75,16 +75,12 @@ class AcneParams(DetectorParams):
         return v
 
 
-class AcneDetector(Detector):
+class AcneDetector(Detector, name="acne", version="0.1.0", params=AcneParams):
     """Acne lesions from the learned lesion network (:mod:`harerun_acne.lesion_net`), or DoG blobs
     of a* redness and L* darkness kept by a trained candidate filter (:mod:`harerun_acne.algorithm`).
 
     Grade and score follow the Hayashi lesion-count bands (see :mod:`harerun_acne.algorithm`).
     """
-
-    name = "acne"
-    version = "0.1.0"
-    Params = AcneParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: AcneParams = self.params

@@ -68,13 +68,10 @@ class DarkSpotsMeasurements(BaseModel):
     zone_area_pct: dict[str, float] = Field(description="zone -> % of its skin the spots cover")
 
 
-class DarkSpotsDetector(Detector):
+class DarkSpotsDetector(
+    Detector, name="dark_spots", version="0.1.0", params=DarkSpotsParams, measurements=DarkSpotsMeasurements
+):
     """Dark spot count, area % and mean ΔL* contrast (local-background threshold, size/shape filter)."""
-
-    name = "dark_spots"
-    version = "0.1.0"
-    Params = DarkSpotsParams
-    Measurements = DarkSpotsMeasurements
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: DarkSpotsParams = self.params

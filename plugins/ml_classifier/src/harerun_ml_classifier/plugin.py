@@ -15,7 +15,7 @@ other channels are refused, another framing is reported in the result's message
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -63,12 +63,8 @@ class MLClassifierParams(DetectorParams):
     )
 
 
-class MLClassifierDetector(Detector):
+class MLClassifierDetector(Detector, name="ml_classifier", version="0.1.0", params=MLClassifierParams):
     """Acne severity grade (ACNE04 scale 0-3) with class probabilities and a lesion-count estimate."""
-
-    name: ClassVar[str] = "ml_classifier"
-    version: ClassVar[str] = "0.1.0"
-    Params: ClassVar[type[DetectorParams]] = MLClassifierParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         from harerun_ml_classifier.runtime import get_model  # imports the model store only, not TensorFlow

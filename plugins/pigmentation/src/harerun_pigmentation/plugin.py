@@ -50,12 +50,8 @@ class PigmentationParams(DetectorParams):
 _SCALE = 4  # colour statistics, mottling and the evidence map use a 1/4 grid
 
 
-class PigmentationDetector(Detector):
+class PigmentationDetector(Detector, name="pigmentation", version="0.1.0", params=PigmentationParams):
     """ITA° (Chardon et al. 1991) per zone, melanin index (Dawson et al. 1980) and tone evenness."""
-
-    name = "pigmentation"
-    version = "0.1.0"
-    Params = PigmentationParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: PigmentationParams = self.params

@@ -42,12 +42,8 @@ class PoresParams(DetectorParams):
         return v
 
 
-class PoresDetector(Detector):
+class PoresDetector(Detector, name="pores", version="0.1.0", params=PoresParams):
     """Pore count, density and size per zone (DoG dark blobs on L*, scale from the eye distance)."""
-
-    name = "pores"
-    version = "0.1.0"
-    Params = PoresParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: PoresParams = self.params

@@ -33,12 +33,8 @@ class RednessParams(DetectorParams):
     max_markers: int = Field(50, ge=0, le=1000, description="most red regions reported as markers (largest first)")
 
 
-class RednessDetector(Detector):
+class RednessDetector(Detector, name="redness", version="0.1.0", params=RednessParams):
     """Redness from the erythema index (Dawson et al. 1980) relative to the face's own baseline."""
-
-    name = "redness"
-    version = "0.1.0"
-    Params = RednessParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: RednessParams = self.params

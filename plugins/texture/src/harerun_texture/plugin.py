@@ -34,12 +34,8 @@ class TextureParams(DetectorParams):
     )
 
 
-class TextureDetector(Detector):
+class TextureDetector(Detector, name="texture", version="0.1.0", params=TextureParams):
     """Roughness: thresholded uniform LBP (Ojala et al. 2002) structure fraction + local contrast."""
-
-    name = "texture"
-    version = "0.1.0"
-    Params = TextureParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: TextureParams = self.params

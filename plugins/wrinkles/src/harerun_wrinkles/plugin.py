@@ -41,12 +41,8 @@ class WrinklesParams(DetectorParams):
     max_markers: int = Field(200, ge=0, le=2000, description="most line markers reported")
 
 
-class WrinklesDetector(Detector):
+class WrinklesDetector(Detector, name="wrinkles", version="0.1.0", params=WrinklesParams):
     """Hessian valley lines (Sato/Frangi-style, OpenCV) with per-type orientation priors."""
-
-    name = "wrinkles"
-    version = "0.1.0"
-    Params = WrinklesParams
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: WrinklesParams = self.params
