@@ -272,6 +272,7 @@ def test_unpaired_api_responses(ab_run, tmp_path):
             continue
         body = {k: v for k, v in r.items() if k not in ("path", "sha256", "status", "experiment")}
         body["variant"] = f"skin-ab:{r['variant']}"  # as the engine names an assigned variant
+        body["assigned_by"] = "photo"  # no subject id sent: the API assigns by the photo's hash
         lines.append(AnalyzeResponse.model_validate(body).model_dump(mode="json"))
     path = write_jsonl(tmp_path / "api.jsonl", lines)
     out = run_cli("report", path, "--out", tmp_path / "r.html", "--seed", SEED, "--resamples", RESAMPLES)
@@ -491,3 +492,15 @@ def test_paired_skin_ab_run_over_the_val_split(shared, browser, tmp_path):
     assert not blocked, blocked
     assert len(page.query_selector_all("img.plot")) == len(data["detectors"])
     page.close()
+
+
+def test_the_docs_recipe_reproduces_the_paired_acne_row(ab_run, tmp_path, monkeypatch, capsys):
+    """docs/report.md's "Reproducing a figure" snippet, run as written on a paired run."""
+    a_recs, b_recs = ab_run
+    path = write_jsonl(tmp_path / "ab.jsonl", a_recs + b_recs)
+    snippet = re.search(r"```python\n(.*?)```", (REPO / "docs" / "report.md").read_text(), re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "docs/report.md", "exec"), {})
+    printed = [float(x) for x in capsys.readouterr().out.split()]
+    got = build_report(read_results([path])[0]).summary["detectors"]["acne"]["comparison"]["B"]
+    assert printed == pytest.approx([got["difference"], *got["ci95"]], abs=1e-9)
