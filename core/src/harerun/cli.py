@@ -484,7 +484,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         "report",
         help="compare the variants of batch or API results: an HTML report and a Markdown summary",
         description="Per variant and detector: score distributions, status and error rates, time per photo; "
-        "per detector the difference of each variant from the baseline with a seeded bootstrap 95 %% interval, "
+        "per detector the difference of each variant from the baseline with a seeded bootstrap 95 % interval, "
         "and with photos in several variants (paired by sha256, else path) Spearman's rho and ICC(3,1). "
         "The Markdown summary goes to stdout; the HTML report needs nothing from the network. See docs/report.md.",
         epilog="Exit codes: 0 report written; 2 bad input (missing or unreadable file, no records, unknown "
