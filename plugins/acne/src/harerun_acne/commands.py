@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from pathlib import Path
 
-from harerun.commands import missing_labels, refuse, run_training
+from harerun.commands import add_training_arguments, missing_labels, refuse, run_training
 
 HELP = "acne lesion-centre network for the acne detector (plugin harerun-acne)"
 DESCRIPTION = (
@@ -22,13 +21,15 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="folder with labels.csv, images/ and lesions.json")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.tflite)")
-    p.add_argument("--epochs", type=int, default=40)
+    add_training_arguments(
+        p,
+        out=".tflite",
+        epochs=40,
+        lr=2e-3,
+        width_help="channels at 1/2 resolution (x2, x3, x4 deeper)",
+        lr_help="peak learning rate (cosine decay)",
+    )
     p.add_argument("--steps-per-epoch", type=int, default=80)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--width", type=int, default=16, help="channels at 1/2 resolution (x2, x3, x4 deeper)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
     p.add_argument("--holdout", type=int, default=100, help="train photos held out (by group) for epoch and threshold")
     p.add_argument("--eval-every", type=int, default=5, help="epochs between held-out evaluations")
     p.add_argument(
@@ -37,9 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="stop after the epoch that crosses this wall-clock budget (the best evaluated epoch is kept)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
 
 
 def run(args: argparse.Namespace) -> int:

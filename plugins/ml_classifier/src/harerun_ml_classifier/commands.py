@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harerun.commands import missing_labels, refuse, run_training
+from harerun.commands import add_training_arguments, missing_labels, refuse, run_training
 
 HELP = "acne severity grade 0-3 (plugin harerun-ml-classifier)"
 DESCRIPTION = (
@@ -19,17 +19,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="folder with labels.csv, images/ and lesions.json")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.keras or .h5)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=16)
+    add_training_arguments(p, out=".keras or .h5", epochs=60, lr=3e-3, width_help="channels of the first block")
     p.add_argument("--input-size", type=int, default=128, help="network input side, multiple of 32 dividing 512")
-    p.add_argument("--width", type=int, default=16, help="channels of the first block")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--bn-momentum", type=float, default=0.99, help="batch-norm moving-average momentum")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
     p.add_argument("--no-tflite", action="store_true", help="do not also write a .tflite copy")
     p.add_argument(
         "--framing",
