@@ -287,3 +287,45 @@ def test_every_error_parses_in_the_generated_client(generated, corpus):
         parsed = models.ErrorResponse.from_dict(r.json())
         assert parsed.error.code == models.ErrorCode(r.json()["error"]["code"])
         assert parsed.error.message
+
+
+# -- the Python walkthrough in docs/api.md, run as written against a live server -------------------
+
+
+@pytest.fixture(scope="module")
+def live_url(pipelines_dir) -> Iterator[str]:
+    """An app of its own under uvicorn on a free 127.0.0.1 port, in a thread of this process."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(pipelines_dir=pipelines_dir, warm_up=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_the_docs_python_walkthrough_runs(generated, live_url, photo, tmp_path, capsys):
+    text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
+    marker = "<!-- tests/test_openapi_client.py runs this block against a live server -->"
+    block = text.split(marker, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "photo.jpg").write_bytes(photo)
+    assert block.count("http://127.0.0.1:8000") == 1 and block.count('open("photo.jpg"') == 1
+    code = block.replace("http://127.0.0.1:8000", live_url).replace(
+        'open("photo.jpg"', f'open("{tmp_path / "photo.jpg"}"'
+    )
+    exec(compile(code, "docs/api.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "dark spots:" in printed and "skin-ab:" in printed and "404 UNKNOWN_PIPELINE" in printed, printed
