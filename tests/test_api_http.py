@@ -220,6 +220,21 @@ def test_a_client_that_stalls_mid_upload_is_cut_off_by_the_timeout(tmp_path):
         assert httpx.get(url + "/health").status_code == 200
 
 
+def test_past_the_connection_limit_the_answer_is_an_error_response(tmp_path):
+    """uvicorn's own 503 (past HARERUN_MAX_CONNECTIONS) is the API's JSON, so clients parse it too."""
+    import socket
+
+    env = {"HARERUN_MAX_CONNECTIONS": "2", "HARERUN_WARM_UP": "false"}
+    with hostile.LiveServer(env, log_path=tmp_path / "serve.log") as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=15):  # an open connection: 1 of 2
+            r = httpx.get(url + "/api/pipelines")  # the second: at the limit
+        assert r.status_code == 503, r.text[:200]
+        assert r.headers["content-type"] == "application/json" and r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "OVERLOADED"
+        assert httpx.get(url + "/health").status_code == 200  # alone again: served
+
+
 def test_analysis_processes_serve_errors_metrics_and_survive_a_lost_process(tmp_path, astronaut_bgr, photo):
     import os
     import signal

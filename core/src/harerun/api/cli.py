@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 import h11
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: Seconds a connection may take to send a complete request head (after connecting, or after
@@ -17,11 +20,30 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 HEADER_TIMEOUT_S = float(os.environ.get("HARERUN_HEADER_TIMEOUT_S") or 10.0)
 
 
+async def json_service_unavailable(scope: dict, receive: object, send: Any) -> None:
+    """The answer past ``HARERUN_MAX_CONNECTIONS`` (uvicorn's ``limit_concurrency``) as the API's
+    own ``ErrorResponse``, not uvicorn's plain-text 503."""
+    body = json.dumps(
+        {"error": {"code": "OVERLOADED", "message": "the server has too many open connections; retry shortly"}}
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(b"retry-after", b"1"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 class TimedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for each request head: uvicorn's own keep-alive
-    timer starts only after a response, and any byte received stops it."""
+    timer starts only after a response, and any byte received stops it. Requests past the
+    connection limit get :func:`json_service_unavailable`."""
 
     _head_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn picks its 503 app from this module global when over limit_concurrency; set here
+        # so that it holds in every server process (--workers spawns fresh interpreters).
+        h11_impl.service_unavailable = json_service_unavailable
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
