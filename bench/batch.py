@@ -1,32 +1,56 @@
-"""`harerun batch` throughput with one and two analysis processes, and the runner's memory over 2000 photos.
+"""`harerun batch` throughput (local processes, OpenCV threads), 1280x960 photos, and the runner's memory.
 
-    python bench/batch.py                   # default pipeline, 2 rounds, 2000 photos for the memory run
-    python bench/batch.py --rounds 3 --pipeline fast --memory-photos 500
+    python bench/batch.py                          # default pipeline, 3 rounds, 10 000 photos for the memory run
+    python bench/batch.py --rounds 5 --memory-photos 2000
+    python bench/batch.py --skip throughput,large  # only the memory run
 
-Throughput: the shared face photos plus the first 100 acne close-ups, as one `harerun batch` run per
-setting, `--jobs 1` and `--jobs 2` alternating for ``--rounds`` rounds; photos/s is over each run's
-whole wall time (start-up, plugin and model loading included), the best round of each is compared.
+Throughput: the shared face photos plus the first 100 acne close-ups (112 photos), one `harerun batch`
+run per setting, the settings alternating within each round so that a busy machine slows them alike:
+`--jobs 1` and `--jobs 2`, each with OpenCV's own thread count and with `--threads 1`. Per run:
+photos/s over the whole wall time (start-up, plugin and model loading included), the time to the
+first record (start-up), the steady rate between the first and the last record, and the CPU time
+the run used over its wall time (cores busy). Medians over the rounds are compared.
 
-Memory: a folder of ``--memory-photos`` hard links to the shared face photos (distinct paths, so
-none is de-duplicated) named in a list file, run with ``--jobs 2``; the runner's (parent's) resident
-memory is sampled from ``/proc/PID/status`` while the records arrive and printed after 10 %, 50 % and
-100 % of them with its peak (``VmHWM``): flat means the runner does not keep results.
+Machine ceiling: the same fixed pure-Python work in one process, then in two at once: how much
+faster two processes go on this machine now (2.0 on two idle cores; less when other work shares
+them). `--jobs 2` cannot beat it.
+
+Large photos: the shared face photos that have a face (11), scaled to 1280x960 (JPEG q90), 12
+files each (132 photos), `--jobs 2`, the same figures.
+
+Memory: ``--memory-photos`` hard links to the shared face photos (distinct paths, so none is
+de-duplicated) named in a list file, run with ``--jobs 2``; the runner's resident memory is sampled
+from ``/proc/PID/status`` while the records arrive and printed after 10 %, 50 % and 100 % of them,
+with its peak (``VmHWM``): flat means the runner keeps no results.
+
+Targets (issue #14): --jobs 2 >= 1.8x --jobs 1 in the same run; >= 25 photos/s on 1280x960 face
+photos; the runner's peak RSS <= 300 MB over 10 000 photos.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from conftest import shared_path  # noqa: E402
+
+SETTINGS = {
+    "--jobs 1": ["--jobs", "1"],
+    "--jobs 2": ["--jobs", "2"],
+    "--jobs 1 --threads 1": ["--jobs", "1", "--threads", "1"],
+    "--jobs 2 --threads 1": ["--jobs", "2", "--threads", "1"],
+}
 
 
 def _status_kb(pid: int, field: str) -> int | None:
@@ -40,83 +64,203 @@ def _status_kb(pid: int, field: str) -> int | None:
     return None
 
 
-def _batch(list_file: Path, out: Path, jobs: int, pipeline: str, watch: bool = False) -> tuple[float, list]:
-    """Wall time of one run and, with ``watch``, (records written, RSS kB, HWM kB) samples of the runner."""
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class Run:
+    n: int
+    wall: float
+    first: float  # seconds to the first record
+    last: float  # seconds to the last record
+    cpu: float  # CPU seconds of the runner and its analysis processes
+    samples: list  # (records, RSS kB, HWM kB) of the runner, with watch
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.wall
+
+    @property
+    def steady(self) -> float:
+        return (self.n - 1) / (self.last - self.first) if self.last > self.first else float("nan")
+
+
+def batch(list_file: Path, out: Path, n: int, args: list[str], pipeline: str, watch: bool = False) -> Run:
+    """One `harerun batch` run; the output's line count is polled every 20 ms."""
     out.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "harerun.cli", "batch", f"@{list_file}", "--out", str(out), "--quiet"]
-    cmd += ["--jobs", str(jobs), "--pipeline", pipeline]
+    cmd += [*args, "--pipeline", pipeline]
     env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
-    t0 = time.perf_counter()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    samples = []
+    samples, first, last, seen, polls = [], None, None, 0, 0
     while proc.poll() is None:
-        if watch:
+        lines = out.read_bytes().count(b"\n") if out.exists() else 0
+        now = time.perf_counter() - t0
+        if lines and first is None:
+            first = now
+        if lines > seen:
+            seen, last = lines, now
+        if watch and polls % 10 == 0:
             rss, hwm = _status_kb(proc.pid, "VmRSS"), _status_kb(proc.pid, "VmHWM")
-            n = out.read_bytes().count(b"\n") if out.exists() else 0
             if rss:
-                samples.append((n, rss, hwm))
-        time.sleep(0.2)
+                samples.append((lines, rss, hwm))
+        polls += 1
+        time.sleep(0.02)
     wall = time.perf_counter() - t0
     stderr = proc.stderr.read()
     if proc.returncode not in (0, 2, 3):
         sys.exit(f"harerun batch failed ({proc.returncode}):\n{stderr}")
-    return wall, samples
+    if seen < n:  # the last records landed after the last poll
+        last = wall
+    return Run(n, wall, first or wall, last or wall, _children_cpu() - cpu0, samples)
+
+
+def describe(runs: list[Run]) -> str:
+    med = statistics.median
+    return (
+        f"{med(r.rate for r in runs):6.2f} photos/s overall, {med(r.steady for r in runs):6.2f} steady, "
+        f"first record after {med(r.first for r in runs):4.1f} s, cores busy {med(r.cpu / r.wall for r in runs):.2f}"
+    )
+
+
+def _spin(n: int) -> float:
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x = (x + i * i) % 1_000_003
+    return time.perf_counter() - t0
+
+
+def ceiling(work: int = 20_000_000) -> float:
+    """Speed-up of two processes over one on fixed CPU-bound work, measured now."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        one = pool.submit(_spin, work).result()
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [work, work]))
+        two = time.perf_counter() - t0
+    return 2 * one / two
+
+
+def write_list(path: Path, photos: list[Path]) -> Path:
+    path.write_text("".join(f"{p}\n" for p in photos))
+    return path
+
+
+def throughput(tmp: Path, photos: list[Path], rounds: int, pipeline: str) -> None:
+    listing = write_list(tmp / "photos.txt", photos)
+    n = len(photos)
+    print(f"throughput: {n} photos (shared faces + acne close-ups), pipeline {pipeline}, {rounds} rounds alternating")
+    runs: dict[str, list[Run]] = {name: [] for name in SETTINGS}
+    ceilings = []
+    for r in range(rounds):
+        ceilings.append(ceiling())
+        print(f"  round {r + 1} machine ceiling: two processes {ceilings[-1]:.2f}x one")
+        for name, args in SETTINGS.items():
+            run = batch(listing, tmp / "out.jsonl", n, args, pipeline)
+            runs[name].append(run)
+            print(
+                f"  round {r + 1} {name:<22} {run.wall:5.1f} s = {run.rate:5.2f} photos/s "
+                f"(steady {run.steady:5.2f}, first record {run.first:4.1f} s, cores busy {run.cpu / run.wall:.2f})"
+            )
+    print("  medians:")
+    for name in SETTINGS:
+        print(f"    {name:<22} {describe(runs[name])}")
+    med = statistics.median
+    for suffix in ("", " --threads 1"):
+        one, two = runs["--jobs 1" + suffix], runs["--jobs 2" + suffix]
+        ratios = [b.rate / a.rate for a, b in zip(one, two, strict=True)]
+        steady = [b.steady / a.steady for a, b in zip(one, two, strict=True)]
+        print(
+            f"  --jobs 2 / --jobs 1{suffix}: {med(ratios):.2f}x overall, {med(steady):.2f}x steady "
+            f"(per round: {', '.join(f'{x:.2f}' for x in ratios)}); target >= 1.8x"
+        )
+    print(f"  machine ceiling (two processes over one, median): {med(ceilings):.2f}x")
+
+
+def large(tmp: Path, faces: list[Path], rounds: int, pipeline: str) -> None:
+    import cv2
+
+    d = tmp / "large"
+    d.mkdir()
+    photos = []
+    for src in faces:
+        img = cv2.imread(str(src))
+        first = d / f"{src.stem}-0.jpg"
+        cv2.imwrite(
+            str(first), cv2.resize(img, (1280, 960), interpolation=cv2.INTER_AREA), [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
+        photos.append(first)
+        for i in range(1, 12):
+            os.link(first, d / f"{src.stem}-{i}.jpg")
+            photos.append(d / f"{src.stem}-{i}.jpg")
+    listing = write_list(tmp / "large.txt", photos)
+    print(f"large photos: {len(photos)} face photos at 1280x960, pipeline {pipeline}, {rounds} rounds")
+    runs = []
+    for r in range(rounds):
+        runs.append(batch(listing, tmp / "large.jsonl", len(photos), ["--jobs", "2"], pipeline))
+        print(f"  round {r + 1} --jobs 2: {runs[-1].rate:5.2f} photos/s (steady {runs[-1].steady:5.2f})")
+    print(f"  median --jobs 2: {describe(runs)}; target >= 25 photos/s")
+
+
+def memory(tmp: Path, faces: list[Path], total: int, pipeline: str) -> None:
+    many = tmp / "many"
+    many.mkdir()
+    photos = []
+    for i in range(total):
+        src = faces[i % len(faces)]
+        dst = many / f"{i:05d}-{src.name}"
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+        photos.append(dst)
+    listing = write_list(tmp / "many.txt", photos)
+    run = batch(listing, tmp / "many.jsonl", total, ["--jobs", "2"], pipeline, watch=True)
+    print(
+        f"memory: {total} photos (hard links to the face photos), --jobs 2, {run.wall:.1f} s = {run.rate:.2f} photos/s"
+    )
+    samples = run.samples
+    for frac in (0.1, 0.5, 1.0):
+        at = next((s for s in samples if s[0] >= frac * total), samples[-1] if samples else None)
+        if at:
+            print(f"  runner RSS after {at[0]:>5} records: {at[1] / 1024:.0f} MB")
+    if samples:
+        print(f"  runner peak RSS (VmHWM): {max(s[2] or 0 for s in samples) / 1024:.0f} MB; target <= 300 MB")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pipeline", default="default")
-    ap.add_argument("--memory-photos", type=int, default=2000)
+    ap.add_argument("--memory-photos", type=int, default=10_000)
+    ap.add_argument("--skip", default="", help="comma-separated: throughput, large, memory")
     args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
 
     data = shared_path() / "data"
     faces = sorted((data / "faces" / "dlib_examples").glob("*.jpg"))
     acne = sorted((data / "acne" / "images").glob("*.jpg"))[:100]
     if not faces or not acne:
         sys.exit(f"shared photos not found under {data}")
-    print(f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), Python {sys.version.split()[0]}")
+    with_face = [p for p in faces if p.name != "dogs.jpg"]
+    print(
+        f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), Python {sys.version.split()[0]}, "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
+    )
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        photos = tmp / "photos.txt"
-        photos.write_text("".join(f"{p}\n" for p in faces + acne))
-        n = len(faces) + len(acne)
-        print(f"throughput: {len(faces)} face photos + {len(acne)} acne close-ups, pipeline {args.pipeline}")
-        best: dict[int, float] = {}
-        for r in range(args.rounds):
-            for jobs in (1, 2):
-                wall, _ = _batch(photos, tmp / "out.jsonl", jobs, args.pipeline)
-                rate = n / wall
-                best[jobs] = max(best.get(jobs, 0.0), rate)
-                print(f"  round {r + 1} --jobs {jobs}: {n} photos in {wall:.1f} s = {rate:.2f} photos/s")
-        print(
-            f"  best: --jobs 1 {best[1]:.2f} photos/s, --jobs 2 {best[2]:.2f} photos/s, ratio {best[2] / best[1]:.2f}"
-        )
-
-        many = tmp / "many"
-        many.mkdir()
-        lines = []
-        for i in range(args.memory_photos):
-            src = faces[i % len(faces)]
-            dst = many / f"{i:05d}-{src.name}"
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copyfile(src, dst)
-            lines.append(f"{dst}\n")
-        listing = tmp / "many.txt"
-        listing.write_text("".join(lines))
-        wall, samples = _batch(listing, tmp / "many.jsonl", 2, args.pipeline, watch=True)
-        total = args.memory_photos
-        print(
-            f"memory: {total} photos (hard links to the face photos), --jobs 2, {wall:.1f} s = {total / wall:.2f} photos/s"
-        )
-        for frac in (0.1, 0.5, 1.0):
-            at = next((s for s in samples if s[0] >= frac * total), samples[-1] if samples else None)
-            if at:
-                print(f"  runner RSS after {at[0]:>5} records: {at[1] / 1024:.0f} MB")
-        if samples:
-            print(f"  runner peak RSS (VmHWM): {max(s[2] or 0 for s in samples) / 1024:.0f} MB")
+        if "throughput" not in skip:
+            throughput(tmp, faces + acne, args.rounds, args.pipeline)
+        if "large" not in skip:
+            large(tmp, with_face, args.rounds, args.pipeline)
+        if "memory" not in skip:
+            memory(tmp, faces, args.memory_photos, args.pipeline)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -454,7 +454,8 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="OpenCV threads per analysis process or Ray actor (default: OpenCV's own choice; 1 with --ray)",
+        help="OpenCV threads per analysis process or Ray actor (default: with --jobs 1 OpenCV's own choice, "
+        "else the CPUs over --jobs; 1 with --ray)",
     )
     p.add_argument(
         "--row-group-size",

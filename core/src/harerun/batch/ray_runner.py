@@ -25,6 +25,8 @@ from harerun.errors import HareRunError
 
 #: Photos per Ray block: outcomes stream back a block at a time.
 PHOTOS_PER_BLOCK = 4
+#: Memory Ray reserves per actor when placing them: one analysis peaks at 250-375 MB (bench/memory.py).
+ACTOR_MEMORY_BYTES = 512 * 1024 * 1024
 #: Environment the actors need from the driver (never credentials: nodes use their own).
 FORWARDED_ENV = ("HARERUN_", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION")
 
@@ -105,6 +107,7 @@ def ray_results(
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=min(jobs, ds.num_blocks())),
         num_cpus=settings.threads or 1,
+        memory=ACTOR_MEMORY_BYTES,
     )
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):

@@ -39,6 +39,13 @@ from harerun.batch.sinks import Resume, open_sink
 Task = tuple[str, tuple[int, ...]]
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def plan_variants(engine: Any, pipeline: str, all_variants: bool) -> tuple[Variant, ...]:
     """The ways every photo is analysed: the pipeline, or each variant of the experiment ``pipeline``."""
     engine.check_pipeline_name(pipeline)  # a bad pipeline is reported before any photo
@@ -246,7 +253,10 @@ def run_batch(
                 jobs = jobs or ray_runner.default_jobs(settings.threads or 1)
                 results = ray_runner.ray_results(tasks, settings, jobs, stop)
             else:
-                results = local_results(tasks, settings, jobs or os.cpu_count() or 1, stop, engine)
+                jobs = jobs or usable_cpus()
+                if jobs > 1 and not threads:  # OpenCV's threads share the cores, not multiply them
+                    settings = replace(settings, threads=max(1, usable_cpus() // jobs))
+                results = local_results(tasks, settings, jobs, stop, engine)
             for outcomes in results:
                 summary.photos += 1
                 for outcome in outcomes:
