@@ -23,6 +23,8 @@ moto_server = pytest.importorskip("moto.server", reason="the S3 server is moto's
 
 from harerun.batch import iter_records  # noqa: E402
 
+pytestmark = pytest.mark.slow  # Ray's start-up alone takes seconds
+
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "harerun-ray-photos"
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -111,6 +113,7 @@ def test_local_and_ray_give_the_same_records_on_40_photos_from_s3(cluster, astro
     assert all(r["path"].startswith(src) for r in recs)
 
 
+@pytest.mark.shared
 def test_local_and_ray_give_the_same_records_on_40_shared_photos(cluster, shared, tmp_path):
     endpoint, address = cluster
     faces = sorted((shared / "data" / "faces" / "dlib_examples").glob("*.jpg"))
