@@ -240,7 +240,8 @@ def run_batch(
             tasks.append((path, todo))
     summary.skipped = len(photos) - len(tasks)
     worst = 0
-    if ray is not None:
+    owned = False
+    if ray is not None and tasks:
         from harerun.batch import ray_runner
 
         settings = replace(settings, threads=threads or 1)  # an actor uses the one CPU Ray gives it
@@ -249,7 +250,7 @@ def run_batch(
     with Stop() as stop:
         bar = _progress(len(tasks), quiet)
         try:
-            if ray is not None:
+            if ray is not None and tasks:
                 jobs = jobs or ray_runner.default_jobs(settings.threads or 1)
                 results = ray_runner.ray_results(tasks, settings, jobs, stop)
             else:
@@ -271,7 +272,7 @@ def run_batch(
         finally:
             bar.close()
             sink.close()
-            if ray is not None and owned:
+            if owned:
                 ray_runner.disconnect()
         stopped = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(stop.signal)
     print(summary.render(out, stopped), file=sys.stderr)
