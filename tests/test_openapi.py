@@ -224,9 +224,16 @@ def test_detector_measurements_are_published_and_hold(spec, astronaut_bgr):
     assert not _validator(spec, _schema(spec, "DarkSpotsMeasurements")).is_valid({"count": -1})
 
 
-def test_pipelines_name_each_steps_measurements_component(spec):
+def test_pipelines_name_each_steps_components_and_params_hold(spec):
     with TestClient(create_app(Settings(warm_up=False))) as client:
         body = client.get("/api/pipelines").json()
-    steps = {d["plugin"]: d["measurements"] for p in body["pipelines"] for d in p["detectors"]}
-    assert steps["dark_spots"] == "DarkSpotsMeasurements" in spec["components"]["schemas"]
-    assert all(v is None or v in spec["components"]["schemas"] for v in steps.values())
+    detectors = [d for p in body["pipelines"] for d in p["detectors"]]
+    by_plugin = {d["plugin"]: d for d in detectors}
+    assert by_plugin["dark_spots"]["measurements_schema"] == "DarkSpotsMeasurements"
+    assert by_plugin["dark_spots"]["params_schema"] == "DarkSpotsParams"
+    for d in detectors:
+        assert d["params_schema"] in spec["components"]["schemas"], d
+        assert d["measurements_schema"] is None or d["measurements_schema"] in spec["components"]["schemas"]
+        errors = list(_validator(spec, _schema(spec, d["params_schema"])).iter_errors(d["params"]))
+        assert not errors, (d["id"], errors)
+    assert not _validator(spec, _schema(spec, "DarkSpotsParams")).is_valid({"min_delta_l": 1000})

@@ -143,8 +143,10 @@ def test_calls_through_the_generated_client(api, generated, photo):
     assert "harerun_http_requests_total" in api_("operations.get_metrics").sync(client=api)
     pipes = api_("pipelines.list_pipelines").sync(client=api)
     assert isinstance(pipes, models.PipelinesResponse) and pipes.default == "default"
-    steps = {d.plugin: d.measurements for p in pipes.pipelines for d in p.detectors}
-    assert steps["dark_spots"] == "DarkSpotsMeasurements" and hasattr(models, "DarkSpotsMeasurements")
+    steps = {d.plugin: d for p in pipes.pipelines for d in p.detectors}
+    assert steps["dark_spots"].measurements_schema == "DarkSpotsMeasurements"
+    params = models.DarkSpotsParams.from_dict(steps["dark_spots"].params.to_dict())  # typed params too
+    assert params.min_delta_l > 0
     status = api_("models.get_model_status").sync(client=api)
     assert isinstance(status, models.ModelStatusResponse)
     assert all(m.source is None or isinstance(m.source, models.ModelSource) for m in status.models)

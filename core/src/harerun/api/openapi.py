@@ -1,8 +1,9 @@
 """The OpenAPI document: FastAPI's, plus what it cannot infer from the routes.
 
 - the request bodies (:data:`harerun.api.upload.BODY_MODELS`), which the routes read by hand;
-- each detector's ``Measurements`` model (see :class:`harerun.detector.Detector`), as
-  ``<Name>Measurements`` (``GET /api/pipelines`` names it for each step);
+- each detector's ``Params`` and, when it declares one, ``Measurements`` model (see
+  :class:`harerun.detector.Detector`), as ``<Name>Params`` and ``<Name>Measurements``
+  (``GET /api/pipelines`` names them for each step);
 - the ``FaceBackend`` enum: the face backends registered on the server's plugin host (backends
   are plugins), plus ``auto`` (pipelines) and ``skip`` (``face: {mode: skip}``).
 
@@ -23,11 +24,12 @@ from harerun.host import PluginHost
 REF = "#/components/schemas/{model}"
 
 
-def measurements_component(detector: Any) -> str | None:
-    """The component name of a detector's ``Measurements`` model (None when it declares none)."""
-    if getattr(detector, "Measurements", None) is None:
+def model_component(detector: Any, model: str) -> str | None:
+    """The component name of a detector's ``Params`` or ``Measurements`` model, e.g.
+    ``DarkSpotsMeasurements`` (None when it has none)."""
+    if getattr(detector, model, None) is None:
         return None
-    return "".join(part.capitalize() for part in str(detector.name).split("_")) + "Measurements"
+    return "".join(part.capitalize() for part in str(detector.name).split("_")) + model
 
 
 def _add(schemas: dict[str, Any], name: str, model: Any) -> None:
@@ -50,10 +52,11 @@ def build_openapi(app: FastAPI, host: PluginHost) -> dict[str, Any]:
     for model in BODY_MODELS:
         _add(schemas, model.model_config["title"], model)
     for name, reg in sorted(host.detectors.items()):
-        component = measurements_component(reg.cls)
-        if component is not None:
-            _add(schemas, component, reg.cls.Measurements)
-            schemas[component].setdefault("description", f"`measurements` of the `{name}` detector")
+        for model, field in (("Params", "params"), ("Measurements", "measurements")):
+            component = model_component(reg.cls, model)
+            if component is not None:
+                _add(schemas, component, getattr(reg.cls, model))
+                schemas[component].setdefault("description", f"`{field}` of the `{name}` detector")
     backends = schemas.get("FaceBackend")
     if backends is not None:
         backends["enum"] = sorted({*host.face_backends, "auto", "skip"})

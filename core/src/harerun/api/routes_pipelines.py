@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from harerun.api.deps import ServiceDep
 from harerun.api.errors import KEYED_ERRORS
-from harerun.api.openapi import measurements_component
+from harerun.api.openapi import model_component
 from harerun.api.schemas import PipelinesResponse
 from harerun.api.service import pipeline_models
 
@@ -36,7 +36,8 @@ async def pipelines(service: ServiceDep) -> PipelinesResponse:
                     "package": reg.package if reg else None,
                     "enabled": step.enabled,
                     "params": params.model_dump(mode="json") if params is not None else {},
-                    "measurements": measurements_component(step.detector),
+                    "params_schema": model_component(step.detector, "Params"),
+                    "measurements_schema": model_component(step.detector, "Measurements"),
                 }
             )
         out.append(

@@ -142,10 +142,13 @@ class DetectorInfo(BaseModel):
     package: str | None
     enabled: bool
     params: dict[str, Any]
-    measurements: str | None = Field(
+    params_schema: str | None = Field(
+        None, description="the OpenAPI component (#/components/schemas/NAME) that types `params`"
+    )
+    measurements_schema: str | None = Field(
         None,
-        description="name of the OpenAPI component (#/components/schemas/NAME) that types this detector's "
-        "`measurements`, when its plugin declares one",
+        description="the OpenAPI component that types this step's `measurements` in an analysis, when its "
+        "plugin declares one",
     )
 
 
