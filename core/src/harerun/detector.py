@@ -52,7 +52,8 @@ class FaceContext:
         ``nasolabial_<side>``) when a mesh placed them; visible ones only.
     hidden_zones : names of the zones left out of ``zones`` because they face away from
         the camera or lie outside the photo (the far cheek of a 3/4 view).
-    face_mask : the visible face (inside the mesh's face outline, eyes, brows, lips and
+    face_mask : the visible face and its surroundings where acne is graded (the mesh's face
+        outline scaled by 1.3 about its centre: hairline, temples, jaw; eyes, brows, lips and
         nostrils left out) when a mesh was fitted; see :attr:`face_skin`.
     face_inside : share of the face's area inside the photo (a close-up cuts it; 1 without a mesh).
     """
@@ -83,7 +84,7 @@ class FaceContext:
 
     @cached_property
     def face_skin(self) -> np.ndarray:
-        """Skin on the visible face: the mesh's face outline AND the skin mask (without a mesh,
+        """Skin on the visible face and around it (:attr:`face_mask`) AND the skin mask (without a mesh,
         :attr:`zone_skin`). Lesion counts that stand for the whole face are taken here."""
         if self.face_mask is None:
             return self.zone_skin

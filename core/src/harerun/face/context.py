@@ -60,6 +60,15 @@ def _fill(size: int, polygons, valid: np.ndarray | None = None) -> np.ndarray:
     return mask
 
 
+#: The face area (``FaceContext.face_mask``) is the mesh's face outline scaled by this about its
+#: centre: the outline stops at the upper forehead and runs in front of the ears and along the
+#: jaw's edge, while acne is graded up to the hairline, on the temples, jaw and upper neck (a
+#: quarter of the val split's annotated lesions lay outside it). The skin mask keeps hair and
+#: background out; eyes, brows, lips and nostrils stay left out. On the train split, lesion recall
+#: went 0.362 -> 0.398 / 0.419 / 0.422 at 1.1 / 1.3 / 1.45 with the same precision (0.52).
+FACE_AREA_SCALE = 1.3
+
+
 def mesh_layout(face: Face, image_to_roi: np.ndarray, photo_shape, size: int, valid: np.ndarray) -> ZoneLayout:
     """Zones, features, visibility, pose and framing from the face's fitted mesh."""
     h, w = photo_shape[:2]
@@ -71,7 +80,9 @@ def mesh_layout(face: Face, image_to_roi: np.ndarray, photo_shape, size: int, va
     folds = {n: _fill(size, [polys[n]], valid) for n in geometry.FOLD_ZONES if visible[n]}
     exclude = _fill(size, [p for rings in geometry.feature_polygons(roi_pts).values() for p in rings])
     head = geometry.pose(pts)
-    outline = _fill(size, [roi_pts[list(geometry.FACE_OVAL), :2]], valid)
+    oval = roi_pts[list(geometry.FACE_OVAL), :2]
+    centre = oval.mean(axis=0)
+    outline = _fill(size, [centre + (oval - centre) * FACE_AREA_SCALE], valid)
     cv2.bitwise_and(outline, cv2.bitwise_not(exclude), dst=outline)
     return ZoneLayout(
         zones=zones,
