@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams
 from harerun.engine import Engine
 from harerun.errors import ImageError, NoUsableFace, UnknownPipeline
+from harerun.experiments import photo_key
 from harerun.host import PluginHost
 from harerun.overlay import draw_overlay
 from harerun.results import DetectorResult, Evidence
@@ -169,7 +171,24 @@ def test_ab_variant_is_sticky_and_reported(engine, astronaut_bgr):
         assert res.pipeline == {"ab:A": "t", "ab:B": "u"}[res.variant]
         seen[key] = res.variant
     assert set(seen.values()) == {"ab:A", "ab:B"}
-    assert engine.run(astronaut_bgr, pipeline="ab").result.variant == "ab:A"  # no key: the control
+
+
+def test_ab_without_subject_is_assigned_by_the_photo(engine, astronaut_bgr, tmp_path):
+    """No subject id: the photo's SHA-256 is the key (as in the HTTP API), not always the control."""
+    exp = engine.experiments.experiments["ab"]
+    variants = []
+    for i in range(8):
+        photo = astronaut_bgr.copy()
+        photo[0, 0, 0] = i  # another photo, another key
+        got = engine.run(photo, pipeline="ab").result.variant
+        assert got == f"ab:{exp.assign('ab', photo_key(photo.tobytes())).name}"
+        variants.append(got)
+    assert set(variants) == {"ab:A", "ab:B"}
+    path = tmp_path / "p.png"
+    cv2.imwrite(str(path), astronaut_bgr)
+    by_path = engine.run(path, pipeline="ab").result.variant
+    assert by_path == engine.run(path.read_bytes(), pipeline="ab").result.variant
+    assert by_path == f"ab:{exp.assign('ab', photo_key(path.read_bytes())).name}"
 
 
 def test_bad_inputs_raise_typed_errors(engine):

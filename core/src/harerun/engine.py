@@ -13,7 +13,7 @@ import numpy as np
 import harerun
 from harerun.detector import FaceContext
 from harerun.errors import HareRunError, NoUsableFace, UnknownPipeline
-from harerun.experiments import ExperimentsFile, load_experiments
+from harerun.experiments import ExperimentsFile, load_experiments, photo_key
 from harerun.face.stage import FaceStage, run_face_stage
 from harerun.host import PluginHost
 from harerun.imageio import MAX_BYTES, MAX_PIXELS, WORK_SIDE, load_image
@@ -88,8 +88,8 @@ class Engine:
     def choose(self, name: str, subject_id: str | None) -> tuple[Pipeline, str | None]:
         """Resolve ``name`` (a pipeline or an experiment) to a pipeline and variant name.
 
-        An experiment needs a ``subject_id`` to assign a sticky variant; without one
-        the first variant (the control) is used.
+        An experiment assigns a sticky variant by ``subject_id``; without one the first variant
+        (the control) is used (:meth:`run` passes the photo's hash instead, see there).
         """
         experiment = self.experiments.experiments.get(name)
         if experiment is None:
@@ -122,9 +122,16 @@ class Engine:
         )
 
     def run(self, image: Any, *, pipeline: str = "default", subject_id: str | None = None) -> Run:
-        """Analyse one photo. Raises ImageError, PipelineError or NoUsableFace."""
+        """Analyse one photo. Raises ImageError, PipelineError or NoUsableFace.
+
+        For an A/B experiment without a ``subject_id`` the photo's SHA-256 is the assignment key
+        (:func:`harerun.experiments.photo_key`, as the HTTP API does), so photos spread over the
+        variants by their weights instead of all running the control.
+        """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        if subject_id is None and pipeline in self.experiments.experiments:
+            subject_id = _photo_subject(image, max_bytes=self.max_bytes)
         pipe, variant = self.choose(pipeline, subject_id)
         bgr, info = self.decode(image)
         timings["decode"] = _ms(t0)
@@ -205,3 +212,20 @@ def analyze(image: Any, *, pipeline: str = "default", subject_id: str | None = N
 
 
 __all__ = ["Engine", "Run", "analyze", "default_engine", "HareRunError", "UnknownPipeline"]
+
+
+def _photo_subject(image: Any, *, max_bytes: int) -> str | None:
+    """The A/B key of a photo given without a subject id: its SHA-256 (of the file's bytes, the
+    encoded bytes or the array's), or None when it cannot be read here (decoding says why)."""
+    if isinstance(image, bytes | bytearray):
+        return photo_key(bytes(image))
+    if isinstance(image, np.ndarray):
+        return photo_key(np.ascontiguousarray(image).tobytes())
+    if isinstance(image, str | Path):
+        try:
+            path = Path(image)
+            if path.is_file() and path.stat().st_size <= max_bytes:
+                return photo_key(path.read_bytes())
+        except OSError:
+            return None
+    return None
