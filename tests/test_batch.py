@@ -391,3 +391,38 @@ def test_a_missing_extra_is_named(photos, tmp_path, blocked, args, extra):
     )
     assert proc.returncode == 2, proc.stderr
     assert f"pip install '{extra}'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the analysis processes in /proc (Linux)")
+def test_an_analysis_process_that_dies_is_recorded_and_resumed(photos, tmp_path, astronaut_bgr):
+    d = tmp_path / "p"
+    d.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(d / f"{i:02d}.jpg"), np.roll(astronaut_bgr, 5 * i, axis=1))
+    out_file = tmp_path / "out.jsonl"
+    cmd = batch_cmd(d, "--out", out_file, "--pipeline", photos / "haar.yaml", "--jobs", "2", "--quiet")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _written(out_file) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = _children(proc.pid) if proc.poll() is None else []
+    assert workers, "the run ended before an analysis process could be killed"
+    os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
+    assert proc.wait(timeout=120) == 1
+    recs = records(out_file)
+    crashed = [r for r in recs if r["status"] == "error"]
+    assert crashed and all(r["error"]["code"] == "WORKER_CRASHED" for r in crashed)
+    assert sorted(r["path"] for r in recs) == sorted(str(p) for p in d.iterdir())  # the others went on
+    out = harerun(*cmd[4:], "--resume")
+    assert out.returncode == 0, out.stderr
+    assert f"{len(crashed)} photo(s) analysed" in out.stderr
+    again = records(out_file)
+    assert sorted(r["path"] for r in again) == sorted(str(p) for p in d.iterdir())
+    assert all(r["status"] == "ok" for r in again)

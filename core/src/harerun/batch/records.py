@@ -212,6 +212,7 @@ def init_worker(settings: Settings) -> None:
     if settings.watch_parent:
         # Ctrl-C reaches the whole process group: the runner decides, photos in progress finish.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked process inherits the runner's handler
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
