@@ -26,6 +26,16 @@ _lock = threading.Lock()
 _client: Any = None
 
 
+def _forget_client() -> None:
+    # A forked analysis process must not share the runner's pooled connections.
+    global _client, _lock
+    _client, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_client)
+
+
 def is_s3(name: str) -> bool:
     return name.startswith("s3://")
 
