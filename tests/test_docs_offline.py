@@ -10,26 +10,15 @@ skips its online validator only for localhost addresses). Needs Debian's ``chrom
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from harerun.testing import chromium
+
 HOST = "docs.test"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP {HOST} 127.0.0.1, EXCLUDE localhost",
-]
 OPERATIONS = ("analyzeSkin", "detectFace", "getModelStatus", "listPipelines", "getHealth", "getReadiness", "getMetrics")
 
 _spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
@@ -41,13 +30,8 @@ if _spec.name not in sys.modules:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium not found: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium(f"--host-resolver-rules=MAP {HOST} 127.0.0.1, EXCLUDE localhost") as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,18 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
+from harerun.testing import chromium
+
 BUILD = Path(__file__).resolve().parents[1] / "build"  # screenshots for people to look at
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 _spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
 hostile = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
@@ -40,13 +30,8 @@ if _spec.name not in sys.modules:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium not found: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import csv
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -23,10 +22,9 @@ from scipy.stats import bootstrap, spearmanr
 
 from harerun.report import build_report, read_results
 from harerun.results import DetectorResult, severity_for
-from harerun.testing import FAST_PIPELINE, run_cli
+from harerun.testing import FAST_PIPELINE, chromium, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SEED, RESAMPLES = 7, 2000
 
 
@@ -387,13 +385,8 @@ def test_without_matplotlib_the_error_names_the_extra(ab_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium not found: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def open_report(browser, path: Path, screenshot: Path):

@@ -7,6 +7,10 @@ stage.
 
 from __future__ import annotations
 
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -138,3 +142,37 @@ def run_cli(*args, cwd=None, prefix=(), timeout: float = 300, preexec_fn=None):
         timeout=timeout,
         preexec_fn=preexec_fn,
     )
+
+
+#: Debian's Chromium (``apt-get install -y chromium``; ``.ci/run`` installs it) and the flags it runs
+#: with here: headless, as root, and with none of its background connections (this machine has no
+#: network but the package registries; see the workplace notes on Chromium).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@contextmanager
+def chromium(*extra_args: str):
+    """A headless Chromium browser (Playwright's sync API driving Debian's build; ``playwright
+    install`` is never used). Skips the calling test, saying what to install, when the
+    ``playwright`` package or Chromium is missing."""
+    import pytest
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium not found: apt-get install -y chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
