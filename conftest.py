@@ -30,3 +30,28 @@ def astronaut_bgr():
     from skimage import data
 
     return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+@pytest.fixture(scope="module")
+def pipelines_dir(tmp_path_factory) -> Path:
+    """The configured pipelines plus `strict`, whose quality gate refuses every photo (API tests)."""
+    import shutil
+
+    import yaml
+
+    from harerun.pipeline import default_pipelines_dir
+
+    out = tmp_path_factory.mktemp("pipelines")
+    for f in default_pipelines_dir().glob("*.yaml"):
+        shutil.copy(f, out / f.name)
+    default = yaml.safe_load((out / "default.yaml").read_text())
+    strict = {
+        "schema_version": 1,
+        "name": "strict",
+        "description": "refuses everything (test)",
+        "face": default.get("face", {}),
+        "quality": {"reject": True, "min_brightness": 99.0},
+        "detectors": default["detectors"][:1],
+    }
+    (out / "strict.yaml").write_text(yaml.safe_dump(strict))
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import shutil
 import threading
 import time
 
@@ -21,7 +20,6 @@ from harerun.api import Settings, create_app, routes_analyze
 from harerun.api.service import Service
 from harerun.engine import Engine
 from harerun.experiments import photo_key, subject_hash
-from harerun.pipeline import default_pipelines_dir
 
 ANALYZE = "/api/v6/skin/analyze-hare-run"
 DETECT = "/api/v4/face/detect"
@@ -41,25 +39,6 @@ def photo(astronaut_bgr) -> bytes:
 @pytest.fixture(scope="module")
 def grey() -> bytes:
     return _jpeg(np.full((300, 400, 3), 128, np.uint8))
-
-
-@pytest.fixture(scope="module")
-def pipelines_dir(tmp_path_factory):
-    """The configured pipelines plus `strict`, whose quality gate refuses every photo."""
-    out = tmp_path_factory.mktemp("pipelines")
-    for f in default_pipelines_dir().glob("*.yaml"):
-        shutil.copy(f, out / f.name)
-    default = yaml.safe_load((out / "default.yaml").read_text())
-    strict = {
-        "schema_version": 1,
-        "name": "strict",
-        "description": "refuses everything (test)",
-        "face": default.get("face", {}),
-        "quality": {"reject": True, "min_brightness": 99.0},
-        "detectors": default["detectors"][:1],
-    }
-    (out / "strict.yaml").write_text(yaml.safe_dump(strict))
-    return out
 
 
 @pytest.fixture(scope="module")

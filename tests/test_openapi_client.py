@@ -14,7 +14,6 @@ import inspect
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
@@ -33,7 +31,6 @@ from harerun.api import Settings, create_app, routes_analyze
 from harerun.api.auth import key_hash
 from harerun.errors import ERROR_CODES
 from harerun.experiments import subject_hash
-from harerun.pipeline import default_pipelines_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "docs" / "openapi-python-client.yaml"
@@ -54,25 +51,6 @@ def photo(astronaut_bgr) -> bytes:
 @pytest.fixture(scope="module")
 def grey() -> bytes:
     return _jpeg(np.full((240, 320, 3), 128, np.uint8))
-
-
-@pytest.fixture(scope="module")
-def pipelines_dir(tmp_path_factory) -> Path:
-    """The configured pipelines plus `strict`, whose quality gate refuses every photo."""
-    out = tmp_path_factory.mktemp("pipelines")
-    for f in default_pipelines_dir().glob("*.yaml"):
-        shutil.copy(f, out / f.name)
-    default = yaml.safe_load((out / "default.yaml").read_text())
-    strict = {
-        "schema_version": 1,
-        "name": "strict",
-        "description": "refuses everything (test)",
-        "face": default.get("face", {}),
-        "quality": {"reject": True, "min_brightness": 99.0},
-        "detectors": default["detectors"][:1],
-    }
-    (out / "strict.yaml").write_text(yaml.safe_dump(strict))
-    return out
 
 
 @pytest.fixture(scope="module")
