@@ -129,6 +129,29 @@ def describe(runs: list[Run]) -> str:
     )
 
 
+def idle_fraction(seconds: float = 3.0) -> float:
+    """The share of CPU time no process used over the next ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_idle(limit: float) -> float:
+    """Wait (at most ``limit`` seconds) until the CPUs are at least 90 % idle; the idle share last seen."""
+    deadline = time.monotonic() + limit
+    while True:
+        idle = idle_fraction()
+        if idle >= 0.9 or time.monotonic() > deadline:
+            return idle
+
+
 def _spin(n: int) -> float:
     t0 = time.perf_counter()
     x = 0
@@ -154,15 +177,19 @@ def write_list(path: Path, photos: list[Path]) -> Path:
     return path
 
 
-def throughput(tmp: Path, photos: list[Path], rounds: int, pipeline: str) -> None:
+def throughput(tmp: Path, photos: list[Path], rounds: int, pipeline: str, wait: float) -> None:
     listing = write_list(tmp / "photos.txt", photos)
     n = len(photos)
     print(f"throughput: {n} photos (shared faces + acne close-ups), pipeline {pipeline}, {rounds} rounds alternating")
     runs: dict[str, list[Run]] = {name: [] for name in SETTINGS}
     ceilings = []
     for r in range(rounds):
+        idle = wait_idle(wait) if wait else idle_fraction()
         ceilings.append(ceiling())
-        print(f"  round {r + 1} machine ceiling: two processes {ceilings[-1]:.2f}x one")
+        print(
+            f"  round {r + 1}: CPUs {100 * idle:.0f} % idle before it; machine ceiling: two processes "
+            f"{ceilings[-1]:.2f}x one"
+        )
         for name, args in SETTINGS.items():
             run = batch(listing, tmp / "out.jsonl", n, args, pipeline)
             runs[name].append(run)
@@ -185,7 +212,7 @@ def throughput(tmp: Path, photos: list[Path], rounds: int, pipeline: str) -> Non
     print(f"  machine ceiling (two processes over one, median): {med(ceilings):.2f}x")
 
 
-def large(tmp: Path, faces: list[Path], rounds: int, pipeline: str) -> None:
+def large(tmp: Path, faces: list[Path], rounds: int, pipeline: str, wait: float) -> None:
     import cv2
 
     d = tmp / "large"
@@ -205,8 +232,12 @@ def large(tmp: Path, faces: list[Path], rounds: int, pipeline: str) -> None:
     print(f"large photos: {len(photos)} face photos at 1280x960, pipeline {pipeline}, {rounds} rounds")
     runs = []
     for r in range(rounds):
+        idle = wait_idle(wait) if wait else idle_fraction()
         runs.append(batch(listing, tmp / "large.jsonl", len(photos), ["--jobs", "2"], pipeline))
-        print(f"  round {r + 1} --jobs 2: {runs[-1].rate:5.2f} photos/s (steady {runs[-1].steady:5.2f})")
+        print(
+            f"  round {r + 1} (CPUs {100 * idle:.0f} % idle before it) --jobs 2: {runs[-1].rate:5.2f} photos/s "
+            f"(steady {runs[-1].steady:5.2f}, cores busy {runs[-1].cpu / runs[-1].wall:.2f})"
+        )
     print(f"  median --jobs 2: {describe(runs)}; target >= 25 photos/s")
 
 
@@ -242,6 +273,13 @@ def main() -> None:
     ap.add_argument("--pipeline", default="default")
     ap.add_argument("--memory-photos", type=int, default=10_000)
     ap.add_argument("--skip", default="", help="comma-separated: throughput, large, memory")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="S",
+        help="before each throughput or large-photo round wait up to S seconds for the CPUs to be 90 %% idle (shared machines)",
+    )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -258,9 +296,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         if "throughput" not in skip:
-            throughput(tmp, faces + acne, args.rounds, args.pipeline)
+            throughput(tmp, faces + acne, args.rounds, args.pipeline, args.wait_idle)
         if "large" not in skip:
-            large(tmp, with_face, args.rounds, args.pipeline)
+            large(tmp, with_face, args.rounds, args.pipeline, args.wait_idle)
         if "memory" not in skip:
             memory(tmp, faces, args.memory_photos, args.pipeline)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
