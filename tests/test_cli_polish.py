@@ -73,7 +73,7 @@ def test_doctor_reports_versions_models_face_backend_and_threads(monkeypatch):
     assert {"acne", "ml_classifier", "wrinkles"} <= {p["detector"] for p in r["plugins"]}
     assert r["face"]["auto"] == "blazeface"
     assert r["pipelines"]["default"]["face_backend_used"] == "blazeface"
-    assert r["pipelines"]["fast"]["face_backend_used"] == "haar"
+    assert r["pipelines"]["fast"]["face_backend_used"] == "blazeface"
     models = {f"{m['name']}@{m['version']}": m for m in r["models"]}
     assert set(models) == {"acne-grade@3", "acne-lesions@1"}
     assert all(m["available"] and m["source"] == "local" for m in models.values())
