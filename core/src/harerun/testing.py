@@ -114,6 +114,17 @@ def val_photo_contexts(shared, n: int = 6):
         yield make_context(img, skin_mask=classify_skin_pixels(img), px_per_mm=None)
 
 
+def acne_photo(shared, index: int, size: int = 512) -> np.ndarray:
+    """The ``index``-th photo listed in ``shared``/data/acne/labels.csv, resized to ``size`` x ``size``
+    BGR (a real close-up for a detector's "runs in range" test on a hand-built context)."""
+    import csv
+
+    data = shared / "data" / "acne"
+    with open(data / "labels.csv", newline="") as f:
+        name = list(csv.DictReader(f))[index]["image"]
+    return cv2.resize(cv2.imread(str(data / "images" / name)), (size, size))
+
+
 #: A two-detector pipeline on the Haar backend: quick CLI tests.
 FAST_PIPELINE = """schema_version: 1
 name: clitest

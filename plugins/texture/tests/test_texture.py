@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-
 import cv2
 import numpy as np
 import pydantic
 import pytest
 
-from harerun.testing import canonical_zones, make_context, synthetic_skin
+from harerun.testing import acne_photo, canonical_zones, make_context, synthetic_skin
 from harerun_texture import algorithm
 from harerun_texture.plugin import TextureDetector
 
@@ -78,8 +76,7 @@ def test_params_are_validated():
 
 @pytest.mark.shared
 def test_real_acne_photo_in_range(shared):
-    rows = list(csv.DictReader(open(shared / "data/acne/labels.csv")))
-    img = cv2.resize(cv2.imread(str(shared / "data/acne/images" / rows[5]["image"])), (512, 512))
+    img = acne_photo(shared, 5)
     res = TextureDetector().analyze(make_context(img))
     assert res.status == "ok" and 0 <= res.score <= 100
     assert set(res.zones) == set(canonical_zones(512))

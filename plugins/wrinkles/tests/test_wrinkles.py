@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from functools import partial
 
 import cv2
@@ -10,7 +9,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from harerun.testing import canonical_zones, make_context, synthetic_skin
+from harerun.testing import acne_photo, canonical_zones, make_context, synthetic_skin
 from harerun_wrinkles import algorithm
 from harerun_wrinkles.plugin import WrinklesDetector
 from harerun_wrinkles.regions import wrinkle_regions
@@ -139,8 +138,7 @@ def test_params_are_validated():
 
 @pytest.mark.shared
 def test_real_acne_photo_in_range(shared):
-    rows = list(csv.DictReader(open(shared / "data/acne/labels.csv")))
-    img = cv2.resize(cv2.imread(str(shared / "data/acne/images" / rows[10]["image"])), (512, 512))
+    img = acne_photo(shared, 10)
     res = WrinklesDetector().analyze(make_context(img))
     assert res.status == "ok" and 0 <= res.score <= 100
     assert {"forehead", "glabella", "crows_feet_left", "nasolabial_right"} <= set(res.zones)
