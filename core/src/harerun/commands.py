@@ -44,6 +44,13 @@ def add_training_arguments(
     p.add_argument("--limit", type=int, default=None, help="use only the first N images per split (smoke test)")
 
 
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of :func:`add_training_arguments`' options as config fields (``--lr`` is
+    ``learning_rate``), for ``TrainConfig(**training_options(args), <the command's own>)``."""
+    names = ("data", "out", "epochs", "batch_size", "width", "seed", "threads", "limit")
+    return {name: getattr(args, name) for name in names} | {"learning_rate": args.lr}
+
+
 def missing_labels(data: Path, holds: str) -> str | None:
     """Why ``data`` is not a training data folder (it has no ``labels.csv``), or None.
     ``holds`` says what the folder must hold, e.g. "labels.csv and images/"."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from harerun.commands import add_training_arguments, missing_labels, refuse, run_training
+from harerun.commands import add_training_arguments, missing_labels, refuse, run_training, training_options
 
 HELP = "acne lesion-centre network for the acne detector (plugin harerun-acne)"
 DESCRIPTION = (
@@ -55,18 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from harerun_acne.training import TrainConfig, train
 
     cfg = TrainConfig(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
+        **training_options(args),
         steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        width=args.width,
-        learning_rate=args.lr,
         holdout=args.holdout,
         eval_every=args.eval_every,
         max_minutes=args.max_minutes,
-        seed=args.seed,
-        threads=args.threads,
-        limit=args.limit,
     )
     return run_training(train, cfg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harerun.commands import add_training_arguments, missing_labels, refuse, run_training
+from harerun.commands import add_training_arguments, missing_labels, refuse, run_training, training_options
 
 HELP = "acne severity grade 0-3 (plugin harerun-ml-classifier)"
 DESCRIPTION = (
@@ -53,17 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from harerun_ml_classifier.training import TrainConfig, train
 
     cfg = TrainConfig(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        **training_options(args),
         input_size=args.input_size,
-        width=args.width,
-        learning_rate=args.lr,
-        seed=args.seed,
         bn_momentum=args.bn_momentum,
-        threads=args.threads,
-        limit=args.limit,
         tflite=not args.no_tflite,
         framing=args.framing,
         cache_dir=args.cache_dir,
