@@ -426,3 +426,15 @@ def test_an_analysis_process_that_dies_is_recorded_and_resumed(photos, tmp_path,
     again = records(out_file)
     assert sorted(r["path"] for r in again) == sorted(str(p) for p in d.iterdir())
     assert all(r["status"] == "ok" for r in again)
+
+
+def test_a_ray_address_nobody_answers_at_is_refused(photos, tmp_path):
+    pytest.importorskip("ray", reason="--ray needs Ray Data (pip install 'harerun[ray]')")
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on (Ray itself would retry for minutes)
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    out = harerun(photos / "a.jpg", "--out", tmp_path / "r.jsonl", "--pipeline", photos / "haar.yaml", "--ray", address)
+    assert out.returncode == 2 and f"--ray {address}: nothing answers there" in out.stderr
+    assert not (tmp_path / "r.jsonl").exists()

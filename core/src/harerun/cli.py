@@ -470,8 +470,8 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
         nargs="?",
         const="local",
         metavar="ADDRESS",
-        help="run on Ray Data (needs harerun[ray]): alone, a Ray instance started here (or $RAY_ADDRESS); "
-        "or a cluster: auto, HOST:PORT, ray://HOST:10001",
+        help="run on Ray Data (needs harerun[ray]): alone (after the inputs) or `local`, a Ray instance started "
+        "here (or $RAY_ADDRESS); or a cluster: auto, HOST:PORT, ray://HOST:10001",
     )
     p.add_argument(
         "--resume",

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import pickle
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,8 @@ from harerun.errors import HareRunError
 PHOTOS_PER_BLOCK = 4
 #: Memory Ray reserves per actor when placing them: one analysis peaks at 250-375 MB (bench/memory.py).
 ACTOR_MEMORY_BYTES = 512 * 1024 * 1024
+#: How long a cluster address may take to accept a connection.
+CONNECT_TIMEOUT_S = 5.0
 #: Environment the actors need from the driver (never credentials: nodes use their own).
 FORWARDED_ENV = ("HARERUN_", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION")
 
@@ -40,12 +43,28 @@ def _ray() -> Any:
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse a ``HOST:PORT`` or ``ray://HOST:PORT`` nothing answers at: Ray itself retries for minutes."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or not an address: Ray says what is wrong
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise NoPhotos(
+            f"--ray {address}: nothing answers there ({exc.strerror or exc}); is the Ray head running "
+            f"(`ray status` on it), and is the address its GCS port (6379) or Ray Client port (ray://HOST:10001)?"
+        ) from None
+
+
 def connect(address: str) -> bool:
     """Join the Ray cluster at ``address`` (``local``: start one here, or join ``RAY_ADDRESS``);
     True when this call connected (and so :func:`disconnect` should undo it)."""
     ray = _ray()
     if ray.is_initialized():
         return False
+    _check_reachable(os.environ.get("RAY_ADDRESS", "") if address == "local" else address)
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
     try:
         ray.init(
