@@ -98,9 +98,14 @@ def batch(list_file: Path, out: Path, n: int, args: list[str], pipeline: str, wa
     env = {k: v for k, v in os.environ.items() if k != "HARERUN_DISABLE_PLUGIN_AUTOLOAD"}
     cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    samples, first, last, seen, polls = [], None, None, 0, 0
+    samples, first, last, seen, polls, lines, offset = [], None, None, 0, 0, 0, 0
     while proc.poll() is None:
-        lines = out.read_bytes().count(b"\n") if out.exists() else 0
+        if out.exists():  # only the bytes added since the last poll: the bench must not compete for the CPU
+            with open(out, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
         now = time.perf_counter() - t0
         if lines and first is None:
             first = now
