@@ -49,7 +49,8 @@ class Resume:
         path, sha, code, experiment, pipeline, variant = key
         if path not in self.wanted:
             return True  # another run's photo: not ours to judge
-        if (experiment, pipeline, variant) not in self.runs:
+        other_run = pipeline is not None and (experiment, pipeline, variant) not in self.runs  # None: older harerun
+        if other_run:
             raise NoPhotos(
                 f"{out}: {path} was analysed with "
                 f"{'experiment ' + experiment + ' variant ' + str(variant) if experiment else 'pipeline ' + str(pipeline)}"
