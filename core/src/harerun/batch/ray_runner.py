@@ -30,8 +30,21 @@ PHOTOS_PER_BLOCK = 4
 ACTOR_MEMORY_BYTES = 512 * 1024 * 1024
 #: How long a cluster address may take to accept a connection.
 CONNECT_TIMEOUT_S = 5.0
-#: Environment the actors need from the driver (never credentials: nodes use their own).
-FORWARDED_ENV = ("HARERUN_", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION")
+#: Environment the actors need from the driver: where models, plugins and S3 are. Never credentials
+#: or server secrets (HARERUN_API_KEYS, ...): nodes use their own.
+FORWARDED_ENV = (
+    "HARERUN_S3_",
+    "HARERUN_MODEL_",
+    "HARERUN_CACHE_DIR",
+    "HARERUN_MEDIAPIPE_DIR",
+    "HARERUN_YUNET_MODEL",
+    "HARERUN_PIPELINES_DIR",
+    "HARERUN_BLOCKED_PLUGINS",
+    "HARERUN_DISABLE_PLUGIN_AUTOLOAD",
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
 
 
 def _ray() -> Any:
