@@ -182,10 +182,32 @@ def write_list(path: Path, photos: list[Path]) -> Path:
     return path
 
 
-def throughput(tmp: Path, photos: list[Path], rounds: int, pipeline: str, wait: float) -> None:
+def repeated(tmp: Path, photos: list[Path], times: int) -> list[Path]:
+    """``photos`` ``times`` over, as hard links with distinct paths (so none is de-duplicated)."""
+    if times == 1:
+        return photos
+    d = tmp / "repeated"
+    d.mkdir(exist_ok=True)
+    out = []
+    for i in range(times):
+        for p in photos:
+            link = d / f"{i:03d}-{p.name}"
+            try:
+                os.link(p, link)
+            except OSError:
+                shutil.copyfile(p, link)
+            out.append(link)
+    return out
+
+
+def throughput(tmp: Path, photos: list[Path], rounds: int, pipeline: str, wait: float, times: int = 1) -> None:
+    photos = repeated(tmp, photos, times)
     listing = write_list(tmp / "photos.txt", photos)
     n = len(photos)
-    print(f"throughput: {n} photos (shared faces + acne close-ups), pipeline {pipeline}, {rounds} rounds alternating")
+    print(
+        f"throughput: {n} photos (shared faces + acne close-ups{f', {times} times' if times > 1 else ''}), "
+        f"pipeline {pipeline}, {rounds} rounds alternating"
+    )
     runs: dict[str, list[Run]] = {name: [] for name in SETTINGS}
     ceilings = []
     for r in range(rounds):
@@ -278,6 +300,7 @@ def main() -> None:
     ap.add_argument("--pipeline", default="default")
     ap.add_argument("--memory-photos", type=int, default=10_000)
     ap.add_argument("--skip", default="", help="comma-separated: throughput, large, memory")
+    ap.add_argument("--repeat", type=int, default=1, metavar="K", help="throughput over the 112 photos K times")
     ap.add_argument(
         "--wait-idle",
         type=float,
@@ -301,7 +324,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         if "throughput" not in skip:
-            throughput(tmp, faces + acne, args.rounds, args.pipeline, args.wait_idle)
+            throughput(tmp, faces + acne, args.rounds, args.pipeline, args.wait_idle, args.repeat)
         if "large" not in skip:
             large(tmp, with_face, args.rounds, args.pipeline, args.wait_idle)
         if "memory" not in skip:
