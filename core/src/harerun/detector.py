@@ -159,6 +159,23 @@ class FaceContext:
         """How many original-photo pixels one ROI pixel spans."""
         return float(np.sqrt(abs(np.linalg.det(self.roi_to_image[:, :2]))))
 
+    def too_small_for(self, what: str, *, max_magnification: float) -> DetectorResult | None:
+        """A ``skipped`` result saying why, when the ROI magnifies the photo more than
+        ``max_magnification`` times (ROI px per photo px): the face is too small in the photo for
+        ``what`` (a detector trained on close-ups has never seen such a blurred face). None when
+        the face is large enough."""
+        magnification = 1.0 / self.scale_to_image
+        if magnification <= max_magnification:
+            return None
+        face_px = min(self.face_box[2], self.face_box[3])
+        return DetectorResult(
+            status="skipped",
+            message=f"the face is {face_px:.0f} px across in the photo, too small for {what} (the analysis would "
+            f"magnify it {magnification:.1f} times, at most {max_magnification:g} is trusted): use a photo where the "
+            f"face is at least {face_px * magnification / max_magnification:.0f} px across",
+            measurements={"magnification": round(magnification, 2)},
+        )
+
     def to_image_points(self, points: np.ndarray) -> np.ndarray:
         """Map (N, 2) ROI points to original-photo pixels."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)

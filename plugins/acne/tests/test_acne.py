@@ -249,3 +249,14 @@ def test_registered_through_entry_point():
     reg = PluginHost(autoload=True).detectors["acne"]
     assert reg.cls is AcneDetector
     assert reg.package.replace("_", "-").lower() == "harerun-acne"
+
+
+def test_a_face_too_small_in_its_photo_is_skipped_with_the_size_it_needs():
+    """A 512-px ROI drawn from a 128-px face (magnified 4x): lesions of 1-3 mm are not in the photo."""
+    img = synthetic_skin(512)
+    small = AcneDetector().analyze(make_context(img, scale=0.25))
+    assert small.status == "skipped" and small.score is None
+    assert small.measurements["magnification"] == 4.0
+    assert "128 px across" in small.message and "at least 146 px" in small.message
+    assert AcneDetector().analyze(make_context(img, scale=0.3)).status == "ok"  # x3.3: within the limit
+    assert AcneDetector(AcneDetector.Params(max_magnification=5)).analyze(make_context(img, scale=0.25)).status == "ok"

@@ -427,3 +427,11 @@ def test_training_smoke_writes_model_checksum_and_card(tmp_path, capsys, astrona
     runtime.clear_cache()
     assert r.status == "ok" and r.measurements["model_framing"] == framing
     assert (r.message is None) == (framing == "face_roi")
+
+
+def test_a_face_too_small_in_its_photo_gets_no_grade():
+    """Magnified 4x (a 128-px face): skipped, saying how large the face must be; x3.3 is graded."""
+    img = synthetic_skin(512)
+    small = MLClassifierDetector().analyze(make_context(img, scale=0.25))
+    assert small.status == "skipped" and "at least 146 px" in small.message
+    assert MLClassifierDetector().analyze(make_context(img, scale=0.3)).status != "skipped"
