@@ -57,18 +57,32 @@ def grade_figures(truth: list[int], predicted: list[int | None]) -> dict:
     return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)), "confusion": confusion.tolist()}
 
 
+def lesions_in_area(ctx, ann: np.ndarray) -> int:
+    """How many annotated lesion centres (photo px) lie in the area acne counts on (``face_skin``)."""
+    import cv2
+
+    if ctx is None or not len(ann):
+        return 0
+    m = cv2.invertAffineTransform(ctx.roi_to_image)
+    xy = np.floor(ann[:, :2] @ m[:, :2].T + m[:, 2]).astype(int)
+    h, w = ctx.face_skin.shape
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    return int(np.count_nonzero(ctx.face_skin[xy[inside, 1], xy[inside, 0]]))
+
+
 def product_path(data: Path, rows: list[dict]) -> dict:
     lesions = json.loads((data / "lesions.json").read_text())
     engine = Engine()
     tp = fp = fn = 0
-    faces = certain = 0
+    faces = certain = in_area = 0
     counts, truth, acne_grades, ml_grades, times = [], [], [], [], []
     for r in rows:
         ann = np.array(lesions.get(r["image"], []), dtype=np.float64).reshape(-1, 3)
         truth.append(int(r["grade"]))
         t0 = time.perf_counter()
         try:
-            result = engine.run(str(data / "images" / r["image"])).result
+            run = engine.run(str(data / "images" / r["image"]))
+            result = run.result
         except NoUsableFace:
             fn += len(ann)
             counts.append(0)
@@ -78,6 +92,7 @@ def product_path(data: Path, rows: list[dict]) -> dict:
         finally:
             times.append((time.perf_counter() - t0) * 1e3)
         faces += 1
+        in_area += lesions_in_area(run.ctx, ann)
         certain += "FACE_UNCERTAIN" not in result.quality.issues
         acne, ml = result.results["acne"], result.results["ml_classifier"]
         det = np.array(acne.evidence.markers if acne.status == "ok" else [], dtype=np.float64).reshape(-1, 3)
@@ -98,6 +113,7 @@ def product_path(data: Path, rows: list[dict]) -> dict:
         "acne_grade": grade_figures(truth, acne_grades),
         "ml_grade": grade_figures(truth, ml_grades),
         "median_ms": float(np.median(times)),
+        "lesions_in_area_pct": 100.0 * in_area / max(sum(len(lesions.get(r["image"], [])) for r in rows), 1),
     }
 
 
@@ -181,7 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     ap.add_argument("--faces", action="store_true", help="only the detectors' scores on the shared face photos")
     ap.add_argument("--shrink", action="store_true", help="diagnostic: acne and ML on the photos made smaller")
+    ap.add_argument(
+        "--area-scale",
+        type=float,
+        default=None,
+        help="diagnostic: count acne on the face outline scaled by this (default: harerun's FACE_AREA_SCALE)",
+    )
     args = ap.parse_args(argv)
+    if args.area_scale is not None:
+        import harerun.face.context
+
+        harerun.face.context.FACE_AREA_SCALE = args.area_scale
     data = shared_dir()
     if args.faces:
         face_photo_scores(data.parent)
@@ -218,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"constant baseline (always grade {common}): accuracy {constant:.3f}")
     print(f"confusion, rows = true grade 0-3: acne {p['acne_grade']['confusion']}  ML {p['ml_grade']['confusion']}")
     print(f"median {p['median_ms']:.0f} ms per photo through the engine")
+    print(f"annotated lesions inside the area acne counts on: {p['lesions_in_area_pct']:.1f} %")
     if args.json:
         args.json.write_text(json.dumps(card, indent=2) + "\n")
     return 0
