@@ -3,6 +3,7 @@
     python bench/repeatability.py                     # 11 dlib photos + astronaut + 100 val close-ups
     python bench/repeatability.py --limit 20          # fewer close-ups (spread over the val split)
     python bench/repeatability.py --json repeat.json  # the same figures (ICC per change, every pair) as JSON
+    python bench/repeatability.py --detectors pores,wrinkles   # only these detectors (quicker; same scores)
 
 Each photo is analysed as it is and after each change: ``jpeg75`` (cv2 re-encode at quality 75),
 ``bright+8`` / ``bright-8`` (pixels x1.08 / x0.92, saturated uint8), ``scale0.8`` / ``scale1.25``
@@ -15,7 +16,9 @@ the table shows the worst change. Targets: median |d| <= 3, p90 |d| <= 10, ICC(3
 Photos whose face is lost under a change are counted per change.
 
 Figures come through the product path (Engine, default pipeline): ``Engine().run(array)``, nothing
-hand-set. Reads ``$HARERUN_SHARED/data`` (default ``<repo>/../shared``).
+hand-set. ``--detectors`` keeps only the named entries of the default pipeline: a detector's score
+does not depend on the others, so its figures are the same, only quicker to get. Reads
+``$HARERUN_SHARED/data`` (default ``<repo>/../shared``).
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from harerun.engine import Engine
 from harerun.errors import NoUsableFace
@@ -184,9 +189,10 @@ def change_figures(pairs: list[dict], lost: dict[str, list[str]], dets: list[str
     return out
 
 
-def report(n_photos, no_face, elapsed, figures, per_change, lost, worst) -> None:
-    print(f"{n_photos} photos ({n_photos - len(no_face)} with a face) x {len(CHANGES)} changes, default pipeline, "
-          f"{elapsed:.0f} s")  # fmt: skip
+def report(n_photos, no_face, elapsed, figures, per_change, lost, worst, only=None) -> None:
+    kept = f" (only {only})" if only else ""
+    print(f"{n_photos} photos ({n_photos - len(no_face)} with a face) x {len(CHANGES)} changes, default pipeline"
+          f"{kept}, {elapsed:.0f} s")  # fmt: skip
     if no_face:
         print(f"no usable face in the original (left out): {', '.join(no_face)}")
     print(f"\n| detector | median abs d (<= {TARGET_MEDIAN:g}) | p90 abs d (<= {TARGET_P90:g}) "
@@ -213,21 +219,37 @@ def report(n_photos, no_face, elapsed, figures, per_change, lost, worst) -> None
             print(f"face lost under {c}: {', '.join(names)}")
 
 
+def engine_for(detectors: str | None, workdir: str) -> Engine:
+    """The default pipeline's engine, or one whose default pipeline keeps only ``detectors``."""
+    if not detectors:
+        return Engine()
+    spec = yaml.safe_load((REPO / "pipelines/default.yaml").read_text())
+    wanted = detectors.split(",")
+    unknown = set(wanted) - {d["id"] for d in spec["detectors"]}
+    if unknown:
+        sys.exit(f"bench/repeatability.py: not in the default pipeline: {', '.join(sorted(unknown))}")
+    spec["detectors"] = [d for d in spec["detectors"] if d["id"] in wanted]
+    (Path(workdir) / "default.yaml").write_text(yaml.safe_dump(spec))
+    return Engine(pipelines_dir=workdir)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=100, help="val close-ups to use (default 100)")
     ap.add_argument("--json", type=Path, help="also write every figure and pair here")
+    ap.add_argument("--detectors", help="comma-separated detector ids of the default pipeline to keep (default: all)")
     args = ap.parse_args()
     cv2.setNumThreads(1)  # modest on a shared machine
     t0 = time.perf_counter()
     pics = photos(args.limit)
-    pairs, zone_deltas, lost, no_face = collect(Engine(), pics)
+    with tempfile.TemporaryDirectory() as workdir:
+        pairs, zone_deltas, lost, no_face = collect(engine_for(args.detectors, workdir), pics)
     elapsed = time.perf_counter() - t0
 
     figures = detector_figures(pairs, zone_deltas)
     per_change = change_figures(pairs, lost, list(figures))
     worst = sorted(pairs, key=lambda p: -p["abs_delta"])[:10]
-    report(len(pics), no_face, elapsed, figures, per_change, lost, worst)
+    report(len(pics), no_face, elapsed, figures, per_change, lost, worst, args.detectors)
     if args.json:
         out = {
             "photos": [n for n, _ in pics], "no_face": no_face, "elapsed_s": elapsed,
