@@ -7,21 +7,15 @@ memory bounded), A/B stickiness and concurrent requests.
 from __future__ import annotations
 
 import base64
-import importlib.util
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import hostile
 import httpx
 import numpy as np
 import pytest
-
-_spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
-hostile = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = hostile
-_spec.loader.exec_module(hostile)
 
 ANALYZE, DETECT = hostile.ANALYZE, hostile.DETECT
 MB = 1024 * 1024

@@ -9,23 +9,15 @@ skips its online validator only for localhost addresses). Needs Debian's ``chrom
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
+import hostile
 import pytest
 
 from harerun.testing import chromium
 
 HOST = "docs.test"
 OPERATIONS = ("analyzeSkin", "detectFace", "getModelStatus", "listPipelines", "getHealth", "getReadiness", "getMetrics")
-
-_spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
-hostile = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = hostile
-    _spec.loader.exec_module(hostile)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ answers), an unreadable cache folder. Each test fails on the code before the fix
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -16,6 +15,7 @@ import threading
 from pathlib import Path
 
 import cv2
+import hostile
 import httpx
 import pytest
 import yaml
@@ -24,11 +24,6 @@ from fastapi.testclient import TestClient
 from harerun.api import Settings, create_app
 from harerun.modelstore import ModelStore, ModelUnavailable, forget_s3_outages
 from harerun.pipeline import default_pipelines_dir
-
-_spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
-hostile = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault(_spec.name, hostile)
-_spec.loader.exec_module(hostile)
 
 ANALYZE = "/api/v6/skin/analyze-hare-run"
 CLI = [sys.executable, "-c", "import sys; from harerun.cli import main; sys.exit(main())"]

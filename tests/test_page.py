@@ -7,12 +7,11 @@ package; skipped with a message when either is missing (``playwright install`` i
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
+import hostile
 import httpx
 import numpy as np
 import pytest
@@ -20,12 +19,6 @@ import pytest
 from harerun.testing import chromium
 
 BUILD = Path(__file__).resolve().parents[1] / "build"  # screenshots for people to look at
-
-_spec = importlib.util.spec_from_file_location("harerun_test_hostile", Path(__file__).with_name("hostile.py"))
-hostile = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = hostile
-    _spec.loader.exec_module(hostile)
 
 
 @pytest.fixture(scope="module")
