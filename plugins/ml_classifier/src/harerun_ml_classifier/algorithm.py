@@ -441,3 +441,49 @@ def fit_count_thresholds(counts: np.ndarray, grades: np.ndarray, *, n_classes: i
 def grade_from_count(counts: np.ndarray, thresholds: list[float]) -> np.ndarray:
     """Apply :func:`fit_count_thresholds` thresholds."""
     return np.searchsorted(np.asarray(thresholds), np.asarray(counts, np.float64), side="right")
+
+
+# -- serving: from the network's outputs to measurements and evidence -------------------------
+
+#: Lesions per density cell drawn at full strength in the evidence mask.
+MASK_FULL_SCALE = 0.25
+
+
+def predict(model, x: np.ndarray, *, flip_tta: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Grade probabilities (summing to 1) and the lesion-density map (or None) for input ``x``;
+    with ``flip_tta`` the mean of ``x`` and its mirror image (the density mirrored back)."""
+    probs, density = model.run(x)
+    if flip_tta:
+        probs_m, density_m = model.run(np.ascontiguousarray(x[:, ::-1]))
+        probs = (probs + probs_m) / 2
+        if density is not None and density_m is not None:
+            density = (density + density_m[:, ::-1]) / 2
+    probs = np.clip(probs, 0.0, 1.0)
+    return probs / max(float(probs.sum()), 1e-9), density
+
+
+def grade_measurements(probs: np.ndarray) -> dict:
+    """The most likely grade, each grade's probability and the expected grade."""
+    return {
+        "grade": int(np.argmax(probs)),
+        **{f"p_grade_{k}": round(float(probs[k]), 4) for k in range(N_GRADES)},
+        "grade_expected": round(float(np.dot(probs, np.arange(N_GRADES))), 3),
+    }
+
+
+def density_measurements(ctx, density: np.ndarray) -> dict:
+    """The lesion-count estimate of the whole density map and of each zone's skin."""
+    bounds = cv2.boundingRect(ctx.zone_skin) if ctx.zones else None
+    counts = zone_counts(density, ctx.zone_skin_masks, bounds=bounds)
+    return {
+        "lesion_count_est": round(float(density.sum()), 1),
+        "zone_lesion_count_est": {z: round(v, 1) for z, v in counts.items()},
+    }
+
+
+def density_mask(ctx, density: np.ndarray) -> np.ndarray:
+    """The density map on the ROI's pixels as an evidence mask (:data:`MASK_FULL_SCALE` = 255), on skin only."""
+    h, w = ctx.image.shape[:2]
+    up = cv2.resize(density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = np.clip(up, 0, 255, out=up).astype(np.uint8)
+    return cv2.bitwise_and(mask, ctx.skin_mask, dst=mask)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import cv2
 import numpy as np
 from pydantic import Field
 
@@ -25,10 +24,17 @@ from harerun import hookimpl
 from harerun.detector import Detector, DetectorParams, FaceContext
 from harerun.modelstore import ModelUnavailable
 from harerun.results import DetectorResult, Evidence
-from harerun_ml_classifier.algorithm import CHANNELS, FRAMING, N_GRADES, declaration_problems, model_input, zone_counts
-
-#: Lesions per density cell drawn at full strength in the evidence mask.
-MASK_FULL_SCALE = 0.25
+from harerun_ml_classifier.algorithm import (
+    CHANNELS,
+    FRAMING,
+    N_GRADES,
+    declaration_problems,
+    density_mask,
+    density_measurements,
+    grade_measurements,
+    model_input,
+    predict,
+)
 
 
 class MLClassifierParams(DetectorParams):
@@ -86,8 +92,32 @@ class MLClassifierDetector(Detector, name="ml_classifier", version="0.1.0", para
             return DetectorResult(
                 status="unavailable", message=exc.reason, measurements={"model": p.model, "error_code": exc.code}
             )
-        declared = model.declared
-        problems = declaration_problems(declared, size=model.input_size)
+        problems = declaration_problems(model.declared, size=model.input_size)
+        x = model_input(ctx, size=model.input_size)
+        if refused := self._refusal(model, problems, channels=x.shape[-1]):
+            return refused
+        probs, density = predict(model, x[..., : model.channels], flip_tta=p.flip_tta)
+        measurements = grade_measurements(probs) | model_measurements(model)
+        mask = None
+        if density is not None:
+            measurements |= density_measurements(ctx, density)
+            mask = density_mask(ctx, density)
+        message = None
+        if "framing" in problems:
+            message = (
+                f"{problems['framing']}: its grades are less accurate here; use a model trained on "
+                f"'{FRAMING}' (acne-grade@2 or later)"
+            )
+        return DetectorResult(
+            score=100.0 * float(np.dot(probs, np.arange(N_GRADES))) / (N_GRADES - 1),
+            measurements=measurements,
+            evidence=Evidence(mask=mask),
+            message=message,
+        )
+
+    def _refusal(self, model, problems: dict[str, str], *, channels: int) -> DetectorResult | None:
+        """``unavailable`` when the model cannot be served here (its declaration or its channels), else None."""
+        p = self.params
         refuse = {k: v for k, v in problems.items() if k != "framing" or p.framing_check == "refuse"}
         if refuse:
             how = (
@@ -102,62 +132,27 @@ class MLClassifierDetector(Detector, name="ml_classifier", version="0.1.0", para
                 message=f"model {model.resolved.spec} ({model.resolved.path.name}) cannot be served "
                 f"here: {'; '.join(refuse.values())}.{how}",
             )
-        x = model_input(ctx, size=model.input_size)
-        if model.channels not in (x.shape[-1], 3):
+        if model.channels not in (channels, 3):
             return DetectorResult(
                 status="unavailable",
                 measurements={"model": p.model},
                 message=f"model {model.resolved.path} expects {model.channels} input channels; this "
-                f"plugin feeds {x.shape[-1]} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)",
+                f"plugin feeds {channels} ({', '.join(CHANNELS)}) or 3 (RGB 0..1)",
             )
-        x = x[..., : model.channels]
-        probs, density = model.run(x)
-        if p.flip_tta:
-            probs_m, density_m = model.run(np.ascontiguousarray(x[:, ::-1]))
-            probs = (probs + probs_m) / 2
-            if density is not None and density_m is not None:
-                density = (density + density_m[:, ::-1]) / 2
-        probs = np.clip(probs, 0.0, 1.0)
-        probs = probs / max(float(probs.sum()), 1e-9)
-        grade = int(np.argmax(probs))
-        expected = float(np.dot(probs, np.arange(N_GRADES)))
-        r = model.resolved
-        measurements = {
-            "grade": grade,
-            **{f"p_grade_{k}": round(float(probs[k]), 4) for k in range(N_GRADES)},
-            "grade_expected": round(expected, 3),
-            "model": r.spec,
-            "model_source": r.source,
-            "model_sha256": r.sha256,
-            "model_load_ms": r.load_ms,
-            "runtime": model.runtime,
-            "model_framing": declared.get("framing", "undeclared"),
-        }
-        mask = None
-        if density is not None:
-            measurements["lesion_count_est"] = round(float(density.sum()), 1)
-            # zone AND skin, and their union, cached on the context (shared with other detectors)
-            bounds = cv2.boundingRect(ctx.zone_skin) if ctx.zones else None
-            counts = zone_counts(density, ctx.zone_skin_masks, bounds=bounds)
-            measurements["zone_lesion_count_est"] = {z: round(v, 1) for z, v in counts.items()}
-            h, w = ctx.image.shape[:2]
-            up = cv2.resize(
-                density.astype(np.float32) * (255.0 / MASK_FULL_SCALE), (w, h), interpolation=cv2.INTER_LINEAR
-            )
-            mask = np.clip(up, 0, 255, out=up).astype(np.uint8)
-            cv2.bitwise_and(mask, ctx.skin_mask, dst=mask)
-        message = None
-        if "framing" in problems:
-            message = (
-                f"{problems['framing']}: its grades are less accurate here; use a model trained on "
-                f"'{FRAMING}' (acne-grade@2 or later)"
-            )
-        return DetectorResult(
-            score=100.0 * expected / (N_GRADES - 1),
-            measurements=measurements,
-            evidence=Evidence(mask=mask),
-            message=message,
-        )
+        return None
+
+
+def model_measurements(model) -> dict:
+    """Which model answered, from where, and how it runs."""
+    r = model.resolved
+    return {
+        "model": r.spec,
+        "model_source": r.source,
+        "model_sha256": r.sha256,
+        "model_load_ms": r.load_ms,
+        "runtime": model.runtime,
+        "model_framing": model.declared.get("framing", "undeclared"),
+    }
 
 
 @hookimpl
