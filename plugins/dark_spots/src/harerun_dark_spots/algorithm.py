@@ -8,6 +8,11 @@ local contrast ``ΔL* = L*(smoothed 1 px) - background`` is thresholded (hystere
 ``min_delta_l``, regions grown to half of it, as in Canny 1986 and
 ``skimage.filters.apply_hysteresis_threshold``), and the connected regions are kept when
 their area and shape (elongation, fill) fit a spot rather than hair, brows or wrinkles.
+
+The score's input is measured per pixel: each kept spot pixel weighs by its darkness beyond
+half of ``min_delta_l`` and counts where it lies, so a spot straddling a zone's edge (which
+moves with the face's alignment under a small rotation, resize or mirror) enters with the part
+of it on the zone's skin, not whole or not at all by where its centre falls.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ def detect_dark_spots(
     max_elongation : largest bounding-box elongation (rejects hair, brows, wrinkles).
     min_fill : smallest region area / bounding-box area (rejects diagonal lines, rings).
     edge_band_px : regions reaching within this distance of the skin-mask edge are dropped.
-    report_mask : (H, W) uint8; when given, only spots whose centroid lies on it (> 0) are
-        reported (e.g. the skin inside the face zones), while the local reference still
+    report_mask : (H, W) uint8; when given, only spots with at least one pixel on it (> 0)
+        are reported (e.g. the skin inside the face zones), while the local reference still
         uses the whole skin mask.
 
     Returns
@@ -54,6 +59,9 @@ def detect_dark_spots(
         radius of a disk of the same area and ``contrast_delta_l`` the mean darkness
         (positive, L* units) over the spot; largest contrast x area first.
     mask : (H, W) uint8 map of the kept spots (255 inside).
+    pixels : (M, 3) float64 ``[x, y, excess_delta_l]``, one row per pixel of the kept spots
+        (ROI pixels): its darkness beyond half of ``min_delta_l`` (>= 0), the input of
+        :func:`darkness_pct` and :func:`covered_pct`.
     """
     # Filter only the skin's bounding box plus the background filter's reach (corners on the
     # quarter-resolution grid): every spot lies on the skin, and the values there are the
@@ -85,7 +93,7 @@ def detect_dark_spots(
     # algorithm, about twice as fast single-threaded.
     n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_GRANA)
     if n <= 1:
-        return np.zeros((0, 5)), np.zeros(full_shape, np.uint8)
+        return np.zeros((0, 5)), np.zeros(full_shape, np.uint8), np.zeros((0, 3))
     # Regions reaching into a band along the skin-mask edge are dropped: there the local
     # reference mixes in shading, hair and the jaw or nose shadow, not a spot.
     band_px = max(1, int(round(edge_band_px)))
@@ -106,10 +114,8 @@ def detect_dark_spots(
     keep = seeded & ~at_border & (area >= min_area_px) & (area <= max_area_px)
     keep &= (elongation <= max_elongation) & (fill >= min_fill)
     keep[0] = False  # background label
-    if report_mask is not None:
-        cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, skin_mask.shape[1] - 1)
-        cy = np.clip(np.round(centroids[:, 1]).astype(int), 0, skin_mask.shape[0] - 1)
-        keep &= report_mask[cy, cx] > 0
+    if report_mask is not None:  # touching the reported skin, not centred on it: no cliff at its edge
+        keep &= np.bincount(labels[in_region & (report_mask > 0)], minlength=n) > 0
     ids = np.nonzero(keep)[0]
     contrast = total[ids] / area[ids]
     # The labelling's centroids are (exact integer coordinate sum) / area; redo that division in
@@ -121,18 +127,28 @@ def detect_dark_spots(
     spots = spots[np.argsort(-spots[:, 3] * spots[:, 4], kind="stable")]
     full_mask = np.zeros(full_shape, np.uint8)
     mask = full_mask[rows, cols]
+    pixels = []
     for i in ids:  # only the kept spots' boxes, instead of a gather over the whole label image
         x, y, bw_i, bh_i = stats[i, :4]
-        box = mask[y : y + bh_i, x : x + bw_i]
-        box[labels[y : y + bh_i, x : x + bw_i] == i] = 255
-    return spots.astype(np.float64), full_mask
+        inside = labels[y : y + bh_i, x : x + bw_i] == i
+        mask[y : y + bh_i, x : x + bw_i][inside] = 255
+        ys, xs = np.nonzero(inside)
+        excess = -delta[y : y + bh_i, x : x + bw_i][inside] - 0.5 * min_delta_l
+        pixels.append(np.column_stack([xs + x + cols.start, ys + y + rows.start, np.maximum(excess, 0.0)]))
+    pixels = np.concatenate(pixels) if pixels else np.zeros((0, 3))
+    return spots.astype(np.float64), full_mask, pixels.astype(np.float64)
 
 
-def spot_weights(spots: np.ndarray, *, min_delta_l: float) -> np.ndarray:
-    """Each spot's area x its darkness beyond half of ``min_delta_l`` (px · ΔL*), from
-    :func:`detect_dark_spots`' rows: a spot that only just crosses the threshold (a faint shadow
-    that JPEG or a resize tips either way) enters near 0, not at full weight."""
-    return spots[:, 3] * np.maximum(spots[:, 4] - 0.5 * min_delta_l, 0.0)
+def darkness_pct(pixels: np.ndarray, region: np.ndarray, region_px: int) -> float:
+    """Contrast-weighted spot area on a region (% · ΔL*): the sum of the spot pixels' darkness
+    beyond half of ``min_delta_l`` (:func:`detect_dark_spots`' ``pixels``) over the region's
+    pixels (uint8 mask ``region``, ``region_px`` of them), x 100.
+
+    Each pixel counts where it lies, and with its own darkness: a spot's faint rim (which JPEG
+    or a resize tips either way) enters near 0, and a spot half on the region half of it.
+    """
+    on_region = region[pixels[:, 1].astype(int), pixels[:, 0].astype(int)] > 0
+    return 100.0 * float(pixels[on_region, 2].sum()) / max(region_px, 1)
 
 
 def mean_contrast(spots: np.ndarray) -> float:
@@ -141,13 +157,15 @@ def mean_contrast(spots: np.ndarray) -> float:
     return float((area * spots[:, 4]).sum() / area.sum()) if len(spots) else 0.0
 
 
-def covered_pct(spot_mask: np.ndarray, region: np.ndarray, region_px: int) -> float:
-    """% of a region's ``region_px`` pixels (uint8 mask ``region``) that the spots' mask covers."""
-    return 100.0 * cv2.countNonZero(cv2.bitwise_and(region, spot_mask)) / region_px
+def covered_pct(pixels: np.ndarray, region: np.ndarray, region_px: int) -> float:
+    """% of a region's ``region_px`` pixels (uint8 mask ``region``) that the spot pixels
+    (:func:`detect_dark_spots`' ``pixels``) cover."""
+    on_region = region[pixels[:, 1].astype(int), pixels[:, 0].astype(int)] > 0
+    return 100.0 * int(on_region.sum()) / max(region_px, 1)
 
 
 def dark_spot_score(weighted_area_pct: float, *, at_half: float) -> float:
-    """0-100 score from the contrast-weighted spot area ``sum(area * ΔL*) / skin area`` (% · L*).
+    """0-100 score from the contrast-weighted spot area :func:`darkness_pct` (% · ΔL*).
 
     ``100 * (1 - 2 ** (-x / at_half))``: monotone in both more area and darker spots.
     """

@@ -58,11 +58,12 @@ class DarkSpotsMeasurements(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(ge=0, description="dark spots centred on the zones' skin")
-    area_pct: float = Field(ge=0, description="their area, % of the zones' skin")
+    count: int = Field(ge=0, description="dark spots reaching onto the zones' skin")
+    area_pct: float = Field(ge=0, description="their area on the zones' skin, % of it")
     mean_contrast_delta_l: float = Field(ge=0, description="area-weighted mean darkness ΔL* (0 without spots)")
     weighted_area_pct_excess_delta_l: float = Field(
-        ge=0, description="contrast-weighted area: % of skin × ΔL* beyond half of min_delta_l (the score's input)"
+        ge=0,
+        description="contrast-weighted area: % of skin × ΔL* beyond half of min_delta_l, per pixel (the score's input)",
     )
     zone_count: dict[str, int] = Field(description="zone -> spots centred in it")
     zone_area_pct: dict[str, float] = Field(description="zone -> % of its skin the spots cover")
@@ -76,7 +77,7 @@ class DarkSpotsDetector(
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: DarkSpotsParams = self.params
         ppm = ctx.px_per_mm or p.fallback_px_per_mm
-        spots, mask = algorithm.detect_dark_spots(
+        spots, mask, pixels = algorithm.detect_dark_spots(
             ctx.lab[..., 0],
             ctx.skin_mask,
             background_sigma_px=p.background_sigma_mm * ppm,
@@ -88,22 +89,21 @@ class DarkSpotsDetector(
             edge_band_px=p.edge_band_mm * ppm,
             report_mask=ctx.zone_skin,
         )
-        weight = algorithm.spot_weights(spots, min_delta_l=p.min_delta_l)
         skin_px = max(cv2.countNonZero(ctx.zone_skin), 1)
-        weighted_pct = float(weight.sum() / skin_px * 100.0)
+        weighted_pct = algorithm.darkness_pct(pixels, ctx.zone_skin, skin_px)
         score = partial(algorithm.dark_spot_score, at_half=p.weighted_area_at_half)
         zones, zone_count, zone_area = {}, {}, {}
         for zone, centred in ctx.zone_members(spots).items():  # the spots centred in each zone with skin
-            zone_px = ctx.zone_skin_px[zone]
+            zone_skin, zone_px = ctx.zone_skin_masks[zone], ctx.zone_skin_px[zone]
             zone_count[zone] = int(centred.sum())
-            zone_area[zone] = round(algorithm.covered_pct(mask, ctx.zone_skin_masks[zone], zone_px), 3)
-            zones[zone] = score(float(weight[centred].sum()) / zone_px * 100.0)
+            zone_area[zone] = round(algorithm.covered_pct(pixels, zone_skin, zone_px), 3)
+            zones[zone] = score(algorithm.darkness_pct(pixels, zone_skin, zone_px))
         return DetectorResult(
             score=score(weighted_pct),
             zones=zones,
             measurements={
                 "count": len(spots),
-                "area_pct": round(100.0 * float(spots[:, 3].sum()) / skin_px, 3),
+                "area_pct": round(algorithm.covered_pct(pixels, ctx.zone_skin, skin_px), 3),
                 "mean_contrast_delta_l": round(algorithm.mean_contrast(spots), 2),
                 "weighted_area_pct_excess_delta_l": round(weighted_pct, 3),
                 "zone_count": zone_count,
