@@ -124,3 +124,60 @@ def test_discovered_through_entry_point():
     reg = PluginHost(autoload=True).detectors["pigmentation"]
     assert reg.cls is PigmentationDetector
     assert reg.package == "harerun-pigmentation"
+
+
+def lit_face(size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic skin lit from one side, with spots, inside an oval silhouette on a dark
+    background (the cheek zones cross it) and brows the skin mask leaves out: (image, skin mask)."""
+    img = synthetic_skin(size, seed=4).astype(np.float32)
+    img *= np.linspace(1.08, 0.85, size, dtype=np.float32)[None, :, None]
+    skin = np.zeros((size, size), np.uint8)
+    cv2.ellipse(skin, (251, 270), (137, 251), 0, 0, 360, 255, -1)
+    img[skin == 0] = (40, 50, 60)
+    for x, y in np.random.default_rng(3).integers(130, 380, (30, 2)):
+        cv2.circle(img, (int(x), int(y)), 5, (120, 140, 185), -1)
+    for cx in (171, 341):
+        cv2.ellipse(img, (cx, 190), (47, 7), 0, 0, 360, (35, 45, 70), -1)
+        cv2.ellipse(skin, (cx, 190), (47, 7), 0, 0, 360, 0, -1)
+    return np.clip(img, 0, 255).astype(np.uint8), skin
+
+
+def test_tone_cells_follow_a_mirrored_mask():
+    # A zone whose edges fall inside grid cells: one sample pixel a cell picks other cells on
+    # the mirror image; the area share picks the mirrored ones.
+    zone = np.zeros((512, 512), np.uint8)
+    cv2.ellipse(zone, (201, 263), (83, 41), 17, 0, 360, 255, -1)
+
+    def cells(mask):
+        return algorithm.tone_cells(
+            cv2.resize(mask, (128, 128), interpolation=cv2.INTER_AREA), np.full((128, 128), 255, np.uint8)
+        )
+
+    assert np.array_equal(cells(zone[:, ::-1].copy()), cells(zone)[:, ::-1])
+
+
+def test_score_survives_mirror_and_grid_shift():
+    img, skin = lit_face()
+    zones = canonical_zones(512)
+
+    def score(change):
+        ctx = make_context(change(img), skin_mask=change(skin), zones={k: change(v) for k, v in zones.items()})
+        return PigmentationDetector().analyze(ctx).score
+
+    base = score(lambda a: a)
+    changed = [score(lambda a: np.ascontiguousarray(a[:, ::-1]))]
+    changed += [score(lambda a, d=d: np.roll(a, (d, d), axis=(0, 1))) for d in (1, 2, 3)]
+    assert max(abs(s - base) for s in changed) < 0.5, (base, changed)
+
+
+def test_a_zone_of_brow_does_not_swing_the_score():
+    # On 3/4 and profile views the forehead left below the hairline can be a strip over a brow
+    # the skin mask let through, present on the photo and gone on its mirror (or back).
+    img, skin = lit_face()
+    cv2.ellipse(skin, (171, 190), (47, 7), 0, 0, 360, 255, -1)
+    strip = np.zeros_like(skin)
+    cv2.rectangle(strip, (118, 180), (226, 200), 255, -1)
+    zones = {k: v for k, v in canonical_zones(512).items() if k != "forehead"}
+    without = PigmentationDetector().analyze(make_context(img, skin_mask=skin, zones=zones))
+    with_strip = PigmentationDetector().analyze(make_context(img, skin_mask=skin, zones={**zones, "forehead": strip}))
+    assert abs(with_strip.score - without.score) < 1.0, (without.score, with_strip.score)

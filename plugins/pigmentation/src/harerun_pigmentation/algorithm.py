@@ -106,10 +106,33 @@ def tone_maps(lab: np.ndarray, red: np.ndarray, skin: np.ndarray, *, sigma: floa
     return ToneMaps(l_star, lab[..., 2], melanin_index_red(red), mottling(l_star, mask=skin, sigma=sigma))
 
 
-def tone(maps: ToneMaps, mask: np.ndarray) -> dict[str, object]:
-    """Skin tone inside a non-empty bool ``mask``: median L* and b*, their ITA° and band, mean
-    melanin index and mean mottling."""
-    l_med, b_med = median(maps.l_star[mask]), median(maps.b_star[mask])
+def tone_cells(zone: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Grid cells that measure a region's skin, from the area-averaged masks of the region's
+    skin ``zone`` and of all skin ``skin`` (uint8, 255 = wholly inside): bool (H, W).
+
+    A cell counts when at least half of it lies in the region (an area share, so a mirrored
+    photo picks the mirrored cells, unlike one sample pixel a cell) and all of it is skin (a
+    cell across the skin's edge averages in brow, hair or background colour). Without any
+    such cell, every cell touching the region.
+    """
+    cells = (zone >= 128) & (skin == 255)
+    return cells if cells.any() else zone > 0
+
+
+def toned(maps: ToneMaps, mask: np.ndarray, *, edge: float) -> np.ndarray:
+    """The cells of a bool ``mask`` whose colour is skin tone: those within ``edge`` L* of their
+    skin's local mean. Farther off is a sharp feature the skin mask let through (brow, lash,
+    nostril rim, the face's silhouette), which would set an ITA° percentile on its own. All of
+    ``mask`` when none is within."""
+    kept = mask & (maps.mottle <= edge)
+    return kept if kept.any() else mask
+
+
+def tone(maps: ToneMaps, mask: np.ndarray, *, edge: float) -> dict[str, object]:
+    """Skin tone inside a non-empty bool ``mask``: median L* and b* of its :func:`toned` cells,
+    their ITA° and band, mean melanin index and :func:`blotchiness_l`."""
+    toned_mask = toned(maps, mask, edge=edge)
+    l_med, b_med = median(maps.l_star[toned_mask]), median(maps.b_star[toned_mask])
     ita = float(ita_degrees(l_med, b_med))
     return {
         "l_star": l_med,
@@ -117,15 +140,22 @@ def tone(maps: ToneMaps, mask: np.ndarray) -> dict[str, object]:
         "ita_deg": ita,
         "ita_band": ita_band(ita),
         "melanin_index": float(maps.melanin[mask].mean()),
-        "mottle_l": float(maps.mottle[mask].mean()),
+        "mottle_l": blotchiness_l(maps, mask, edge=edge),
     }
 
 
-def ita_spread(maps: ToneMaps, mask: np.ndarray) -> float:
-    """Spread of ITA° over the pixels of a bool ``mask``, pooled: the 10th-90th percentile range
-    in standard-deviation units (/ 2.563). Unlike the spread of a few zone medians it does not jump
-    when a zone turns out of view or back."""
-    ita = ita_degrees(maps.l_star[mask], maps.b_star[mask])
+def blotchiness_l(maps: ToneMaps, mask: np.ndarray, *, edge: float) -> float:
+    """Mean mottling over a bool ``mask``, each cell counted up to ``edge`` L*: a dark spot
+    counts fully up to there, a brow or the silhouette no more than a strong spot."""
+    return float(np.minimum(maps.mottle[mask], edge).mean())
+
+
+def ita_spread(maps: ToneMaps, mask: np.ndarray, *, edge: float) -> float:
+    """Spread of ITA° over the :func:`toned` cells of a bool ``mask``, pooled: the 10th-90th
+    percentile range in standard-deviation units (/ 2.563). Unlike the spread of a few zone
+    medians it does not jump when a zone turns out of view or back."""
+    toned_mask = toned(maps, mask, edge=edge)
+    ita = ita_degrees(maps.l_star[toned_mask], maps.b_star[toned_mask])
     if not ita.size:
         return 0.0
     lo, hi = np.percentile(ita, (10, 90))

@@ -45,6 +45,13 @@ class PigmentationParams(DetectorParams):
     mottle_sigma_px: float = Field(
         16.0, ge=4.0, le=64.0, description="size (ROI px) of the low-pass that blotches are measured against"
     )
+    feature_edge_l: float = Field(
+        10.0,
+        ge=1.0,
+        le=100.0,
+        description="local L* variation beyond which a cell is a sharp feature (brow, lash, nostril rim, the "
+        "face's silhouette) rather than skin tone: left out of the ITA° statistics, capped here in blotchiness",
+    )
 
 
 _SCALE = 4  # colour statistics, mottling and the evidence map use a 1/4 grid
@@ -63,18 +70,18 @@ class PigmentationDetector(Detector, name="pigmentation", version="0.1.0", param
         win = ctx.zone_skin_window(_SCALE * reach, step=_SCALE, align=8)
         red, skin = win.shrink(ctx.image[..., 2]), win.shrink(ctx.skin_mask)
         maps = algorithm.tone_maps(win.shrink(ctx.lab), red, skin, sigma=p.mottle_sigma_px / _SCALE)
-        cells = win.sample(ctx.zone_skin) > 0
-        if not cells.any():  # skin too thin for the grid's sample points
-            cells = win.shrink(ctx.zone_skin) > 0
-        face = algorithm.tone(maps, cells)
-        tones = {zname: algorithm.tone(maps, m > 0) for zname, m in ctx.zone_skin_on(win).items()}
+        cells = algorithm.tone_cells(win.shrink(ctx.zone_skin), skin)
+        zone_cells = {z: algorithm.tone_cells(win.shrink(m), skin) for z, m in ctx.zone_skin_masks.items()}
+        zone_cells = {z: c for z, c in zone_cells.items() if c.any()}
+        face = algorithm.tone(maps, cells, edge=p.feature_edge_l)
+        tones = {zname: algorithm.tone(maps, c, edge=p.feature_edge_l) for zname, c in zone_cells.items()}
         measurements = {k: v for k, v in face.items() if k != "mottle_l"}  # the face's mottle_l comes last
         for zname, t in tones.items():
             measurements |= {f"{zname}_{k}": v for k, v in t.items()}
         uneven = partial(algorithm.unevenness, floor=p.mottle_floor_l, full=p.mottle_full_l, weight=p.across_weight)
         offsets = algorithm.ita_offsets({zname: t["ita_deg"] for zname, t in tones.items()})
         zones = {z: uneven(offsets[z] / p.ita_deviation_full_deg, t["mottle_l"]) for z, t in tones.items()}
-        ita_sd = algorithm.ita_spread(maps, cells)
+        ita_sd = algorithm.ita_spread(maps, cells, edge=p.feature_edge_l)
         l_sd = float(np.std([t["l_star"] for t in tones.values()])) if tones else 0.0
         measurements |= {"ita_spread_deg": ita_sd, "l_star_spread": l_sd, "mottle_l": face["mottle_l"]}
         measurements["zone_count"] = len(tones)
