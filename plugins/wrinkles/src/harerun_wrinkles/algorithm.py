@@ -16,9 +16,20 @@ few scales on a half-resolution image (an OpenCV replacement for
 the eigenvector of ``l2``; a zone's orientation prior down-weights lines that
 run the wrong way (Gaussian in the angle difference).
 
-Line length of a connected line region is the long side of the rectangle with
-the region's contour area ``A`` and half-perimeter ``s``
-(``L = (s + sqrt(s^2 - 4A)) / 2``), which holds for straight and curved thin bands.
+The score does not come from thresholded, connected line pieces (a 1 px gap
+splits a 37 px line into two short ones and a re-encode takes most of its
+weight away): the orientation-weighted strength, capped at twice the threshold,
+is averaged along a ``min_length`` px segment in the region's prior direction
+(:func:`line_evidence`), and each pixel counts by that average's rise from the
+threshold to twice it (0 to 1). A pixel counts fully only when a line of full
+strength runs ``min_length`` px through it; a gap or a short blob lowers the
+average a little, it does not cut a line in two. The line evidence is an area
+(px²), pooled over the regions' skin and divided by at least ``min_area``.
+
+For the reported lines (count, length, markers), the length of a connected line
+region is the long side of the rectangle with the region's contour area ``A``
+and half-perimeter ``s`` (``L = (s + sqrt(s^2 - 4A)) / 2``), which holds for
+straight and curved thin bands.
 """
 
 from __future__ import annotations
@@ -146,6 +157,33 @@ def line_weight(length: float, strength: float, *, min_length: float, threshold:
     return max(0.0, length - min_length) * rise
 
 
+def line_kernel(length: float, angle_deg: float) -> np.ndarray:
+    """Normalised (sum 1) anti-aliased segment ``length`` px long at ``angle_deg``
+    (:func:`valley_filter`'s convention), centred in an odd square kernel."""
+    n = int(np.ceil(length)) | 1
+    kernel = np.zeros((n, n), np.float32)
+    c = n // 2
+    dx, dy = 0.5 * (length - 1.0) * np.cos(np.radians(angle_deg)), 0.5 * (length - 1.0) * np.sin(np.radians(angle_deg))
+    ends = [(int(round((c + sx * dx) * 16)), int(round((c + sx * dy) * 16))) for sx in (-1, 1)]  # 1/16 px: shift 4
+    cv2.line(kernel, ends[0], ends[1], 1.0, 1, cv2.LINE_AA, shift=4)
+    return kernel / kernel.sum()
+
+
+def line_evidence(weighted: np.ndarray, prior_deg: float, *, length: float, threshold: float) -> np.ndarray:
+    """How much each pixel is on a line at least ``length`` px long: the orientation-weighted
+    strength capped at ``2 * threshold``, averaged along a ``length`` px segment in the prior
+    direction, then its rise from ``threshold`` to ``2 * threshold`` (0 to 1). (H, W) float32.
+
+    Smooth in everything a benign change moves: a line's strength or length near a cut-off, a gap
+    in it, its angle (the average falls slowly as a line turns off the segment).
+    """
+    capped = np.minimum(weighted, 2.0 * threshold)
+    mean = cv2.filter2D(capped, -1, line_kernel(length, prior_deg), borderType=cv2.BORDER_CONSTANT)
+    mean *= 1.0 / threshold
+    mean -= 1.0
+    return np.clip(mean, 0.0, 1.0, out=mean)
+
+
 def without_hair(gray: np.ndarray, skin: np.ndarray, *, dark_margin: float) -> np.ndarray:
     """``skin`` (uint8, on ``gray``'s grid) minus hair, brows and lashes: pixels ``dark_margin``
     grey levels darker than the skin's median, grown by a pixel. Returns a new mask."""
@@ -172,24 +210,26 @@ def without_eyes(skin: np.ndarray, eyes, *, fraction: float, shrink: int = 1) ->
 
 def region_lines(
     gray: np.ndarray, skin: np.ndarray, regions, *, sigmas=(1.0, 2.0), threshold: float = 1.0, min_length: float = 15.0
-) -> tuple[dict[str, tuple[int, list[tuple[float, float, float]]]], np.ndarray]:
-    """Dark lines in each region's skin that run along the region's orientation prior.
+) -> tuple[dict[str, tuple[int, float, list[tuple[float, float, float, float]]]], np.ndarray]:
+    """Line evidence and dark lines in each region's skin that run along the region's prior.
 
     Parameters
     ----------
     gray : (H, W) uint8 grey image.
-    skin : (H, W) uint8, > 0 where lines may lie (:func:`usable_skin`).
+    skin : (H, W) uint8, > 0 where lines may lie (:func:`without_hair`, :func:`without_eyes`).
     regions : objects with ``name``, ``mask`` ((H, W) uint8), ``prior_deg`` and ``tolerance_deg``
         (``harerun_wrinkles.regions.WrinkleRegion``).
     sigmas : :func:`valley_filter` scales, px.
     threshold : orientation-weighted valley strength (grey levels) from which a pixel is on a line.
-    min_length : shortest line kept, px; a line counts by its length beyond it (:func:`line_weight`).
+    min_length : shortest line, px: the segment :func:`line_evidence` averages along, and the
+        shortest line reported.
 
     Returns
     -------
-    found : region name -> (skin pixels, lines ``(cx, cy, length, weight)``), for the regions
-        with skin, in ``regions`` order; ``weight`` is :func:`line_weight` (px).
-    heat : (H, W) uint8 evidence: the orientation-weighted strength, 255 at ``2 * threshold``.
+    found : region name -> (skin pixels, line evidence px² (:func:`line_evidence` summed over the
+        skin), lines ``(cx, cy, length, weight)``), for the regions with skin, in ``regions``
+        order; ``weight`` is :func:`line_weight` (px), > 0 for the lines that are reported.
+    heat : (H, W) uint8 evidence: :func:`line_evidence`, 255 for 1.
     """
     span = union([reg.mask for reg in regions], gray.shape)
     if not cv2.countNonZero(span):
@@ -197,9 +237,10 @@ def region_lines(
     # filter only the box around all regions + the kernels' reach: about half the ROI
     rows, cols = mask_window(span, int(np.ceil(3 * max(sigmas))) + 2)
     strength, angle = valley_filter(gray[rows, cols], sigmas=sigmas)
-    weighted = np.zeros_like(strength)
+    evidence = np.zeros_like(strength)
     found = {}
     skin = skin[rows, cols]
+    weigh = partial(line_weight, min_length=min_length, threshold=threshold)
     for reg in regions:
         rm = cv2.min(reg.mask[rows, cols], skin)  # non-zero where both are
         area = cv2.countNonZero(rm)
@@ -207,74 +248,84 @@ def region_lines(
             continue
         x, y, bw, bh = cv2.boundingRect(rm)
         crop = (slice(y, y + bh), slice(x, x + bw))
+        outside = rm[crop] == 0
         w = strength[crop] * orientation_weight(angle[crop], reg.prior_deg, reg.tolerance_deg)
-        w[rm[crop] == 0] = 0
-        np.maximum(weighted[crop], w, out=weighted[crop])
+        w[outside] = 0
+        # w is 0 outside the crop's skin, so the zero border of the averaging is exact
+        ev = line_evidence(w, reg.prior_deg, length=min_length, threshold=threshold)
+        ev[outside] = 0
+        np.maximum(evidence[crop], ev, out=evidence[crop])
         lines = line_segments((w >= threshold).astype(np.uint8), min_length=min_length, strength=w)
         ox, oy = x + cols.start, y + rows.start
-        weigh = partial(line_weight, min_length=min_length, threshold=threshold)
-        found[reg.name] = (area, [(cx + ox, cy + oy, ln, weigh(ln, st)) for cx, cy, ln, st in lines])
+        found[reg.name] = (area, float(ev.sum()), [(cx + ox, cy + oy, ln, weigh(ln, st)) for cx, cy, ln, st in lines])
     heat = np.zeros(gray.shape, np.uint8)
-    heat[rows, cols] = np.clip(weighted * (255.0 / (2.0 * threshold)), 0, 255)
+    heat[rows, cols] = np.clip(evidence * 255.0, 0, 255)
     return found, heat
 
 
 def wrinkle_score(density: float, *, density_at_half: float) -> float:
-    """0-100 from a weighted line density: ``100 * (1 - 2 ** (-density / density_at_half))``
+    """0-100 from a line-evidence density: ``100 * (1 - 2 ** (-density / density_at_half))``
     (saturating: monotone, no ceiling to pile up on; ``density_at_half`` scores 50)."""
     return float(100.0 * (1.0 - 2.0 ** (-max(density, 0.0) / density_at_half)))
 
 
+def evidence_density(evidence_px: float, area_px: float, *, min_area: float) -> float:
+    """Line evidence per 1000 px² of skin, over at least ``min_area`` px²: a sliver of skin with
+    one line in it scores by the line's share of ``min_area``, not of the sliver."""
+    return 1000.0 * evidence_px / max(area_px, min_area, 1.0)
+
+
 def line_scores(
-    found: dict[str, tuple[int, list[tuple[float, float, float, float]]]],
+    found: dict[str, tuple[int, float, list[tuple[float, float, float, float]]]],
     *,
     shrink: int = 1,
     px_per_mm: float | None = None,
     density_at_half: float,
+    min_area: float = 0.0,
 ) -> tuple[float, dict[str, float], dict[str, object]]:
     """Score, region scores and measurements from :func:`region_lines`' ``found`` (on a grid
-    ``shrink`` times coarser than the ROI).
+    ``shrink`` times coarser than the ROI; ``min_area`` in ROI px²).
 
-    The density is the weighted line length (:func:`line_weight`) per 1000 px² of skin (ROI
-    px); a region scores its own density, the face the density pooled over all its regions
-    (total weighted length over total area, so a small region with one line moves the face
-    score by its share of the area, not by half the scale). Counts and lengths are of the
-    lines that count (weight > 0); lengths in mm too with ``px_per_mm``.
+    The density is the line evidence (px²) per 1000 px² of skin (:func:`evidence_density`); a
+    region scores its own density, the face the density pooled over all its regions (total
+    evidence over total area, so a small region with one line moves the face score by its share
+    of the area, not by half the scale). Counts and lengths are of the reported lines (at least
+    ``min_length`` long, mean strength above the threshold); lengths in mm too with ``px_per_mm``.
     """
     zones: dict[str, float] = {}
     measurements: dict[str, object] = {}
-    total_len, total_weighted, total_area, total_count = 0.0, 0.0, 0.0, 0
+    total_len, total_evidence, total_area, total_count = 0.0, 0.0, 0.0, 0
     scale = float(shrink)
     score = partial(wrinkle_score, density_at_half=density_at_half)
-    for name, (area, lines) in found.items():
-        counted = [(ln, wt) for _, _, ln, wt in lines if wt > 0]
+    density = partial(evidence_density, min_area=min_area)
+    for name, (area, evidence, lines) in found.items():
+        counted = [ln for _, _, ln, wt in lines if wt > 0]
         area_px = float(area) * scale * scale
-        length_px = sum(ln for ln, _ in counted) * scale
-        weighted_px = sum(wt for _, wt in counted) * scale
-        density = 1000.0 * weighted_px / area_px
-        zones[name] = score(density)
+        length_px = sum(counted) * scale
+        evidence_px = evidence * scale * scale
+        zones[name] = score(density(evidence_px, area_px))
         measurements[f"{name}_count"] = len(counted)
         measurements[f"{name}_length_px"] = length_px
-        measurements[f"{name}_density_px_per_kpx2"] = density
+        measurements[f"{name}_density_permille"] = density(evidence_px, area_px)
         if px_per_mm:
             measurements[f"{name}_length_mm"] = length_px / px_per_mm
-            measurements[f"{name}_density_mm_per_cm2"] = (weighted_px / px_per_mm) / (area_px / px_per_mm**2 / 100.0)
         measurements[f"{name}_severity"] = severity_for(zones[name])
         total_len += length_px
-        total_weighted += weighted_px
+        total_evidence += evidence_px
         total_area += area_px
         total_count += len(counted)
     measurements["line_count"] = total_count
     measurements["total_length_px"] = total_len
-    measurements["density_px_per_kpx2"] = 1000.0 * total_weighted / total_area
+    measurements["skin_area_px"] = total_area
+    measurements["density_permille"] = density(total_evidence, total_area)
     if px_per_mm:
         measurements["total_length_mm"] = total_len / px_per_mm
-    return score(measurements["density_px_per_kpx2"]), zones, measurements
+    return score(measurements["density_permille"]), zones, measurements
 
 
-def line_circles(found: dict[str, tuple[int, list[tuple[float, float, float, float]]]]) -> np.ndarray:
-    """The lines that count (weight > 0) of :func:`region_lines` as (N, 3) circles
+def line_circles(found: dict[str, tuple[int, float, list[tuple[float, float, float, float]]]]) -> np.ndarray:
+    """The reported lines (weight > 0) of :func:`region_lines` as (N, 3) circles
     ``[cx, cy, length / 2]``, longest first."""
-    lines = [line[:3] for _, region in found.values() for line in region if line[3] > 0]
+    lines = [line[:3] for _, _, region in found.values() for line in region if line[3] > 0]
     circles = np.array(lines).reshape(-1, 3) * (1.0, 1.0, 0.5)
     return circles[np.argsort(-circles[:, 2], kind="stable")]

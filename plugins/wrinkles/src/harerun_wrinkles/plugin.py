@@ -27,7 +27,13 @@ class WrinklesParams(DetectorParams):
     crows_feet_tolerance_deg: float = Field(35.0, ge=5.0, le=90.0, description="angle tolerance for crow's feet")
     min_length_px: float = Field(30.0, ge=2.0, le=300.0, description="shortest line kept, in ROI px")
     density_at_half: float = Field(
-        5.0, gt=0.0, le=500.0, description="weighted line length (px) per 1000 px² of skin that scores 50"
+        33.0, gt=0.0, le=1000.0, description="line evidence (px²) per 1000 px² of skin that scores 50"
+    )
+    min_area_px: float = Field(
+        5000.0,
+        ge=0.0,
+        le=100000.0,
+        description="the density is taken over at least this much skin (ROI px²), so a sliver cannot max the score",
     )
     dark_margin: float = Field(
         50.0,
@@ -68,7 +74,7 @@ class WrinklesDetector(Detector, name="wrinkles", version="0.1.0", params=Wrinkl
         if not found:
             return DetectorResult(status="skipped", message=NO_REGION_SKIN)
         score, zones, measurements = algorithm.line_scores(
-            found, shrink=k, px_per_mm=ctx.px_per_mm, density_at_half=p.density_at_half
+            found, shrink=k, px_per_mm=ctx.px_per_mm, density_at_half=p.density_at_half, min_area=p.min_area_px
         )
         markers = roi.to_roi(algorithm.line_circles(found)[: p.max_markers])
         return DetectorResult(
