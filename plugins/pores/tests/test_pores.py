@@ -97,7 +97,9 @@ def test_half_max_shape_of_a_disk_and_a_line():
     assert e[1] > 3
 
 
-@pytest.mark.parametrize("bad", [{"min_contrast": 0}, {"score_zones": ["elbow"]}, {"score_zones": []}, {"x": 1}])
+@pytest.mark.parametrize(
+    "bad", [{"min_contrast": 0}, {"score_zones": ["elbow"]}, {"score_zones": []}, {"x": 1}, {"darkness_at_half": 0}]
+)
 def test_bad_params_are_rejected(bad):
     with pytest.raises(pydantic.ValidationError):
         PoresDetector.Params(**bad)
@@ -117,3 +119,54 @@ def test_registered_through_entry_point():
 
     reg = PluginHost(autoload=True).detectors["pores"]
     assert reg.cls is PoresDetector and reg.package.replace("_", "-").lower() == "harerun-pores"
+
+
+def resampled(img, *, scale=1.0, degrees=0.0):
+    """``img`` shrunk by ``scale`` and rotated by ``degrees``, then warped back onto the same
+    grid (as the face stage re-aligns a resized or tilted photo): pores lose sharpness and move
+    off the pixel grid."""
+    h, w = img.shape[:2]
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else img
+    m = cv2.getRotationMatrix2D((small.shape[1] / 2, small.shape[0] / 2), degrees, 1.0 / scale)
+    m[0, 2] += w / 2 - small.shape[1] / 2
+    m[1, 2] += h / 2 - small.shape[0] / 2
+    return cv2.warpAffine(small, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.mark.parametrize("scale, degrees", [(0.8, 0.0), (1.0, 3.0), (1.0, -3.0), (0.8, 3.0)])
+def test_score_is_repeatable_under_resampling(scale, degrees):
+    # Faint pores near the ROI's resolution limit (radius 1 px, 10 BGR units dark, 2.2 px/mm as
+    # on the face ROI): a count at a contrast cut lost 19-44 of its 54 points here.
+    img = skin_with_pores(GRID, depth=10, seed=3)
+    score = PoresDetector().analyze(make_context(img, px_per_mm=2.2)).score
+    changed = PoresDetector().analyze(make_context(resampled(img, scale=scale, degrees=degrees), px_per_mm=2.2)).score
+    assert 5 < score < 80
+    assert abs(changed - score) <= 6, (score, changed)
+
+
+def test_mirrored_skin_scores_the_same():
+    img = skin_with_pores(GRID[::3], depth=10, seed=5)
+    a = PoresDetector().analyze(make_context(img, px_per_mm=2.2))
+    b = PoresDetector().analyze(make_context(np.ascontiguousarray(img[:, ::-1]), px_per_mm=2.2))
+    assert abs(a.score - b.score) <= 1.5, (a.score, b.score)
+
+
+def test_score_grows_gradually_with_pore_darkness():
+    # Pores a little darker each step, across the old count's contrast cut: no jump.
+    scores = [
+        PoresDetector().analyze(make_context(skin_with_pores(GRID[::3], depth=d), px_per_mm=2.2)).score
+        for d in range(4, 21, 2)
+    ]
+    steps = np.diff(scores)
+    assert np.all(steps > 0) and steps.max() <= 12, np.round(scores, 1)
+
+
+def test_hair_is_not_counted_as_pores():
+    # Dense short dark strokes (an eyebrow) over clean skin: far darker than pores, left out.
+    img = synthetic_skin(seed=2)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        x, y = rng.integers(140, 370), rng.integers(70, 150)
+        cv2.line(img, (int(x), int(y)), (int(x) + 3, int(y) + 1), (60, 70, 90), 1)
+    res = PoresDetector().analyze(make_context(img, px_per_mm=2.2))
+    assert res.zones["forehead"] < 10, res.zones["forehead"]
