@@ -4,6 +4,7 @@
     python bench/repeatability.py --limit 20          # fewer close-ups (spread over the val split)
     python bench/repeatability.py --json repeat.json  # the same figures (ICC per change, every pair) as JSON
     python bench/repeatability.py --detectors pores,wrinkles   # only these detectors (quicker; same scores)
+    python bench/repeatability.py --without 2008_004176.jpg    # diagnostic: leave these photos out
 
 Each photo is analysed as it is and after each change: ``jpeg75`` (cv2 re-encode at quality 75),
 ``bright+8`` / ``bright-8`` (pixels x1.08 / x0.92, saturated uint8), ``scale0.8`` / ``scale1.25``
@@ -238,10 +239,14 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=100, help="val close-ups to use (default 100)")
     ap.add_argument("--json", type=Path, help="also write every figure and pair here")
     ap.add_argument("--detectors", help="comma-separated detector ids of the default pipeline to keep (default: all)")
+    ap.add_argument("--without", help="diagnostic: comma-separated photo file names to leave out")
     args = ap.parse_args()
     cv2.setNumThreads(1)  # modest on a shared machine
     t0 = time.perf_counter()
     pics = photos(args.limit)
+    if args.without:
+        gone = set(args.without.split(","))
+        pics = [(name, img) for name, img in pics if name.split(" ")[0] not in gone]
     with tempfile.TemporaryDirectory() as workdir:
         pairs, zone_deltas, lost, no_face = collect(engine_for(args.detectors, workdir), pics)
     elapsed = time.perf_counter() - t0
