@@ -313,6 +313,8 @@ EYE_CORNERS = (33, 263)
 LEFT_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
 RIGHT_EYE_RING = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 NOSE_TIP, MOUTH_CORNERS, CHIN = 1, (61, 291), 152
+#: A fit scoring below this is tried again from the crop turned upside down (:func:`fit_mesh`).
+SURE_MESH_SCORE = 0.9
 
 
 @dataclass
@@ -393,7 +395,17 @@ def fit_mesh(image_bgr: np.ndarray, face: Face) -> Mesh:
         angle = math.atan2(ry - ly, rx - lx)
     elif face.angle:
         angle = -math.radians(face.angle)
-    mesh = refit_mesh(image_bgr, _mesh_pass(image_bgr, (x + w / 2.0, y + h / 2.0), max(w, h) * MESH_CROP_SCALE, angle))
+    centre, side = (x + w / 2.0, y + h / 2.0), max(w, h) * MESH_CROP_SCALE
+    mesh = refit_mesh(image_bgr, _mesh_pass(image_bgr, centre, side, angle))
+    if mesh.score < SURE_MESH_SCORE:
+        # The keypoints' eye-to-mouth line can point up the face (a face lying on its side with
+        # its eyes closed): the mesh then fits it upside down with a middling score. Try the
+        # crop turned half a turn as well and keep the surer fit.
+        from harerun.face.geometry import implausible
+
+        turned = refit_mesh(image_bgr, _mesh_pass(image_bgr, centre, side, angle + math.pi))
+        if turned.score > mesh.score and implausible(turned.points, turned.score) is None:
+            mesh = turned
     # The network is not mirror-symmetric (a photo and its mirror image gave yaws 3 degrees
     # apart at the median, up to 14 on 3/4 views): average with the fit on the mirrored photo,
     # started from this fit's mirror image, so a mirrored photo gets the mirrored mesh.
