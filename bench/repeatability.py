@@ -5,6 +5,7 @@
     python bench/repeatability.py --json repeat.json  # the same figures (ICC per change, every pair) as JSON
     python bench/repeatability.py --detectors pores,wrinkles   # only these detectors (quicker; same scores)
     python bench/repeatability.py --without 2008_004176.jpg    # diagnostic: leave these photos out
+    python bench/repeatability.py --shrink            # how far each score survives a smaller face (train)
 
 Each photo is analysed as it is and after each change: ``jpeg75`` (cv2 re-encode at quality 75),
 ``bright+8`` / ``bright-8`` (pixels x1.08 / x0.92, saturated uint8), ``scale0.8`` / ``scale1.25``
@@ -20,6 +21,12 @@ Figures come through the product path (Engine, default pipeline): ``Engine().run
 hand-set. ``--detectors`` keeps only the named entries of the default pipeline: a detector's score
 does not depend on the others, so its figures are the same, only quicker to get. Reads
 ``$HARERUN_SHARED/data`` (default ``<repo>/../shared``).
+
+``--shrink`` sets the detectors' ``max_magnification`` (how far the face ROI may magnify the photo
+before a score is no longer trusted): 100 ``train`` close-ups, spread over the split, are shrunk
+(INTER_AREA, x0.8 down to x1/8) and analysed; for each limit L it prints, over the copies whose ROI
+magnifies the photo at most L times, the median |score change| against the full-size photo and
+ICC(3,1), and the largest L where every smaller limit keeps median |d| <= 5 and ICC >= 0.9.
 """
 
 from __future__ import annotations
@@ -220,16 +227,78 @@ def report(n_photos, no_face, elapsed, figures, per_change, lost, worst, only=No
             print(f"face lost under {c}: {', '.join(names)}")
 
 
-def engine_for(detectors: str | None, workdir: str) -> Engine:
-    """The default pipeline's engine, or one whose default pipeline keeps only ``detectors``."""
-    if not detectors:
+#: Detectors with a ``max_magnification`` param (``--shrink`` lifts it to see the scores beyond).
+GATED = ("acne", "ml_classifier", "dark_spots", "texture", "pores", "wrinkles")
+SHRINK_FACTORS = (0.8, 0.65, 0.5, 0.4, 1 / 3, 0.25, 0.2, 1 / 6, 1 / 8)
+SHRINK_LIMITS = (1.25, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 12)
+SHRINK_MEDIAN, SHRINK_ICC = 5.0, 0.9
+
+
+def train_photos(n: int) -> list[tuple[str, np.ndarray]]:
+    """``n`` train close-ups spread over the sorted split (tuning happens on train, never val)."""
+    acne = SHARED / "data/acne"
+    if not (acne / "labels.csv").is_file():
+        sys.exit(f"bench/repeatability.py: no shared data under {SHARED}; set HARERUN_SHARED to the shared folder")
+    with open(acne / "labels.csv", newline="") as f:
+        rows = sorted((r for r in csv.DictReader(f) if r["split"] == "train"), key=lambda r: r["image"])
+    picks = np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).round().astype(int))
+    return [(rows[i]["image"], cv2.imread(str(acne / "images" / rows[i]["image"]))) for i in picks]
+
+
+def shrink_table(engine: Engine, pics: list[tuple[str, np.ndarray]]) -> None:
+    """Print how each detector's score follows the photo as the face gets smaller (see ``--shrink``)."""
+
+    def run(img):
+        try:
+            r = engine.run(img)
+        except NoUsableFace:
+            return None
+        scores = {d: x.score for d, x in r.result.results.items() if x.status == "ok" and x.score is not None}
+        return 1.0 / r.ctx.scale_to_image, scores
+
+    copies, as_taken = [], []  # (magnification, full-size scores, shrunk scores); full-size magnifications
+    for _, img in pics:
+        full = run(img)
+        as_taken += [full[0]] if full else []
+        for f in SHRINK_FACTORS if full else ():
+            small = run(cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
+            if small:
+                copies.append((small[0], full[1], small[1]))
+    dets = list(dict.fromkeys(d for _, full, _ in copies for d in full))
+    print(f"{len(pics)} train close-ups x {len(SHRINK_FACTORS)} sizes; per limit L (ROI px per photo px): "
+          f"median |d| / ICC(3,1) over the copies magnified at most L times\n")  # fmt: skip
+    lo, mid, hi = np.percentile(as_taken, (5, 50, 95))
+    print(f"the photos as they are: magnified x{lo:.2f} / x{mid:.2f} / x{hi:.2f} (5th / 50th / 95th percentile)\n")
+    print("| detector | " + " | ".join(f"<= {lim:g}" for lim in SHRINK_LIMITS) + " | trusted up to |")
+    print("|---" * (len(SHRINK_LIMITS) + 2) + "|")
+    for d in dets:
+        cells, trusted, ok = [], None, True
+        for lim in SHRINK_LIMITS:
+            pairs = np.array([(a[d], b[d]) for m, a, b in copies if m <= lim and d in a and d in b])
+            if len(pairs) < 3:
+                cells.append("n/a")
+                continue
+            med, icc = float(np.median(np.abs(pairs[:, 1] - pairs[:, 0]))), icc31(pairs[:, 0], pairs[:, 1])
+            cells.append(f"{med:.1f} / {fmt(icc, 2)}")
+            ok = ok and med <= SHRINK_MEDIAN and icc is not None and icc >= SHRINK_ICC
+            trusted = lim if ok else trusted
+        print(f"| {d} | " + " | ".join(cells) + f" | {'below 1.25' if trusted is None else f'{trusted:g}'} |")
+
+
+def engine_for(detectors: str | None, workdir: str, *, no_gates: bool = False) -> Engine:
+    """The default pipeline's engine, or one whose default pipeline keeps only ``detectors``;
+    ``no_gates``: every detector's ``max_magnification`` lifted (for ``--shrink``)."""
+    if not detectors and not no_gates:
         return Engine()
     spec = yaml.safe_load((REPO / "pipelines/default.yaml").read_text())
-    wanted = detectors.split(",")
+    wanted = detectors.split(",") if detectors else [d["id"] for d in spec["detectors"]]
     unknown = set(wanted) - {d["id"] for d in spec["detectors"]}
     if unknown:
         sys.exit(f"bench/repeatability.py: not in the default pipeline: {', '.join(sorted(unknown))}")
     spec["detectors"] = [d for d in spec["detectors"] if d["id"] in wanted]
+    for d in spec["detectors"] if no_gates else ():
+        if d["plugin"] in GATED:
+            d["params"] = {**d.get("params", {}), "max_magnification": 20.0}
     (Path(workdir) / "default.yaml").write_text(yaml.safe_dump(spec))
     return Engine(pipelines_dir=workdir)
 
@@ -240,8 +309,13 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write every figure and pair here")
     ap.add_argument("--detectors", help="comma-separated detector ids of the default pipeline to keep (default: all)")
     ap.add_argument("--without", help="diagnostic: comma-separated photo file names to leave out")
+    ap.add_argument("--shrink", action="store_true", help="how far each score survives a smaller face (train)")
     args = ap.parse_args()
     cv2.setNumThreads(1)  # modest on a shared machine
+    if args.shrink:
+        with tempfile.TemporaryDirectory() as workdir:
+            shrink_table(engine_for(args.detectors, workdir, no_gates=True), train_photos(args.limit))
+        return 0
     t0 = time.perf_counter()
     pics = photos(args.limit)
     if args.without:

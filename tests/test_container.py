@@ -269,7 +269,10 @@ def test_the_image_serves_ready_and_an_analysis(image, astronaut_bgr, tmp_path):
         assert status == 200, body[:500]
         result = json.loads(body)
         assert result["face"]["backend_used"] == "blazeface"
-        assert {r["status"] for r in result["results"].values()} == {"ok"}
+        results = result["results"]
+        assert results["acne"]["status"] == results["ml_classifier"]["status"] == "ok"  # models baked in
+        # the astronaut's 106-px face is too small for pores and texture (max_magnification); the rest answer
+        assert all(r["status"] == "ok" or "too small" in r["message"] for r in results.values()), results
         status, body = _get(base + "/api/v5/skin/model-status")
         assert status == 200
     finally:

@@ -15,6 +15,12 @@ from harerun_pores import algorithm
 
 
 class PoresParams(DetectorParams):
+    max_magnification: float = Field(
+        1.25,
+        ge=1.0,
+        le=20.0,
+        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 4.6 / 0.96 up to x1.25, 5.6 / 0.92 up to x1.5; trusted while <= 5 / >= 0.9)",
+    )
     min_radius_mm: float = Field(0.1, ge=0.02, le=2.0, description="smallest pore radius, mm (at least 0.7 px is used)")
     max_radius_mm: float = Field(
         0.75, ge=0.1, le=3.0, description="largest pore radius, mm; r/√2 is also the scale of the scored dot darkness"
@@ -54,6 +60,8 @@ class PoresDetector(Detector, name="pores", version="0.1.0", params=PoresParams)
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: PoresParams = self.params
+        if small := ctx.too_small_for("measuring pores", max_magnification=p.max_magnification):
+            return small
         px_per_mm = ctx.px_per_mm or p.fallback_px_per_mm
         min_r = max(0.7, p.min_radius_mm * px_per_mm)
         pores = algorithm.detect_pores(

@@ -14,6 +14,12 @@ from harerun_texture import algorithm
 
 
 class TextureParams(DetectorParams):
+    max_magnification: float = Field(
+        3.0,
+        ge=1.0,
+        le=20.0,
+        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 4.8 / 0.92 up to x3, 5.1 / 0.90 up to x3.5; trusted while <= 5 / >= 0.9)",
+    )
     lbp_radius_px: int = Field(2, ge=1, le=4, description="LBP neighbour distance (square, 8 neighbours)")
     lbp_threshold: int = Field(
         5, ge=1, le=40, description="grey levels a neighbour must exceed the centre by to count (noise floor)"
@@ -39,6 +45,8 @@ class TextureDetector(Detector, name="texture", version="0.1.0", params=TextureP
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: TextureParams = self.params
+        if small := ctx.too_small_for("measuring skin texture", max_magnification=p.max_magnification):
+            return small
         if not cv2.countNonZero(ctx.zone_skin):
             return DetectorResult(status="skipped", message=NO_ZONE_SKIN)
         # the maps only around the zones' skin (+ the filters' reach): the same values there

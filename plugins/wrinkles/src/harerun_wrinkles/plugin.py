@@ -14,6 +14,12 @@ NO_REGION_SKIN = "no skin pixels in any wrinkle region"
 
 
 class WrinklesParams(DetectorParams):
+    max_magnification: float = Field(
+        6.0,
+        ge=1.0,
+        le=20.0,
+        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 2.1 / 0.92 up to x6, 2.5 / just under 0.90 up to x8; trusted while <= 5 / >= 0.9)",
+    )
     downscale: int = Field(2, ge=1, le=4, description="the line filter runs on the ROI shrunk by this factor")
     sigma_fine_px: float = Field(1.0, ge=0.5, le=4.0, description="finer Hessian scale, px of the shrunk ROI")
     sigma_coarse_px: float = Field(2.0, ge=0.5, le=8.0, description="coarser Hessian scale, px of the shrunk ROI")
@@ -52,6 +58,8 @@ class WrinklesDetector(Detector, name="wrinkles", version="0.1.0", params=Wrinkl
 
     def analyze(self, ctx: FaceContext) -> DetectorResult:
         p: WrinklesParams = self.params
+        if small := ctx.too_small_for("measuring wrinkles", max_magnification=p.max_magnification):
+            return small
         k = p.downscale
         roi = ctx.grid(k)  # the line filter runs on the ROI area-averaged k x k
         gray = roi.shrink(ctx.gray)
