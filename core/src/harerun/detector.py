@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from harerun.imageops import Window, mask_window, union
 from harerun.results import DetectorResult
@@ -30,6 +30,18 @@ class DetectorParams(BaseModel):
     """Base for a detector's ``Params``: unknown keys are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def max_magnification_param(default: float, evidence: str):
+    """The ``max_magnification`` field of a detector that needs skin detail: how many times the
+    ROI may magnify the photo before :meth:`FaceContext.too_small_for` skips the face;
+    ``evidence`` says where ``default`` comes from (``bench/repeatability.py --shrink``)."""
+    return Field(
+        default,
+        ge=1.0,
+        le=20.0,
+        description=f"skip faces the ROI magnifies more than this (ROI px per photo px): {evidence}",
+    )
 
 
 @dataclass

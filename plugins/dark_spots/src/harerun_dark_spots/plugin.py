@@ -9,17 +9,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harerun import hookimpl
-from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.detector import Detector, DetectorParams, FaceContext, max_magnification_param
 from harerun.results import DetectorResult, Evidence
 from harerun_dark_spots import algorithm
 
 
 class DarkSpotsParams(DetectorParams):
-    max_magnification: float = Field(
+    max_magnification: float = max_magnification_param(
         4.0,
-        ge=1.0,
-        le=20.0,
-        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 4.7 / 0.90 up to x4, 5.7 / 0.88 up to x5; trusted while <= 5 / >= 0.9)",
+        "the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py "
+        "--shrink`, train close-ups shrunk: median |change| / ICC 4.7 / 0.90 up to x4, 5.7 / 0.88 up to x5"
+        "; trusted while <= 5 / >= 0.9)",
     )
     min_delta_l: float = Field(
         5.0, ge=0.5, le=50.0, description="darkness ΔL* a spot must reach against the local skin"

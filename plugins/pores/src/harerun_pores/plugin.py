@@ -9,17 +9,17 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from harerun import hookimpl
-from harerun.detector import ZONE_NAMES, Detector, DetectorParams, FaceContext
+from harerun.detector import ZONE_NAMES, Detector, DetectorParams, FaceContext, max_magnification_param
 from harerun.results import DetectorResult, Evidence
 from harerun_pores import algorithm
 
 
 class PoresParams(DetectorParams):
-    max_magnification: float = Field(
+    max_magnification: float = max_magnification_param(
         1.25,
-        ge=1.0,
-        le=20.0,
-        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 4.6 / 0.96 up to x1.25, 5.6 / 0.92 up to x1.5; trusted while <= 5 / >= 0.9)",
+        "the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py "
+        "--shrink`, train close-ups shrunk: median |change| / ICC 4.6 / 0.96 up to x1.25, 5.6 / 0.92 up to x1.5"
+        "; trusted while <= 5 / >= 0.9)",
     )
     min_radius_mm: float = Field(0.1, ge=0.02, le=2.0, description="smallest pore radius, mm (at least 0.7 px is used)")
     max_radius_mm: float = Field(

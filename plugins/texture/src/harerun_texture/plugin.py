@@ -8,17 +8,17 @@ import cv2
 from pydantic import Field
 
 from harerun import hookimpl
-from harerun.detector import NO_ZONE_SKIN, Detector, DetectorParams, FaceContext
+from harerun.detector import NO_ZONE_SKIN, Detector, DetectorParams, FaceContext, max_magnification_param
 from harerun.results import DetectorResult, Evidence
 from harerun_texture import algorithm
 
 
 class TextureParams(DetectorParams):
-    max_magnification: float = Field(
+    max_magnification: float = max_magnification_param(
         3.0,
-        ge=1.0,
-        le=20.0,
-        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 4.8 / 0.92 up to x3, 5.1 / 0.90 up to x3.5; trusted while <= 5 / >= 0.9)",
+        "the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py "
+        "--shrink`, train close-ups shrunk: median |change| / ICC 4.8 / 0.92 up to x3, 5.1 / 0.90 up to x3.5"
+        "; trusted while <= 5 / >= 0.9)",
     )
     lbp_radius_px: int = Field(2, ge=1, le=4, description="LBP neighbour distance (square, 8 neighbours)")
     lbp_threshold: int = Field(

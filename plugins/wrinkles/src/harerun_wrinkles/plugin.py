@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from harerun import hookimpl
-from harerun.detector import Detector, DetectorParams, FaceContext
+from harerun.detector import Detector, DetectorParams, FaceContext, max_magnification_param
 from harerun.results import DetectorResult, Evidence
 from harerun_wrinkles import algorithm
 from harerun_wrinkles.regions import wrinkle_regions
@@ -14,11 +14,11 @@ NO_REGION_SKIN = "no skin pixels in any wrinkle region"
 
 
 class WrinklesParams(DetectorParams):
-    max_magnification: float = Field(
+    max_magnification: float = max_magnification_param(
         6.0,
-        ge=1.0,
-        le=20.0,
-        description="skip faces the ROI magnifies more than this (ROI px per photo px): the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py --shrink`, train close-ups shrunk: median |change| / ICC 2.1 / 0.92 up to x6, 2.5 / just under 0.90 up to x8; trusted while <= 5 / >= 0.9)",
+        "the score of a smaller face no longer follows the full-size photo's (`python bench/repeatability.py "
+        "--shrink`, train close-ups shrunk: median |change| / ICC 2.1 / 0.92 up to x6, 2.5 / just under 0.90 up to x8"
+        "; trusted while <= 5 / >= 0.9)",
     )
     downscale: int = Field(2, ge=1, le=4, description="the line filter runs on the ROI shrunk by this factor")
     sigma_fine_px: float = Field(1.0, ge=0.5, le=4.0, description="finer Hessian scale, px of the shrunk ROI")
