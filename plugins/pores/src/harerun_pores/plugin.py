@@ -63,16 +63,7 @@ class PoresDetector(Detector, name="pores", version="0.1.0", params=PoresParams)
         if small := ctx.too_small_for("measuring pores", max_magnification=p.max_magnification):
             return small
         px_per_mm = ctx.px_per_mm or p.fallback_px_per_mm
-        min_r = max(0.7, p.min_radius_mm * px_per_mm)
-        pores = algorithm.detect_pores(
-            ctx.lab[..., 0],
-            ctx.skin_mask,
-            min_radius_px=min_r,
-            max_radius_px=max(min_r + 0.5, p.max_radius_mm * px_per_mm),
-            min_contrast=p.min_contrast,
-            max_elongation=p.max_elongation,
-            report_mask=ctx.zone_skin,
-        )
+        pores = self._find(ctx, px_per_mm)
         # The score: graded darkness of dots, not the count (no cliff at a cut; see algorithm).
         darkness = partial(
             algorithm.pore_darkness,
@@ -83,43 +74,68 @@ class PoresDetector(Detector, name="pores", version="0.1.0", params=PoresParams)
             hair_contrast=p.hair_contrast,
             report_mask=ctx.zone_skin,
         )
-        zone_sums = darkness(ctx.zone_skin_masks)
-        cm2_per_px = 1.0 / (10.0 * px_per_mm) ** 2
         known = ctx.px_per_mm is not None
-        unit, per_unit = ("density_per_cm2", 1.0 / cm2_per_px) if known else ("density_per_10kpx", 1e4)
-        score = partial(algorithm.pore_score, darkness_at_half=p.darkness_at_half)
-        zones, zone_count, zone_density, zone_radius, zone_dark = {}, {}, {}, {}, {}
-        dark_sum = dark_px = area_px = score_n = 0  # over the score zones
-        for zone, centred in ctx.zone_members(pores).items():  # the pores centred in each zone with skin
-            n, zone_px = int(centred.sum()), ctx.zone_skin_px[zone]
-            zone_count[zone], zone_density[zone] = n, round(n / zone_px * per_unit, 3)
-            zone_radius[zone] = round(algorithm.mean_radius(pores, centred), 2)
-            total, px = zone_sums[zone]
-            zone_dark[zone] = 100.0 * total / px if px else 0.0
-            zones[zone] = score(zone_dark[zone])
-            if zone in p.score_zones:
-                dark_sum, dark_px, area_px, score_n = dark_sum + total, dark_px + px, area_px + zone_px, score_n + n
-        if area_px == 0:  # no zone layout: score the whole skin
+        unit, per_unit = ("density_per_cm2", (10.0 * px_per_mm) ** 2) if known else ("density_per_10kpx", 1e4)
+        per_zone = zone_figures(ctx, pores, darkness(ctx.zone_skin_masks), per_unit=per_unit)
+        scored = [per_zone[z] for z in per_zone if z in p.score_zones]
+        if scored:
+            dark_sum, dark_px = sum(z["dark_sum"] for z in scored), sum(z["dark_px"] for z in scored)
+            area_px, score_n = sum(z["skin_px"] for z in scored), sum(z["count"] for z in scored)
+        if not scored or area_px == 0:  # no zone layout: score the whole skin
             dark_sum, dark_px = darkness({"skin": ctx.zone_skin})["skin"]
             area_px, score_n = cv2.countNonZero(ctx.zone_skin), len(pores)
         score_dark = 100.0 * dark_sum / dark_px if dark_px else 0.0
+        score = partial(algorithm.pore_score, darkness_at_half=p.darkness_at_half)
         mean_r = algorithm.mean_radius(pores)
         return DetectorResult(
             score=score(score_dark),
-            zones=zones,
+            zones={z: score(f["darkness"]) for z, f in per_zone.items()},
             measurements={
                 "count": len(pores),
                 unit: round(score_n / area_px * per_unit, 3) if area_px else 0.0,
                 "darkness_mm2_per_cm2": round(score_dark, 3),
                 "mean_radius_mm" if known else "mean_radius_px": round(mean_r / px_per_mm if known else mean_r, 3),
                 "mean_contrast_delta_l": round(float(pores[:, 3].mean()), 2) if len(pores) else 0.0,
-                "zone_count": zone_count,
-                f"zone_{unit}": zone_density,
-                "zone_darkness_mm2_per_cm2": {z: round(v, 3) for z, v in zone_dark.items()},
-                "zone_mean_radius_px": zone_radius,
+                "zone_count": {z: f["count"] for z, f in per_zone.items()},
+                f"zone_{unit}": {z: f["density"] for z, f in per_zone.items()},
+                "zone_darkness_mm2_per_cm2": {z: round(f["darkness"], 3) for z, f in per_zone.items()},
+                "zone_mean_radius_px": {z: f["radius"] for z, f in per_zone.items()},
             },
             evidence=Evidence(markers=ctx.to_image_markers(pores[:, :3]) if len(pores) else []),
         )
+
+    def _find(self, ctx: FaceContext, px_per_mm: float) -> np.ndarray:
+        """The pores on the zones' skin (rows from :func:`algorithm.detect_pores`)."""
+        p: PoresParams = self.params
+        min_r = max(0.7, p.min_radius_mm * px_per_mm)
+        return algorithm.detect_pores(
+            ctx.lab[..., 0],
+            ctx.skin_mask,
+            min_radius_px=min_r,
+            max_radius_px=max(min_r + 0.5, p.max_radius_mm * px_per_mm),
+            min_contrast=p.min_contrast,
+            max_elongation=p.max_elongation,
+            report_mask=ctx.zone_skin,
+        )
+
+
+def zone_figures(ctx: FaceContext, pores: np.ndarray, sums: dict, *, per_unit: float) -> dict[str, dict]:
+    """Per zone with skin: the pores centred in it (count, density per unit area, mean radius),
+    its skin area, and its dot darkness (``sums``: :func:`algorithm.pore_darkness` per zone)."""
+    out = {}
+    for zone, centred in ctx.zone_members(pores).items():
+        n, skin_px = int(centred.sum()), ctx.zone_skin_px[zone]
+        dark_sum, dark_px = sums[zone]
+        out[zone] = {
+            "count": n,
+            "density": round(n / skin_px * per_unit, 3),
+            "radius": round(algorithm.mean_radius(pores, centred), 2),
+            "skin_px": skin_px,
+            "dark_sum": dark_sum,
+            "dark_px": dark_px,
+            "darkness": 100.0 * dark_sum / dark_px if dark_px else 0.0,
+        }
+    return out
 
 
 @hookimpl
